@@ -1,0 +1,1 @@
+"""The embedded local default: anvil chains, the local Solana RPC, Redis, deploy + manifest."""

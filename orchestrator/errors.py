@@ -1,0 +1,109 @@
+"""Bulkhead's error tree. Adapters re-raise library errors as these, at the edge.
+
+::
+
+    OrchestratorError
+    ├── ConfigError(ValueError)            invalid settings / manifest; names the field
+    ├── InputError(ValueError)             a user value refused; names the field
+    ├── RetryableError                     marker: tenacity and Celery retry these
+    │   ├── RpcUnavailable(chain, endpoint)
+    │   └── NotYetFinal(chain, height, wanted)
+    ├── ChainError
+    │   ├── ReorgDetected(chain, height, expected_hash, found_hash)
+    │   ├── TxRejected(chain, tx_id, reason)
+    │   ├── TxExpired(chain, tx_id)
+    │   └── UnsupportedOperation(chain, op)
+    ├── DevnetError                        local devnet could not start / is not running
+    └── StoreError                         the state store (Redis) failed or refused
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ChainError",
+    "ConfigError",
+    "DevnetError",
+    "InputError",
+    "NotYetFinal",
+    "OrchestratorError",
+    "ReorgDetected",
+    "RetryableError",
+    "RpcUnavailable",
+    "StoreError",
+    "TxExpired",
+    "TxRejected",
+    "UnsupportedOperation",
+]
+
+
+class OrchestratorError(Exception):
+    """Root of every error Bulkhead raises on purpose."""
+
+
+class ConfigError(OrchestratorError, ValueError):
+    """Settings or a manifest are invalid; ``field`` names the offending setting."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class InputError(OrchestratorError, ValueError):
+    """A user-supplied value was refused; ``field`` names it. Nothing was written."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class RetryableError(OrchestratorError):
+    """Transient: safe to retry the same call (reads, idempotent submits)."""
+
+
+class RpcUnavailable(RetryableError):
+    def __init__(self, chain: str, endpoint: str, detail: str = "") -> None:
+        self.chain, self.endpoint = chain, endpoint
+        super().__init__(f"{chain}: RPC {endpoint} unavailable{': ' + detail if detail else ''}")
+
+
+class NotYetFinal(RetryableError):
+    def __init__(self, chain: str, height: int, wanted: str) -> None:
+        self.chain, self.height, self.wanted = chain, height, wanted
+        super().__init__(f"{chain}: height {height} not yet {wanted}")
+
+
+class ChainError(OrchestratorError):
+    """A chain answered, but not what we need."""
+
+
+class ReorgDetected(ChainError):
+    def __init__(self, chain: str, height: int, expected_hash: str, found_hash: str | None) -> None:
+        self.chain, self.height = chain, height
+        self.expected_hash, self.found_hash = expected_hash, found_hash
+        super().__init__(f"{chain}: reorg at {height}: had {expected_hash}, now {found_hash}")
+
+
+class TxRejected(ChainError):
+    def __init__(self, chain: str, tx_id: str | None, reason: str) -> None:
+        self.chain, self.tx_id, self.reason = chain, tx_id, reason
+        super().__init__(f"{chain}: transaction {tx_id or '(unsent)'} rejected: {reason}")
+
+
+class TxExpired(ChainError):
+    def __init__(self, chain: str, tx_id: str) -> None:
+        self.chain, self.tx_id = chain, tx_id
+        super().__init__(f"{chain}: transaction {tx_id} expired before landing")
+
+
+class UnsupportedOperation(ChainError):
+    def __init__(self, chain: str, op: str) -> None:
+        self.chain, self.op = chain, op
+        super().__init__(f"{chain}: {op} is not supported by this adapter")
+
+
+class DevnetError(OrchestratorError):
+    """The local devnet could not be started, reached or stopped."""
+
+
+class StoreError(OrchestratorError):
+    """The state store failed; the chains remain the record."""
