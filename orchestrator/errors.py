@@ -12,7 +12,9 @@
     │   ├── ReorgDetected(chain, height, expected_hash, found_hash)
     │   ├── TxRejected(chain, tx_id, reason)
     │   ├── TxExpired(chain, tx_id)
-    │   └── UnsupportedOperation(chain, op)
+    │   ├── UnsupportedOperation(chain, op)
+    │   ├── LogMalformed(chain, reason)    a log that claims to be a lock does not decode
+    │   └── UnknownAsset(chain, asset)     a lock names an asset with no configured decimals
     ├── DevnetError                        local devnet could not start / is not running
     └── StoreError                         the state store (Redis) failed or refused
 """
@@ -24,6 +26,7 @@ __all__ = [
     "ConfigError",
     "DevnetError",
     "InputError",
+    "LogMalformed",
     "NotYetFinal",
     "OrchestratorError",
     "ReorgDetected",
@@ -32,6 +35,7 @@ __all__ = [
     "StoreError",
     "TxExpired",
     "TxRejected",
+    "UnknownAsset",
     "UnsupportedOperation",
 ]
 
@@ -107,3 +111,19 @@ class DevnetError(OrchestratorError):
 
 class StoreError(OrchestratorError):
     """The state store failed; the chains remain the record."""
+
+
+class LogMalformed(ChainError):
+    """A log that claims to be a lock does not decode. Never guessed at, never credited."""
+
+    def __init__(self, chain: str, reason: str) -> None:
+        self.chain, self.reason = chain, reason
+        super().__init__(f"{chain}: malformed lock log: {reason}")
+
+
+class UnknownAsset(ChainError):
+    """A lock names an asset whose decimals are not configured; amounts are never guessed."""
+
+    def __init__(self, chain: str, asset: str) -> None:
+        self.chain, self.asset = chain, asset
+        super().__init__(f"{chain}: asset {asset} has no configured decimals")
