@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
+    SecretsSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
@@ -138,7 +139,6 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BULKHEAD_",
         env_nested_delimiter="__",
-        secrets_dir=os.environ.get("BULKHEAD_SECRETS_DIR") or None,
         frozen=True,
         extra="forbid",
     )
@@ -146,6 +146,7 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=_home_dir)
     redis_url: RedisDsn = RedisDsn("redis://127.0.0.1:6379/0")
     chains: dict[Annotated[str, Field(pattern=CHAIN_KEY)], ChainSettings] = {}
+    venue_chain: Annotated[str, Field(pattern=CHAIN_KEY)] = "evm-b"
     retry: RetrySettings = RetrySettings()
 
     @classmethod
@@ -159,13 +160,23 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = Path(os.environ.get("BULKHEAD_CONFIG", "bulkhead.toml"))
         manifest = _home_dir() / "devnet" / "manifest.json"
+        secrets_dir = os.environ.get("BULKHEAD_SECRETS_DIR")
+        secrets = (SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir)
+                   if secrets_dir else file_secret_settings)
         return (
             init_settings,
             env_settings,
-            file_secret_settings,
+            secrets,
             TomlConfigSettingsSource(settings_cls, toml_file=toml),
             _ManifestSource(settings_cls, manifest),
         )
+
+    def venue(self) -> tuple[int, str]:
+        """(chain id, venue address) that locks name as their destination."""
+        cfg = self.chain(self.venue_chain)
+        if "venue" not in cfg.contracts:
+            raise ConfigError(f"chains.{self.venue_chain}.contracts.venue", "not configured")
+        return cfg.chain_id, cfg.contracts["venue"]
 
     def chain(self, key: str) -> ChainSettings:
         try:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from chains.base import BlockRef, ChainAdapter, Finality, LockEvent
+from chains.finality import final_head
 from orchestrator.lock_store import LockStore
 from orchestrator.locks import LockRecord, LockState, lock_key
 from orchestrator.settings import FinalityPolicy
@@ -67,9 +68,13 @@ class Watcher:
         start_height: int,
         max_block_range: int = 1_000,
         max_ranges_per_poll: int = 20,
+        confirm_adapter: ChainAdapter | None = None,
         clock_ms: Callable[[], int] = _now_ms,
     ) -> None:
+        """``confirm_adapter`` re-reads locks at finality; on Solana it is the same endpoint at
+        ``finalized`` commitment while ``adapter`` scans at ``processed``."""
         self.adapter = adapter
+        self.confirm_adapter = confirm_adapter or adapter
         self.store = store
         self.policy = policy
         self.chain = adapter.chain.key
@@ -77,13 +82,6 @@ class Watcher:
         self.max_block_range = max_block_range
         self.max_ranges_per_poll = max_ranges_per_poll
         self._clock_ms = clock_ms
-
-    async def final_head(self, latest: BlockRef) -> BlockRef:
-        """The newest height the policy calls final (``finalized``/``safe`` tag or k confirmations)."""
-        if self.policy.mode == "tag":
-            return await self.adapter.head(self.policy.tag)
-        height = max(latest.height - self.policy.confirmations, 0)
-        return BlockRef(self.chain, height, await self.adapter.block_hash(height) or "")
 
     async def poll(self) -> PollReport:
         latest = await self.adapter.head(Finality.LATEST)
@@ -98,7 +96,7 @@ class Watcher:
         cursor = await self._scan(cursor, latest, report)
         report.cursor = cursor
         safe = await self.adapter.head(Finality.SAFE)
-        final = await self.final_head(latest)
+        final = await final_head(self.adapter, self.policy, latest)
         report.safe, report.final = safe.height, final.height
         await self._advance(safe, final, report)
         self._prune_hashes(min(final.height, cursor))
@@ -169,7 +167,8 @@ class Watcher:
         for height, records in sorted(by_height.items()):
             # SECURITY: re-read at the lock's height before calling it final; a lock that is no
             # longer there (reorged out, abandoned fork) is dropped, never finalized (I5).
-            still = {lock_key(e): e for e in await self.adapter.lock_events(height, height)}
+            events = await self.confirm_adapter.lock_events(height, height)
+            still = {lock_key(e): e for e in events}
             for record in records:
                 again = still.get(record.key)
                 ok = again is not None and again.amount == record.event.amount

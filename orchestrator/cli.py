@@ -1,0 +1,214 @@
+"""The ``bulkhead`` command. Settings are read once here and passed down.
+
+Exit codes: 0 ok; 1 an operation failed (chain, devnet, store); 2 a refused input or setting
+(the message names the field). ``--json`` on every read command prints machine output only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from orchestrator import views
+from orchestrator.errors import ConfigError, InputError, OrchestratorError
+from orchestrator.settings import Settings, load_settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Bulkhead: cross-chain collateral for isolated margin positions.")
+devnet_app = typer.Typer(no_args_is_help=True, help="The embedded local devnet (DESIGN §1).")
+app.add_typer(devnet_app, name="devnet")
+
+out = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def fail(exc: Exception) -> NoReturn:
+    code = 2 if isinstance(exc, InputError | ConfigError) else 1
+    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    raise typer.Exit(code)
+
+
+def guarded(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except OrchestratorError as exc:
+        fail(exc)
+
+
+def settings() -> Settings:
+    return guarded(load_settings)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+# --- devnet ---------------------------------------------------------------------------------
+
+
+@devnet_app.command("up")
+def devnet_up(
+    block_time: Annotated[float, typer.Option(min=0.1, max=60, help="anvil block time, s")] = 1.0,
+    slot_ms: Annotated[int, typer.Option(min=50, max=5000, help="Solana slot time, ms")] = 400,
+    solana_finality_lag: Annotated[int, typer.Option(min=1, max=512)] = 32,
+    epoch_slots: Annotated[int, typer.Option(min=1, max=64, help="anvil slots per epoch: "
+                                             "safe = latest-n, finalized = latest-2n")] = 4,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start two anvil chains, the local Solana RPC and Redis; deploy; write the manifest."""
+    from chains.devnet.stack import DevnetOptions, up
+
+    opts = DevnetOptions(block_time_s=block_time, slot_ms=slot_ms,
+                         solana_finality_lag=solana_finality_lag, slots_in_an_epoch=epoch_slots)
+    home = settings().home
+    with err.status("starting devnet") as status:
+        manifest = guarded(lambda: up(home, opts, progress=lambda m: status.update(m)))
+    if as_json:
+        emit_json(views.manifest_summary(manifest))
+    else:
+        out.print(views.manifest_table(manifest))
+        out.print(f"ready in {manifest['devnet']['ready_s']} s; manifest: "
+                  f"{home / 'devnet' / 'manifest.json'}")
+
+
+@devnet_app.command("status")
+def devnet_status(as_json: JsonOpt = False) -> None:
+    """Heads, finalized heights and lag per chain, and whether each process is alive."""
+    from orchestrator.status import chain_status
+
+    cfg = settings()
+    rows = guarded(lambda: asyncio.run(chain_status(cfg)))
+    emit_json(rows) if as_json else out.print(views.status_table(rows))
+
+
+@devnet_app.command("down")
+def devnet_down() -> None:
+    """Stop every devnet process; logs and the manifest stay for inspection."""
+    from chains.devnet.stack import down
+
+    stopped = guarded(lambda: down(settings().home))
+    out.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+
+
+# --- locks ----------------------------------------------------------------------------------
+
+
+@app.command("lock")
+def lock(
+    chain: Annotated[str, typer.Option(help="Collateral chain key, e.g. evm-a or solana")],
+    asset: Annotated[str, typer.Option(help="Registered asset symbol, e.g. USDC")],
+    amount: Annotated[str, typer.Option(help="Decimal amount in tokens (125.5)")],
+    position: Annotated[str, typer.Option(help="Position key: 0x + 64 hex")],
+    beneficiary: Annotated[str | None, typer.Option(help="Owner on the venue chain "
+                                                    "(default: the trader's address)")] = None,
+    trader: Annotated[str, typer.Option(help="Devnet trader name")] = "alice",
+    key_file: Annotated[Path | None, typer.Option(help="Key file instead of a devnet trader")] = None,
+    base_units: Annotated[bool, typer.Option(help="--amount is in integer base units")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Lock collateral as a trader would: into the chain's vault, for one position."""
+    from chains.devnet.stack import read_manifest
+    from orchestrator.trading import TraderKeys, build_lock_request, submit_lock
+
+    cfg = settings()
+
+    def run() -> Any:
+        if key_file is not None:
+            keys = TraderKeys.from_key_file(key_file)
+            owner = beneficiary
+        else:
+            manifest = read_manifest(cfg.home)
+            keys = TraderKeys.from_devnet(manifest, trader)
+            owner = beneficiary or manifest["devnet"]["traders"][trader]["evm_address"]
+        if owner is None:
+            raise InputError("beneficiary", "required with --key-file")
+        req = build_lock_request(cfg, chain=chain, asset=asset, amount=amount,
+                                 position=position, beneficiary=owner, base_units=base_units)
+        return req, asyncio.run(submit_lock(req, keys))
+
+    req, result = guarded(run)
+    row = views.lock_result(req, result)
+    emit_json(row) if as_json else out.print(views.kv_table("lock submitted", row))
+
+
+@app.command("locks")
+def locks(
+    as_json: JsonOpt = False,
+    sync: Annotated[bool, typer.Option(help="Run one watcher pass over every chain first")] = True,
+    chain: Annotated[str | None, typer.Option(help="Only this chain")] = None,
+) -> None:
+    """Every lock the watchers saw, with its lifecycle state and where it got there."""
+    from orchestrator.lock_store import RedisLockStore
+    from orchestrator.watch_service import sync_once
+
+    cfg = settings()
+    if chain is not None:
+        guarded(lambda: cfg.chain(chain))
+    store = RedisLockStore(str(cfg.redis_url))
+
+    def run() -> list[dict[str, Any]]:
+        store.ping()
+        if sync:
+            asyncio.run(sync_once(cfg, store, chains=[chain] if chain else None))
+        return [views.lock_row(r) for r in store.all_records()
+                if chain is None or r.event.chain == chain]
+
+    rows = guarded(run)
+    emit_json(rows) if as_json else out.print(views.locks_table(rows))
+
+
+@app.command("watch")
+def watch(once: Annotated[bool, typer.Option(help="One catch-up pass, then exit")] = False) -> None:
+    """Run the chain watchers until Ctrl-C, printing each lifecycle change."""
+    from orchestrator.lock_store import RedisLockStore
+    from orchestrator.watch_service import sync_once, watch_forever
+    from orchestrator.watcher import PollReport
+
+    cfg = settings()
+    store = RedisLockStore(str(cfg.redis_url))
+
+    def show(report: PollReport) -> None:
+        for key in report.new:
+            out.print(f"{report.chain}: seen {key}")
+        for key, state in report.advanced:
+            out.print(f"{report.chain}: {state} {key}")
+
+    def run() -> None:
+        store.ping()
+        if once:
+            for report in asyncio.run(sync_once(cfg, store)):
+                show(report)
+            return
+        try:
+            asyncio.run(watch_forever(cfg, store, on_report=show))
+        except KeyboardInterrupt:
+            out.print("stopped")
+
+    guarded(run)
+
+
+@app.command("demo")
+def demo(
+    keep: Annotated[bool, typer.Option(help="Leave the devnet running afterwards")] = False,
+) -> None:
+    """Bring the devnet up, lock on evm-a and solana, follow both locks to finalized."""
+    from orchestrator.demo import run_demo
+
+    code = guarded(lambda: run_demo(settings().home, out, keep=keep))
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()

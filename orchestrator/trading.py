@@ -1,0 +1,147 @@
+"""The trader's side of a lock, as ``bulkhead lock`` performs it.
+
+Every value is validated (and the amount converted to exact base units) before anything is
+signed, so a refused input leaves no transaction behind (I16).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chains.base import Bytes32Hex, ChainKind
+from orchestrator.errors import InputError
+from orchestrator.inputs import parse_amount, parse_base_units, parse_bytes32, parse_evm_address
+from orchestrator.settings import Settings
+
+__all__ = ["LockRequest", "LockResult", "TraderKeys", "build_lock_request", "submit_lock"]
+
+U64_MAX = 2**64 - 1
+
+
+@dataclass(frozen=True)
+class TraderKeys:
+    """Signing material of one trader: an EVM private key and/or a Solana secret (64 bytes)."""
+
+    evm_key: str | None = None
+    solana_secret: bytes | None = None
+    solana_token_accounts: dict[str, str] | None = None
+
+    @classmethod
+    def from_devnet(cls, manifest: dict[str, Any], name: str) -> TraderKeys:
+        traders = manifest.get("devnet", {}).get("traders", {})
+        if name not in traders:
+            raise InputError("trader", f"unknown devnet trader {name!r}; have {sorted(traders)}")
+        t = traders[name]
+        return cls(t["evm_key"], bytes(t["solana_secret"]), t.get("solana_token_accounts") or {})
+
+    @classmethod
+    def from_key_file(cls, path: Path) -> TraderKeys:
+        """A file holding a 0x-hex EVM key, or a Solana keypair JSON array (solana-keygen)."""
+        try:
+            text = path.read_text().strip()
+        except OSError as exc:
+            raise InputError("key_file", f"cannot read {path}: {exc}") from exc
+        if text.startswith("["):
+            try:
+                secret = bytes(json.loads(text))
+            except (ValueError, TypeError) as exc:
+                raise InputError("key_file", "not a Solana keypair JSON array") from exc
+            if len(secret) != 64:
+                raise InputError("key_file", "a Solana keypair has 64 bytes")
+            return cls(solana_secret=secret)
+        if len(text.removeprefix("0x")) != 64:
+            raise InputError("key_file", "an EVM private key is 32 bytes of hex")
+        return cls(evm_key=text if text.startswith("0x") else "0x" + text)
+
+
+@dataclass(frozen=True)
+class LockRequest:
+    chain: str
+    kind: ChainKind
+    asset: str
+    asset_address: str
+    decimals: int
+    amount: int  # base units, exact
+    position_key: Bytes32Hex
+    beneficiary: str
+    dst_chain_id: int
+    dst_venue: str
+    vault: str
+    rpc_url: str
+
+
+@dataclass(frozen=True)
+class LockResult:
+    chain: str
+    tx_id: str
+    amount: int
+    height: int | None = None
+    nonce: int | None = None
+
+
+def build_lock_request(settings: Settings, *, chain: str, asset: str, amount: str,
+                       position: str, beneficiary: str, base_units: bool = False) -> LockRequest:
+    """Validate every user value; raises InputError naming the first bad field."""
+    try:
+        cfg = settings.chain(chain)
+    except ValueError as exc:
+        raise InputError("chain", str(exc)) from exc
+    if cfg.kind == ChainKind.EVM and chain == settings.venue_chain:
+        raise InputError("chain", f"{chain} is the venue chain; lock on a collateral chain")
+    if asset not in cfg.assets:
+        raise InputError("asset", f"{asset!r} is not registered on {chain}; "
+                                  f"have {sorted(cfg.assets)}")
+    spec = cfg.assets[asset]
+    units = parse_base_units(amount) if base_units else parse_amount(amount, spec.decimals)
+    if cfg.kind == ChainKind.SOLANA and units > U64_MAX:
+        raise InputError("amount", "exceeds the SPL token maximum (u64)")
+    if not cfg.vaults:
+        raise InputError("chain", f"{chain} has no vault configured")
+    dst_chain_id, dst_venue = settings.venue()
+    return LockRequest(
+        chain=chain, kind=cfg.kind, asset=asset, asset_address=spec.address,
+        decimals=spec.decimals, amount=units,
+        position_key=parse_bytes32(position, field="position"),
+        beneficiary=parse_evm_address(beneficiary, field="beneficiary"),
+        dst_chain_id=dst_chain_id, dst_venue=dst_venue, vault=cfg.vaults[0],
+        rpc_url=str(cfg.rpc_urls[0]),
+    )
+
+
+async def submit_lock(req: LockRequest, keys: TraderKeys) -> LockResult:
+    if req.kind == ChainKind.EVM:
+        from chains.evm.locker import lock_on_evm
+
+        if keys.evm_key is None:
+            raise InputError("key_file", "an EVM lock needs an EVM private key")
+        receipt = await lock_on_evm(
+            req.rpc_url, private_key=keys.evm_key, vault=req.vault, asset=req.asset_address,
+            amount=req.amount, position_key=req.position_key, dst_chain_id=req.dst_chain_id,
+            dst_venue=req.dst_venue, beneficiary=req.beneficiary)
+        return LockResult(req.chain, receipt.tx_hash, receipt.measured_amount,
+                          receipt.block_number, receipt.nonce)
+    return await _submit_solana(req, keys)
+
+
+async def _submit_solana(req: LockRequest, keys: TraderKeys) -> LockResult:
+    from solders.keypair import Keypair
+    from solders.pubkey import Pubkey
+    from spl.token.instructions import get_associated_token_address
+
+    from chains.solana.locker import lock_on_solana
+
+    if keys.solana_secret is None:
+        raise InputError("key_file", "a Solana lock needs a Solana keypair")
+    trader = Keypair.from_bytes(keys.solana_secret)
+    mint = Pubkey.from_string(req.asset_address)
+    source = (keys.solana_token_accounts or {}).get(req.asset) or str(
+        get_associated_token_address(trader.pubkey(), mint))
+    signature = await lock_on_solana(
+        req.rpc_url, trader=trader, trader_token_account=source,
+        vault_token_account=req.vault, mint=req.asset_address, decimals=req.decimals,
+        amount=req.amount, dst_chain_id=req.dst_chain_id, dst_venue=req.dst_venue,
+        position_key=req.position_key, beneficiary=req.beneficiary)
+    return LockResult(req.chain, str(signature), req.amount)

@@ -1,0 +1,115 @@
+"""Pure presentation: records -> JSON-able rows -> rich tables. No I/O."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from orchestrator.inputs import format_amount
+from orchestrator.locks import LockRecord
+
+__all__ = [
+    "kv_table",
+    "lock_result",
+    "lock_row",
+    "locks_table",
+    "manifest_summary",
+    "manifest_table",
+    "status_table",
+]
+
+
+def lock_row(record: LockRecord) -> dict[str, Any]:
+    e = record.event
+    return {
+        "key": record.key,
+        "chain": e.chain,
+        "lock_id": e.lock_id,
+        "state": record.state.value,
+        "attributed": e.attributed,
+        "unattributed_reason": e.unattributed_reason,
+        "amount": str(e.amount),
+        "amount_display": format_amount(e.amount, e.decimals),
+        "decimals": e.decimals,
+        "asset": e.asset,
+        "owner": e.owner,
+        "position_key": e.position_key,
+        "beneficiary": e.beneficiary,
+        "height": e.height,
+        "tx_id": e.tx_id,
+        "transitions": [{"state": t.state.value, "height": t.height, "at_ms": t.at_ms}
+                        for t in record.transitions],
+    }
+
+
+def _short(text: str | None, keep: int = 10) -> str:
+    if not text:
+        return "-"
+    return text if len(text) <= 2 * keep + 1 else f"{text[:keep]}…{text[-4:]}"
+
+
+def locks_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"locks ({len(rows)})")
+    for col in ("chain", "lock id", "amount", "position", "state", "seen @", "safe @",
+                "final @", "note"):
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        at = {t["state"]: str(t["height"]) for t in row["transitions"]}
+        table.add_row(row["chain"], _short(row["lock_id"]), row["amount_display"],
+                      _short(row["position_key"]), row["state"], at.get("seen", "-"),
+                      at.get("safe", "-"), at.get("finalized", at.get("dropped", "-")),
+                      "UNATTRIBUTED: " + row["unattributed_reason"]
+                      if row["unattributed_reason"] else "")
+    return table
+
+
+def kv_table(title: str, data: dict[str, Any]) -> Table:
+    table = Table(title=title, show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in data.items():
+        table.add_row(key, str(value))
+    return table
+
+
+def lock_result(req: Any, result: Any) -> dict[str, Any]:
+    return {"chain": result.chain, "tx_id": result.tx_id, "asset": req.asset,
+            "amount": str(result.amount),
+            "amount_display": format_amount(result.amount, req.decimals),
+            "position_key": req.position_key, "beneficiary": req.beneficiary,
+            "height": result.height, "nonce": result.nonce}
+
+
+def manifest_summary(manifest: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "redis_url": manifest["redis_url"],
+        "ready_s": manifest["devnet"]["ready_s"],
+        "chains": {k: {"chain_id": c["chain_id"], "rpc_url": c["rpc_urls"][0],
+                       "vaults": c["vaults"], "assets": c["assets"],
+                       "contracts": c.get("contracts", {})}
+                   for k, c in manifest["chains"].items()},
+    }
+
+
+def manifest_table(manifest: dict[str, Any]) -> Table:
+    table = Table(title="devnet")
+    for col in ("chain", "id", "rpc", "vault", "assets"):
+        table.add_column(col, overflow="fold")
+    for key, c in manifest["chains"].items():
+        table.add_row(key, str(c["chain_id"]), c["rpc_urls"][0],
+                      _short(c["vaults"][0] if c["vaults"] else None),
+                      ", ".join(f"{s}({a['decimals']})" for s, a in c["assets"].items()))
+    table.add_row("redis", "", manifest["redis_url"], "", "")
+    return table
+
+
+def status_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="chains")
+    for col in ("chain", "kind", "up", "latest", "safe", "final", "lag", "error"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["chain"], r["kind"], "yes" if r["reachable"] else "NO",
+                      *(str(r.get(k, "-")) for k in ("latest", "safe", "final", "lag")),
+                      r.get("error") or "")
+    return table
