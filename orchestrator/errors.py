@@ -15,6 +15,10 @@
     │   ├── UnsupportedOperation(chain, op)
     │   ├── LogMalformed(chain, reason)    a log that claims to be a lock does not decode
     │   └── UnknownAsset(chain, asset)     a lock names an asset with no configured decimals
+    ├── BridgeError
+    │   ├── AttestationMalformed(field, reason)   codec refusal (also a ValueError)
+    │   ├── QuorumNotReached(have, need)
+    │   └── AlreadyConsumed(key, tx_id)        idempotency hit; callers treat as success
     ├── DevnetError                        local devnet could not start / is not running
     └── StoreError                         the state store (Redis) failed or refused
 """
@@ -22,6 +26,10 @@
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyConsumed",
+    "AttestationMalformed",
+    "BridgeError",
+    "QuorumNotReached",
     "ChainError",
     "ConfigError",
     "DevnetError",
@@ -127,3 +135,29 @@ class UnknownAsset(ChainError):
     def __init__(self, chain: str, asset: str) -> None:
         self.chain, self.asset = chain, asset
         super().__init__(f"{chain}: asset {asset} has no configured decimals")
+
+
+class BridgeError(OrchestratorError):
+    """Attestation, quorum and settlement failures."""
+
+
+class AttestationMalformed(BridgeError, ValueError):
+    """Attestation bytes or JSON refused by the codec; ``field`` names what was wrong."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field, self.reason = field, reason
+        super().__init__(f"attestation {field}: {reason}")
+
+
+class QuorumNotReached(BridgeError):
+    def __init__(self, have: int, need: int) -> None:
+        self.have, self.need = have, need
+        super().__init__(f"quorum not reached: {have} of {need} valid member signatures")
+
+
+class AlreadyConsumed(BridgeError):
+    """Idempotency hit: this lock or settlement was already executed; callers treat as success."""
+
+    def __init__(self, key: str, tx_id: str | None = None) -> None:
+        self.key, self.tx_id = key, tx_id
+        super().__init__(f"already consumed: {key}")
