@@ -1,0 +1,255 @@
+"""EVM chain adapter: heads, block hashes and vault lock events over JSON-RPC.
+
+"Finalized" here means the node's ``finalized`` block tag (the consensus layer's finalized
+checkpoint; anvil answers ``latest - 2 * slots_in_an_epoch``). A policy may instead ask for
+the ``safe`` tag or ``k`` confirmations (``latest - k``), see :meth:`EvmAdapter.final_head`.
+
+Every read is retried with tenacity on :class:`RetryableError` only, rotating across the
+configured RPC URLs; library errors are converted here, at the edge, so nothing above
+``chains/`` sees web3 or aiohttp exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import aiohttp
+from eth_utils.address import to_checksum_address
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.exceptions import (
+    BadResponseFormat,
+    BlockNotFound,
+    ProviderConnectionError,
+    RequestTimedOut,
+    TooManyRequests,
+    Web3Exception,
+)
+
+from chains.base import BlockRef, ChainKind, ChainRef, Finality, LockEvent
+from chains.evm.codec import LOCKED_TOPIC0, decode_lock_event
+from orchestrator.errors import (
+    ChainError,
+    ConfigError,
+    InputError,
+    NotYetFinal,
+    RetryableError,
+    RpcUnavailable,
+)
+from orchestrator.settings import ChainSettings, FinalityPolicy, RetrySettings
+
+__all__ = ["EvmAdapter", "make_web3"]
+
+T = TypeVar("T")
+Web3 = AsyncWeb3[AsyncHTTPProvider]
+
+# Transport-level failures: the endpoint, not the request, is at fault -> retry / fail over.
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    aiohttp.ClientError,
+    asyncio.TimeoutError,
+    OSError,
+    ProviderConnectionError,
+    RequestTimedOut,
+    TooManyRequests,
+    BadResponseFormat,
+)
+
+
+def make_web3(rpc_url: str, timeout_s: float) -> AsyncWeb3[AsyncHTTPProvider]:
+    """An ``AsyncWeb3`` whose provider never retries by itself (tenacity is the one layer)."""
+    provider = AsyncHTTPProvider(
+        rpc_url,
+        request_kwargs={"timeout": aiohttp.ClientTimeout(total=timeout_s)},
+        exception_retry_configuration=None,
+    )
+    return AsyncWeb3(provider)
+
+
+class EvmAdapter:
+    """One EVM chain, read through one or more RPC endpoints (failover in order)."""
+
+    def __init__(
+        self,
+        chain: ChainRef,
+        rpc_urls: Sequence[str],
+        *,
+        vaults: Sequence[str],
+        max_block_range: int,
+        retry: RetrySettings,
+        decimals_by_asset: Mapping[str, int] | None = None,
+    ) -> None:
+        if not rpc_urls:
+            raise ConfigError(f"chains.{chain.key}.rpc_urls", "at least one RPC URL is required")
+        if max_block_range < 1:
+            raise ConfigError(f"chains.{chain.key}.max_block_range", "must be >= 1")
+        self.chain = chain
+        self._urls = [str(u) for u in rpc_urls]
+        self._clients = [make_web3(u, retry.timeout_s) for u in self._urls]
+        self._active = 0
+        self._retry = retry
+        self._max_range = max_block_range
+        try:
+            self._vaults = sorted({to_checksum_address(v) for v in vaults})
+        except ValueError as exc:
+            raise ConfigError(f"chains.{chain.key}.vaults", str(exc)) from exc
+        self._vault_set = frozenset(v.lower() for v in self._vaults)
+        self._decimals = {a.lower(): d for a, d in (decimals_by_asset or {}).items()}
+
+    @classmethod
+    def from_settings(cls, key: str, settings: ChainSettings, retry: RetrySettings) -> EvmAdapter:
+        """Build from one ``[chains.<key>]`` section; asset decimals come from its ``assets``."""
+        if settings.kind != ChainKind.EVM:
+            raise ConfigError(f"chains.{key}.kind", f"expected evm, got {settings.kind}")
+        return cls(
+            ChainRef(key=key, kind=ChainKind.EVM, chain_id=settings.chain_id),
+            [str(u) for u in settings.rpc_urls],
+            vaults=settings.vaults,
+            max_block_range=settings.max_block_range,
+            retry=retry,
+            decimals_by_asset={a.address: a.decimals for a in settings.assets.values()},
+        )
+
+    # ----- the retry / failover edge ---------------------------------------------------------
+
+    async def _call(self, op: str, fn: Callable[[Web3], Awaitable[T]]) -> T:
+        """Run a read with tenacity; each failed attempt moves to the next endpoint."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._retry.max_attempts),
+            wait=wait_exponential_jitter(
+                multiplier=self._retry.initial_s,
+                max=self._retry.max_s,
+                jitter=self._retry.initial_s,
+            ),
+            retry=retry_if_exception_type(RetryableError),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._once(op, fn)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def _once(self, op: str, fn: Callable[[Web3], Awaitable[T]]) -> T:
+        index = self._active
+        try:
+            return await fn(self._clients[index])
+        except _TRANSIENT as exc:
+            self._active = (index + 1) % len(self._clients)
+            raise RpcUnavailable(self.chain.key, self._urls[index], f"{op}: {exc!r}") from exc
+        except BlockNotFound:
+            raise
+        except Web3Exception as exc:
+            raise ChainError(f"{self.chain.key}: {op} failed: {exc}") from exc
+
+    # ----- ChainAdapter ---------------------------------------------------------------------
+
+    async def head(self, finality: Finality) -> BlockRef:
+        """Newest block at ``finality`` (EVM block tags ``latest`` / ``safe`` / ``finalized``)."""
+        try:
+            block = await self._call(
+                f"head({finality})", lambda w3: w3.eth.get_block(finality.value)
+            )
+        except BlockNotFound as exc:
+            raise ChainError(f"{self.chain.key}: node has no {finality} block") from exc
+        return self._block_ref(block)
+
+    async def block_hash(self, height: int) -> str | None:
+        """Hash of the canonical block at ``height`` now, or None if the chain is shorter."""
+        if height < 0:
+            raise InputError("height", f"must be >= 0, got {height}")
+        try:
+            block = await self._call(f"block({height})", lambda w3: w3.eth.get_block(height))
+        except BlockNotFound:
+            return None
+        return self._block_ref(block).hash
+
+    async def final_head(self, policy: FinalityPolicy) -> BlockRef:
+        """The newest block that is final under ``policy``.
+
+        Raises:
+            NotYetFinal: confirmations mode and the chain is shorter than ``k`` blocks.
+        """
+        if policy.mode == "tag":
+            return await self.head(policy.tag)
+        latest = await self.head(Finality.LATEST)
+        height = latest.height - policy.confirmations
+        if height < 0:
+            raise NotYetFinal(self.chain.key, 0, f"{policy.confirmations} confirmations")
+        try:
+            block = await self._call(f"block({height})", lambda w3: w3.eth.get_block(height))
+        except BlockNotFound as exc:  # the chain shrank under us (reorg): try again later
+            raise NotYetFinal(self.chain.key, height, "present") from exc
+        return self._block_ref(block)
+
+    async def lock_events(self, start: int, end: int) -> Sequence[LockEvent]:
+        """Locks into registered vaults in blocks ``start..end`` inclusive, in chain order.
+
+        Scans in chunks of at most ``max_block_range`` blocks.
+
+        Raises:
+            LogMalformed, UnknownAsset: a configured vault emitted a log that does not decode;
+                the scan stops rather than skip a lock.
+            RpcUnavailable: every attempt failed; ChainError: the node refused the query.
+        """
+        if start < 0 or end < start:
+            raise InputError("range", f"need 0 <= start <= end, got {start}..{end}")
+        if not self._vaults:
+            return []
+        events: dict[tuple[str, int], LockEvent] = {}
+        for lo in range(start, end + 1, self._max_range):
+            hi = min(lo + self._max_range - 1, end)
+            for event in await self._scan(lo, hi):
+                events[(event.tx_id, event.log_index)] = event
+        return sorted(events.values(), key=lambda e: (e.height, e.log_index))
+
+    async def _scan(self, lo: int, hi: int) -> list[LockEvent]:
+        params: Any = {
+            "fromBlock": lo,
+            "toBlock": hi,
+            "address": self._vaults,
+            "topics": [LOCKED_TOPIC0],
+        }
+        logs = await self._call(f"getLogs({lo}..{hi})", lambda w3: w3.eth.get_logs(params))
+        found = []
+        for raw in logs:
+            # SECURITY: the address filter is the node's promise, not ours. Anyone can emit an
+            # identical Locked event from any contract (RPL-04), so only logs whose emitter is a
+            # configured vault, in the requested range, may become observations. Foreign logs
+            # are dropped before decoding (their garbage must not fail the scan) and the
+            # emitter is checked again on the decoded value.
+            if raw.get("removed") or _emitter(raw) not in self._vault_set:
+                continue
+            event = decode_lock_event(raw, chain=self.chain, decimals_by_asset=self._decimals)
+            if "0x" + event.vault[-40:] not in self._vault_set or not lo <= event.height <= hi:
+                continue
+            found.append(event)
+        return found
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            await client.provider.disconnect()
+
+    def _block_ref(self, block: Mapping[str, Any]) -> BlockRef:
+        number, block_hash = block.get("number"), block.get("hash")
+        if number is None or block_hash is None:
+            raise ChainError(f"{self.chain.key}: block without number or hash (pending?)")
+        return BlockRef(
+            chain=self.chain.key,
+            height=int(number),
+            hash="0x" + bytes(block_hash).hex(),
+            timestamp=int(block["timestamp"]) if block.get("timestamp") is not None else None,
+        )
+
+
+def _emitter(raw: Mapping[str, Any]) -> str:
+    """The log's emitter as lowercase 0x-hex, or "" if it has none."""
+    address = raw.get("address")
+    if isinstance(address, (bytes, bytearray)):
+        return "0x" + bytes(address).hex()
+    return address.lower() if isinstance(address, str) else ""

@@ -1,0 +1,256 @@
+"""Pure decoding of EVM vault logs and revert data. No I/O: unit-testable without a node.
+
+A ``Locked`` log is parsed field by field with strict length and padding checks, so a log that
+is not exactly what ``CollateralVault`` emits is refused with :class:`LogMalformed` rather than
+decoded loosely. Logs may come raw from ``eth_getLogs`` (hex strings) or formatted by web3
+(``HexBytes``, ints); both shapes give the same result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi.abi import decode as abi_decode
+from eth_utils.address import is_hex_address, to_checksum_address
+from eth_utils.crypto import keccak
+
+from chains.base import ChainRef, LockEvent, address_to_bytes32, bytes32_hex
+from orchestrator.errors import LogMalformed, UnknownAsset
+
+__all__ = [
+    "LOCKED_SIGNATURE",
+    "LOCKED_TOPIC0",
+    "EvmCodec",
+    "LockedLog",
+    "decode_lock_event",
+    "decode_revert",
+    "parse_locked_log",
+]
+
+LOCKED_SIGNATURE = "Locked(uint256,address,address,uint256,bytes32,uint64,address,address)"
+LOCKED_TOPIC0 = "0x" + keccak(text=LOCKED_SIGNATURE).hex()
+_TOPIC0_BYTES = bytes.fromhex(LOCKED_TOPIC0[2:])
+_DATA_LEN = 5 * 32  # amount, positionKey, dstChainId, dstVenue, beneficiary
+
+
+@dataclass(frozen=True, slots=True)
+class LockedLog:
+    """The fields of one ``Locked`` log, addresses checksummed, before chain context is added."""
+
+    vault: str
+    nonce: int
+    owner: str
+    asset: str
+    amount: int
+    position_key: bytes
+    dst_chain_id: int
+    dst_venue: str
+    beneficiary: str
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+
+
+def _bytes(value: Any, field: str, chain: str, size: int | None = None) -> bytes:
+    """Hex string or bytes-like -> bytes, optionally of an exact size."""
+    if isinstance(value, (bytes, bytearray)):
+        raw = bytes(value)
+    elif isinstance(value, str):
+        body = value[2:] if value[:2] in ("0x", "0X") else None
+        if body is None or len(body) % 2:
+            raise LogMalformed(chain, f"{field}: not 0x-prefixed even-length hex")
+        try:
+            raw = bytes.fromhex(body)
+        except ValueError:
+            raise LogMalformed(chain, f"{field}: not hex") from None
+    else:
+        raise LogMalformed(chain, f"{field}: expected hex or bytes, got {type(value).__name__}")
+    if size is not None and len(raw) != size:
+        raise LogMalformed(chain, f"{field}: expected {size} bytes, got {len(raw)}")
+    return raw
+
+
+def _int(value: Any, field: str, chain: str) -> int:
+    if isinstance(value, bool):
+        raise LogMalformed(chain, f"{field}: expected an integer")
+    if isinstance(value, int):
+        result = value
+    else:
+        raw = _bytes(value, field, chain)
+        if not raw or len(raw) > 32:
+            raise LogMalformed(chain, f"{field}: bad quantity")
+        result = int.from_bytes(raw, "big")
+    if result < 0:
+        raise LogMalformed(chain, f"{field}: negative")
+    return result
+
+
+def _quantity(value: Any, field: str, chain: str) -> int:
+    """JSON-RPC quantities are odd-length hex allowed (``0x1``); web3 gives ints."""
+    if isinstance(value, str) and value[:2] in ("0x", "0X") and len(value) % 2:
+        value = "0x0" + value[2:]
+    return _int(value, field, chain)
+
+
+def _word_address(word: bytes, field: str, chain: str) -> str:
+    if any(word[:12]):
+        raise LogMalformed(chain, f"{field}: address word has non-zero padding")
+    return to_checksum_address(word[12:])
+
+
+def _word_uint(word: bytes, bits: int, field: str, chain: str) -> int:
+    value = int.from_bytes(word, "big")
+    if value >> bits:
+        raise LogMalformed(chain, f"{field}: does not fit uint{bits}")
+    return value
+
+
+def _field(raw_log: Mapping[str, Any], key: str, chain: str) -> Any:
+    try:
+        value = raw_log[key]
+    except (KeyError, TypeError):
+        raise LogMalformed(chain, f"missing field {key!r}") from None
+    if value is None:
+        raise LogMalformed(chain, f"field {key!r} is null (pending log?)")
+    return value
+
+
+def parse_locked_log(raw_log: Mapping[str, Any], *, chain: str = "evm") -> LockedLog:
+    """Parse one ``Locked`` log strictly.
+
+    Raises:
+        LogMalformed: wrong topic0 or topic count, wrong data length, bad padding, bad fields.
+    """
+    if not isinstance(raw_log, Mapping):
+        raise LogMalformed(chain, f"log is a {type(raw_log).__name__}, not a mapping")
+    topics_raw = _field(raw_log, "topics", chain)
+    if isinstance(topics_raw, (str, bytes)) or not isinstance(topics_raw, Iterable):
+        raise LogMalformed(chain, "topics: not a list")
+    topics = [_bytes(t, f"topics[{i}]", chain, 32) for i, t in enumerate(topics_raw)]
+    if len(topics) != 4:
+        raise LogMalformed(chain, f"expected 4 topics, got {len(topics)}")
+    if topics[0] != _TOPIC0_BYTES:
+        raise LogMalformed(chain, "topic0 is not Locked(...)")
+    data = _bytes(_field(raw_log, "data", chain), "data", chain)
+    if len(data) != _DATA_LEN:
+        raise LogMalformed(chain, f"expected {_DATA_LEN} data bytes, got {len(data)}")
+    words = [data[i : i + 32] for i in range(0, _DATA_LEN, 32)]
+    return LockedLog(
+        vault=to_checksum_address(_bytes(_field(raw_log, "address", chain), "address", chain, 20)),
+        nonce=int.from_bytes(topics[1], "big"),
+        owner=_word_address(topics[2], "owner", chain),
+        asset=_word_address(topics[3], "asset", chain),
+        amount=int.from_bytes(words[0], "big"),
+        position_key=words[1],
+        dst_chain_id=_word_uint(words[2], 64, "dstChainId", chain),
+        dst_venue=_word_address(words[3], "dstVenue", chain),
+        beneficiary=_word_address(words[4], "beneficiary", chain),
+        block_number=_quantity(_field(raw_log, "blockNumber", chain), "blockNumber", chain),
+        block_hash="0x" + _bytes(_field(raw_log, "blockHash", chain), "blockHash", chain, 32).hex(),
+        tx_hash="0x"
+        + _bytes(_field(raw_log, "transactionHash", chain), "transactionHash", chain, 32).hex(),
+        log_index=_quantity(_field(raw_log, "logIndex", chain), "logIndex", chain),
+    )
+
+
+def decode_lock_event(
+    raw_log: Mapping[str, Any], *, chain: ChainRef, decimals_by_asset: Mapping[str, int]
+) -> LockEvent:
+    """Decode a ``Locked`` log into the chain-neutral :class:`LockEvent`.
+
+    Args:
+        raw_log: one entry of an ``eth_getLogs`` answer (raw or web3-formatted).
+        chain: the source chain; its key and id go into the event.
+        decimals_by_asset: lowercase asset address -> decimals, from the settings.
+
+    Raises:
+        LogMalformed: the log is not a well-formed ``Locked`` log.
+        UnknownAsset: the asset has no configured decimals (never guessed).
+    """
+    parsed = parse_locked_log(raw_log, chain=chain.key)
+    decimals = decimals_by_asset.get(parsed.asset.lower())
+    if decimals is None:
+        raise UnknownAsset(chain.key, parsed.asset)
+    return LockEvent(
+        chain=chain.key,
+        chain_id=chain.chain_id,
+        lock_id=bytes32_hex(parsed.nonce.to_bytes(32, "big")),
+        vault=address_to_bytes32(parsed.vault),
+        owner=address_to_bytes32(parsed.owner),
+        asset=address_to_bytes32(parsed.asset),
+        amount=parsed.amount,
+        decimals=decimals,
+        position_key=bytes32_hex(parsed.position_key),
+        dst_chain_id=parsed.dst_chain_id,
+        dst_venue=parsed.dst_venue,
+        beneficiary=parsed.beneficiary,
+        height=parsed.block_number,
+        block_hash=parsed.block_hash,
+        tx_id=parsed.tx_hash,
+        log_index=parsed.log_index,
+        nonce=parsed.nonce,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EvmCodec:
+    """The codec seam for one EVM chain: decoding bound to its chain and asset decimals."""
+
+    chain: ChainRef
+    decimals_by_asset: Mapping[str, int]
+
+    def decode_address(self, raw: str | bytes) -> str:
+        """A 20-byte address (hex or bytes) in checksum form."""
+        return to_checksum_address(_bytes(raw, "address", self.chain.key, 20))
+
+    def decode_lock_event(self, raw_log: Mapping[str, Any]) -> LockEvent:
+        return decode_lock_event(
+            raw_log, chain=self.chain, decimals_by_asset=self.decimals_by_asset
+        )
+
+
+def _error_table(abis: Iterable[Iterable[Mapping[str, Any]]]) -> dict[bytes, tuple[str, list[str]]]:
+    table: dict[bytes, tuple[str, list[str]]] = {
+        bytes.fromhex("08c379a0"): ("Error", ["string"]),
+        bytes.fromhex("4e487b71"): ("Panic", ["uint256"]),
+    }
+    for abi in abis:
+        for item in abi:
+            if item.get("type") == "error":
+                types = [str(i["type"]) for i in item.get("inputs", [])]
+                selector = keccak(text=f"{item['name']}({','.join(types)})")[:4]
+                table[selector] = (str(item["name"]), types)
+    return table
+
+
+def decode_revert(data: bytes | str | None, abis: Iterable[Iterable[Mapping[str, Any]]]) -> str:
+    """Render revert data as ``Name(arg, ...)`` using the custom errors in ``abis``.
+
+    Unknown selectors or undecodable arguments fall back to the raw hex; never raises.
+    """
+    try:
+        raw = _bytes(data, "revert", "evm") if data is not None else b""
+    except LogMalformed:
+        return f"unparsed revert data {data!r}"
+    if len(raw) < 4:
+        return "reverted without reason" if not raw else f"revert 0x{raw.hex()}"
+    entry = _error_table(abis).get(raw[:4])
+    if entry is None:
+        return f"unknown error 0x{raw.hex()}"
+    name, types = entry
+    try:
+        args = abi_decode(types, raw[4:])
+    except Exception:  # noqa: BLE001 - any decoding failure falls back to hex
+        return f"{name}(undecodable 0x{raw[4:].hex()})"
+    return f"{name}({', '.join(_render(a) for a in args)})"
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, str):
+        return to_checksum_address(value) if is_hex_address(value) else repr(value)
+    return str(value)

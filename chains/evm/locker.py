@@ -1,0 +1,197 @@
+"""The trader's side on an EVM chain: approve and lock collateral in a ``CollateralVault``.
+
+Also holds :class:`TxSender`, the small signer-and-sender used here and by the devnet deployer.
+Reverts come back as :class:`TxRejected` with the contract's custom error decoded by name
+(``UnregisteredAsset(0x...)``), so callers and tests can tell refusals apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_typing import HexStr
+from eth_utils.address import to_checksum_address
+from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
+
+from chains.base import Bytes32Hex
+from chains.evm.adapter import make_web3
+from chains.evm.artifacts import load_artifact
+from chains.evm.codec import LOCKED_TOPIC0, decode_revert, parse_locked_log
+from orchestrator.errors import ChainError, InputError, RpcUnavailable, TxRejected
+
+__all__ = ["LockReceipt", "TxSender", "lock_on_evm"]
+
+_ERROR_SOURCES = ("CollateralVault", "TestToken", "FeeToken", "PriceOracle", "IsolatedMarginVenue")
+
+
+def _known_error_abis() -> list[list[dict[str, Any]]]:
+    return [load_artifact(name).abi for name in _ERROR_SOURCES]
+
+
+@dataclass(frozen=True, slots=True)
+class LockReceipt:
+    """A mined lock: ``measured_amount`` is what the vault recorded (may be below the argument)."""
+
+    tx_hash: str
+    block_number: int
+    nonce: int
+    measured_amount: int
+
+
+class TxSender:
+    """Signs with one key and sends with locally tracked nonces, so several transactions can be
+    in flight at once (the deployer pipelines them into one block)."""
+
+    def __init__(
+        self,
+        w3: AsyncWeb3[AsyncHTTPProvider],
+        private_key: str,
+        *,
+        chain: str,
+        chain_id: int,
+        nonce: int,
+    ):
+        self.w3, self.chain, self.chain_id = w3, chain, chain_id
+        self._account = Account.from_key(private_key)
+        self._nonce = nonce
+
+    @classmethod
+    async def connect(
+        cls, rpc_url: str, private_key: str, *, chain: str | None = None, timeout_s: float = 30.0
+    ) -> TxSender:
+        w3 = make_web3(rpc_url, timeout_s)
+        try:
+            chain_id = await w3.eth.chain_id
+            address = Account.from_key(private_key).address
+            nonce = await w3.eth.get_transaction_count(address, "pending")
+        except (OSError, Web3Exception) as exc:
+            await w3.provider.disconnect()
+            raise RpcUnavailable(chain or "evm", rpc_url, repr(exc)) from exc
+        return cls(
+            w3, private_key, chain=chain or f"evm:{chain_id}", chain_id=chain_id, nonce=nonce
+        )
+
+    @property
+    def address(self) -> str:
+        return str(self._account.address)
+
+    async def send(self, call: Any) -> str:
+        """Build (estimating gas), sign and send a contract call or constructor; return the hash.
+
+        Raises:
+            TxRejected: the node's estimate reverted (custom error decoded when known).
+        """
+        base = {"from": self.address, "nonce": self._nonce, "chainId": self.chain_id}
+        try:
+            tx = await call.build_transaction(base)
+            signed = self._account.sign_transaction(tx)
+            tx_hash = await self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        except ContractLogicError as exc:
+            raise TxRejected(self.chain, None, _revert_reason(exc)) from exc
+        except (OSError, Web3Exception) as exc:
+            raise TxRejected(self.chain, None, f"{type(exc).__name__}: {exc}") from exc
+        self._nonce += 1
+        return "0x" + bytes(tx_hash).hex()
+
+    async def wait(self, tx_hash: str, *, timeout_s: float = 60.0) -> Mapping[str, Any]:
+        """Wait for the receipt; a status-0 receipt raises TxRejected."""
+        try:
+            receipt = await self.w3.eth.wait_for_transaction_receipt(
+                HexStr(tx_hash), timeout=timeout_s, poll_latency=0.05
+            )
+        except TimeExhausted as exc:
+            raise ChainError(f"{self.chain}: {tx_hash} not mined within {timeout_s}s") from exc
+        except (OSError, Web3Exception) as exc:
+            raise RpcUnavailable(self.chain, str(self.w3.provider), repr(exc)) from exc
+        if receipt["status"] != 1:
+            raise TxRejected(self.chain, tx_hash, "reverted on chain")
+        return receipt
+
+    async def aclose(self) -> None:
+        await self.w3.provider.disconnect()
+
+
+def _revert_reason(exc: ContractLogicError) -> str:
+    data = exc.data
+    if isinstance(data, dict):
+        data = data.get("data")
+    if data is None and isinstance(exc.message, str) and exc.message.startswith("0x"):
+        data = exc.message
+    if data is None:
+        return exc.message or "reverted"
+    return decode_revert(data, _known_error_abis())
+
+
+def _locked_from_receipt(receipt: Mapping[str, Any], vault: str, chain: str) -> tuple[int, int]:
+    """(nonce, measured amount) from the vault's own Locked log in ``receipt``."""
+    for log in receipt["logs"]:
+        topics = log.get("topics") or []
+        if (
+            str(log["address"]).lower() == vault.lower()
+            and topics
+            and "0x" + bytes(topics[0]).hex() == LOCKED_TOPIC0
+        ):
+            parsed = parse_locked_log(log, chain=chain)
+            return parsed.nonce, parsed.amount
+    raise ChainError(f"{chain}: lock mined without a Locked log from {vault}")
+
+
+async def lock_on_evm(
+    rpc_url: str,
+    *,
+    private_key: str,
+    vault: str,
+    asset: str,
+    amount: int,
+    position_key: Bytes32Hex,
+    dst_chain_id: int,
+    dst_venue: str,
+    beneficiary: str,
+    timeout_s: float = 60.0,
+) -> LockReceipt:
+    """Approve ``vault`` if the allowance is short, then lock ``amount`` of ``asset``.
+
+    Args:
+        amount: base units of ``asset`` (an int; the vault records what actually arrives).
+        position_key: 0x-hex bytes32 from ``IsolatedMarginVenue.positionKeyOf``.
+
+    Raises:
+        InputError: a malformed argument (checked before anything is sent).
+        TxRejected: the approve or the lock was refused; the reason names the custom error.
+        RpcUnavailable: the endpoint could not be reached.
+    """
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+        raise InputError("amount", f"must be a non-negative int of base units, got {amount!r}")
+    key = bytes.fromhex(position_key.removeprefix("0x"))
+    if len(key) != 32:
+        raise InputError("position_key", "must be 32 bytes")
+    vault_cs, asset_cs = to_checksum_address(vault), to_checksum_address(asset)
+    sender = await TxSender.connect(rpc_url, private_key, timeout_s=timeout_s)
+    try:
+        token = sender.w3.eth.contract(address=asset_cs, abi=load_artifact("TestToken").abi)
+        allowance = await token.functions.allowance(sender.address, vault_cs).call()
+        if allowance < amount:
+            await sender.wait(await sender.send(token.functions.approve(vault_cs, amount)))
+        contract = sender.w3.eth.contract(
+            address=vault_cs, abi=load_artifact("CollateralVault").abi
+        )
+        call = contract.functions.lock(
+            asset_cs,
+            amount,
+            key,
+            dst_chain_id,
+            to_checksum_address(dst_venue),
+            to_checksum_address(beneficiary),
+        )
+        tx_hash = await sender.send(call)
+        receipt = await sender.wait(tx_hash, timeout_s=timeout_s)
+        nonce, measured = _locked_from_receipt(receipt, vault_cs, sender.chain)
+        return LockReceipt(tx_hash, int(receipt["blockNumber"]), nonce, measured)
+    except (OSError, Web3Exception) as exc:
+        raise RpcUnavailable(sender.chain, rpc_url, repr(exc)) from exc
+    finally:
+        await sender.aclose()
