@@ -18,10 +18,10 @@ from eth_utils import to_checksum_address
 
 __all__ = [
     "ATTESTATION_VERSION",
+    "Domain",
     "LockAttestation",
     "Settlement",
     "SettlementKind",
-    "Domain",
     "digest",
     "recover_signer",
     "sign",

@@ -29,7 +29,7 @@ from bridges.attestation import (
 )
 from orchestrator.errors import AttestationMalformed
 
-__all__ = ["Bundle", "decode", "decode_json", "encode", "encode_json", "check_signature"]
+__all__ = ["Bundle", "check_signature", "decode", "decode_json", "encode", "encode_json"]
 
 MAGIC = b"BHA1"
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from eth_utils import to_checksum_address
 
@@ -71,7 +72,7 @@ def meets_quorum(attesters: AttesterSet, signers: Sequence[str]) -> bool:
     """True iff ``signers`` (recovered, in bundle order) are strictly increasing members of the
     set and at least ``threshold`` of them."""
     lowered = [s.lower() for s in signers]
-    if any(b <= a for a, b in zip(lowered, lowered[1:], strict=False)):
+    if any(b <= a for a, b in pairwise(lowered)):
         return False
     members = {m.lower() for m in attesters.members}
     return all(s in members for s in lowered) and len(lowered) >= attesters.threshold

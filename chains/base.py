@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any, NewType, Protocol, runtime_checkable
 
 __all__ = [
+    "ZERO32",
     "BlockRef",
     "Bytes32Hex",
     "ChainAdapter",
@@ -21,7 +22,6 @@ __all__ = [
     "ChainRef",
     "Finality",
     "LockEvent",
-    "ZERO32",
     "address_to_bytes32",
     "bytes32_hex",
 ]

@@ -114,14 +114,14 @@ def spawn(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("wb")
     try:
-        popen = subprocess.Popen(  # noqa: S603 - argv built by our launchers
+        popen = subprocess.Popen(
             list(argv),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
             start_new_session=detach,
-            preexec_fn=None if detach else _die_with_parent,
+            preexec_fn=None if detach else _die_with_parent,  # noqa: PLW1509 - prctl only
         )
     except FileNotFoundError as exc:
         raise DevnetError(f"{name}: cannot start {argv[0]!r}: {exc}") from exc

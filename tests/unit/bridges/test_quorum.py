@@ -1,5 +1,7 @@
 """Quorum table (0..1000 members), KEY-02 refusals and SIG-02 boundaries. Pure."""
 
+from itertools import pairwise
+
 import pytest
 from eth_account import Account
 from hypothesis import given
@@ -55,5 +57,5 @@ def test_sig_02_boundary_three_of_four() -> None:
 @given(st.lists(st.sampled_from(KEYS), max_size=6))
 def test_quorum_needs_threshold_distinct_increasing(signers: list[str]) -> None:
     s = AttesterSet.of(0, KEYS)
-    increasing = all(a.lower() < b.lower() for a, b in zip(signers, signers[1:]))
+    increasing = all(a.lower() < b.lower() for a, b in pairwise(signers))
     assert meets_quorum(s, signers) == (increasing and len(signers) >= 3)

@@ -45,6 +45,10 @@ GOOD = {"--chain": "evm-a", "--asset": "USDC", "--amount": "125.5", "--position"
         "--beneficiary": ALICE}
 
 
+def flags(**override: str) -> list[str]:
+    return [part for k, v in GOOD.items() for part in (k, override.get(k, v))]
+
+
 @pytest.mark.parametrize(
     ("flag", "value", "field"),
     [
@@ -60,7 +64,7 @@ GOOD = {"--chain": "evm-a", "--asset": "USDC", "--amount": "125.5", "--position"
     ],
 )
 def test_lock_refuses_and_names_field(home: Path, flag: str, value: str, field: str) -> None:
-    args = ["lock", *sum(([k, value if k == flag else v] for k, v in GOOD.items()), [])]
+    args = ["lock", *flags(**{flag: value})]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     assert f"{field}:" in result.output
@@ -74,14 +78,14 @@ def test_solana_amount_above_u64_refused(home: Path) -> None:
 
 
 def test_unknown_trader_refused(home: Path) -> None:
-    args = ["lock", *sum(([k, v] for k, v in GOOD.items()), []), "--trader", "mallory"]
+    args = ["lock", *flags(), "--trader", "mallory"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "trader:" in result.output
 
 
 def test_valid_input_reaches_the_chain_and_fails_there(home: Path) -> None:
     """Control case: the same command with valid values passes validation (exit 1: no node)."""
-    result = CliRunner().invoke(app, ["lock", *sum(([k, v] for k, v in GOOD.items()), [])])
+    result = CliRunner().invoke(app, ["lock", *flags()])
     assert result.exit_code == 1, result.output
     assert "error:" in result.output and "127.0.0.1:9" in result.output
 
