@@ -1,0 +1,250 @@
+"""Solana ``ChainAdapter`` over solana-py's ``AsyncClient``: heads, block hashes and locks.
+
+What "finalized" means here: the cluster's ``finalized`` commitment (a slot rooted by a
+supermajority), which the watcher uses by default. ``Finality.SAFE`` is ``confirmed`` and
+``Finality.LATEST`` is ``processed``. The node refuses ``processed`` for history reads
+(getSignaturesForAddress, getTransaction, getBlock), so those use at least ``confirmed``.
+Settlements signed by the attesters additionally expire with their blockhash (150 slots),
+which the executor handles; nothing here signs.
+
+Locks are found by scanning the vault token accounts' signature history newest-first until
+below the range, then reading each successful transaction; decoding is in ``codec``. Reads are
+retried with tenacity on ``RetryableError`` and fail over across ``rpc_urls``; every library
+or transport error is converted here, at the edge, to an ``orchestrator.errors`` type.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import httpx2
+from solana.exceptions import SolanaRpcException
+from solana.rpc.async_api import AsyncClient
+from solana.rpc.commitment import Commitment, Confirmed, Finalized, Processed
+from solana.rpc.core import RPCException
+from solders.pubkey import Pubkey
+from solders.rpc.errors import (
+    BlockCleanedUpMessage,
+    BlockNotAvailableMessage,
+    BlockStatusNotAvailableYetMessage,
+    InvalidParamsMessage,
+    LongTermStorageSlotSkippedMessage,
+    SlotSkippedMessage,
+)
+from solders.rpc.responses import (
+    GetSignaturesForAddressResp,
+    RpcConfirmedTransactionStatusWithSignature,
+)
+from solders.signature import Signature
+from solders.transaction_status import TransactionDetails
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from chains.base import BlockRef, ChainKind, ChainRef, Finality, LockEvent
+from chains.solana.codec import decode_lock_transaction
+from orchestrator.errors import ChainError, ConfigError, RetryableError, RpcUnavailable
+from orchestrator.settings import ChainSettings, RetrySettings
+
+__all__ = ["SolanaAdapter"]
+
+T = TypeVar("T")
+_PAGE = 1000
+_COMMITMENT: dict[Finality, Commitment] = {
+    Finality.LATEST: Processed, Finality.SAFE: Confirmed, Finality.FINALIZED: Finalized,
+}
+_NO_BLOCK = (BlockNotAvailableMessage, SlotSkippedMessage, LongTermStorageSlotSkippedMessage,
+             BlockCleanedUpMessage, BlockStatusNotAvailableYetMessage)
+
+
+async def _signatures_page(
+    client: AsyncClient, *, address: Pubkey, before: Signature | None, commitment: Commitment
+) -> GetSignaturesForAddressResp:
+    return await client.get_signatures_for_address(
+        address, before=before, limit=_PAGE, commitment=commitment)
+
+
+class _NoBlock(Exception):
+    """The node has no block at that slot (skipped, not yet available, or cleaned up)."""
+
+
+class SolanaAdapter:
+    """One Solana cluster, possibly behind several RPC endpoints (tried in order)."""
+
+    def __init__(
+        self,
+        chain: ChainRef,
+        rpc_urls: Sequence[str],
+        *,
+        vaults: Sequence[str],
+        assets: Mapping[str, int],
+        finality: Finality = Finality.FINALIZED,
+        retry: RetrySettings | None = None,
+    ) -> None:
+        if not rpc_urls:
+            raise ConfigError("rpc_urls", "at least one Solana RPC url is required")
+        for key in (*vaults, *assets):
+            try:
+                Pubkey.from_string(key)
+            except ValueError as exc:
+                raise ConfigError("vaults/assets", f"not a base58 pubkey: {key!r}") from exc
+        self.chain = chain
+        self.retry = retry or RetrySettings()
+        self.vaults = list(vaults)
+        self.assets = dict(assets)
+        self.finality = finality
+        self._urls = [str(u) for u in rpc_urls]
+        self._clients = [AsyncClient(u, timeout=self.retry.timeout_s) for u in self._urls]
+        self._active = 0
+        self._block_hashes: dict[int, str] = {}
+
+    @classmethod
+    def from_settings(
+        cls, key: str, settings: ChainSettings, retry: RetrySettings | None = None,
+        *, commitment: Finality | None = None,
+    ) -> SolanaAdapter:
+        """Build from a ``chains.<key>`` settings entry (kind must be ``solana``).
+
+        ``commitment`` overrides the policy's tag for reads (watchers scan at ``latest``).
+
+        Raises:
+            ConfigError: the entry is not a Solana chain.
+        """
+        if settings.kind != ChainKind.SOLANA:
+            raise ConfigError(f"chains.{key}.kind", "expected 'solana'")
+        return cls(
+            ChainRef(key, ChainKind.SOLANA, settings.chain_id),
+            [str(u) for u in settings.rpc_urls],
+            vaults=settings.vaults,
+            assets={a.address: a.decimals for a in settings.assets.values()},
+            finality=commitment or settings.finality.tag,
+            retry=retry,
+        )
+
+    # --- the edge: retries, failover, error conversion -----------------------------------
+
+    async def _call(self, op: str, fn: Callable[[AsyncClient], Awaitable[T]]) -> T:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.retry.max_attempts),
+            wait=wait_random_exponential(multiplier=self.retry.initial_s, max=self.retry.max_s),
+            retry=retry_if_exception_type(RetryableError),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._call_once(op, fn)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _call_once(self, op: str, fn: Callable[[AsyncClient], Awaitable[T]]) -> T:
+        index = self._active
+        try:
+            return await fn(self._clients[index])
+        except RPCException as exc:
+            error = exc.args[0] if exc.args else None
+            if isinstance(error, _NO_BLOCK):
+                raise _NoBlock(str(error)) from exc
+            if isinstance(error, InvalidParamsMessage):
+                raise ChainError(f"{self.chain.key}: {op} refused: {error.message}") from exc
+            self._fail_over(index)
+            raise RpcUnavailable(self.chain.key, self._urls[index], f"{op}: {error}") from exc
+        except (SolanaRpcException, httpx2.HTTPError, OSError) as exc:
+            self._fail_over(index)
+            raise RpcUnavailable(self.chain.key, self._urls[index], f"{op}: {exc}") from exc
+
+    def _fail_over(self, failed: int) -> None:
+        if self._active == failed:
+            self._active = (failed + 1) % len(self._clients)
+
+    def _history_commitment(self) -> Commitment:
+        return Confirmed if self.finality == Finality.LATEST else _COMMITMENT[self.finality]
+
+    # --- ChainAdapter ----------------------------------------------------------------------
+
+    async def head(self, finality: Finality) -> BlockRef:
+        """Newest slot at ``finality`` and its blockhash (the bank's last blockhash)."""
+        resp = await self._call(
+            "getLatestBlockhash", lambda c: c.get_latest_blockhash(_COMMITMENT[finality]))
+        return BlockRef(self.chain.key, resp.context.slot, str(resp.value.blockhash))
+
+    async def block_hash(self, height: int) -> str | None:
+        """Blockhash of the confirmed block at slot ``height``; None if skipped or unknown."""
+        try:
+            resp = await self._call("getBlock", lambda c: c.get_block(
+                height, max_supported_transaction_version=0,
+                transaction_details=TransactionDetails.None_, rewards=False,
+                commitment=self._history_commitment()))
+        except _NoBlock:
+            return None
+        return str(resp.value.blockhash)
+
+    async def lock_events(self, start: int, end: int) -> Sequence[LockEvent]:
+        """Locks into the registered vaults landed in slots ``start..end``, in chain order.
+
+        Unattributed deposits are included with ``unattributed_reason`` set; failed
+        transactions and outgoing transfers are not.
+        """
+        events: list[tuple[int, int, LockEvent]] = []
+        for vault in self.vaults:
+            for order, info in enumerate(await self._signatures(vault, start, end)):
+                if info.err is not None:
+                    continue
+                tx = await self._transaction(info.signature)
+                event = decode_lock_transaction(
+                    tx, chain=self.chain.key, chain_id=self.chain.chain_id, vault=vault,
+                    assets=self.assets, block_hash=await self._cached_block_hash(info.slot))
+                if event is not None:
+                    events.append((info.slot, order, event))
+        events.sort(key=lambda item: (item[0], item[1]))
+        return [event for _, _, event in events]
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            await client.close()
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    async def _signatures(
+        self, vault: str, start: int, end: int
+    ) -> list[RpcConfirmedTransactionStatusWithSignature]:
+        """Signatures touching ``vault`` in ``start..end``, oldest first."""
+        address = Pubkey.from_string(vault)
+        found: list[RpcConfirmedTransactionStatusWithSignature] = []
+        before: Signature | None = None
+        while True:
+            page = (await self._call("getSignaturesForAddress", functools.partial(
+                _signatures_page, address=address, before=before,
+                commitment=self._history_commitment()))).value
+            for info in page:
+                if info.slot < start:
+                    return found[::-1]
+                if info.slot <= end:
+                    found.append(info)
+            if len(page) < _PAGE:
+                return found[::-1]
+            before = page[-1].signature
+
+    async def _transaction(self, signature: Signature) -> dict[str, Any]:
+        resp = await self._call("getTransaction", lambda c: c.get_transaction(
+            signature, "json", commitment=self._history_commitment(),
+            max_supported_transaction_version=0))
+        if resp.value is None:  # listed at this commitment but not served: node lagging
+            raise RpcUnavailable(self.chain.key, self._urls[self._active],
+                                 f"getTransaction {signature}: listed but not found")
+        data: dict[str, Any] = json.loads(resp.value.to_json())
+        return data
+
+    async def _cached_block_hash(self, slot: int) -> str:
+        if slot not in self._block_hashes:
+            found = await self.block_hash(slot)
+            if found is None:
+                return ""
+            if len(self._block_hashes) > 4096:
+                self._block_hashes.clear()
+            self._block_hashes[slot] = found
+        return self._block_hashes[slot]
