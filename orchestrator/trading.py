@@ -140,8 +140,8 @@ async def _submit_solana(req: LockRequest, keys: TraderKeys) -> LockResult:
     source = (keys.solana_token_accounts or {}).get(req.asset) or str(
         get_associated_token_address(trader.pubkey(), mint))
     signature = await lock_on_solana(
-        req.rpc_url, trader=trader, trader_token_account=source,
-        vault_token_account=req.vault, mint=req.asset_address, decimals=req.decimals,
+        req.rpc_url, trader=trader, trader_token_account=Pubkey.from_string(source),
+        vault_token_account=Pubkey.from_string(req.vault), mint=mint, decimals=req.decimals,
         amount=req.amount, dst_chain_id=req.dst_chain_id, dst_venue=req.dst_venue,
         position_key=req.position_key, beneficiary=req.beneficiary)
     return LockResult(req.chain, str(signature), req.amount)

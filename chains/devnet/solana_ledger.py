@@ -233,7 +233,7 @@ class Ledger:
             signature=str(tx.signatures[0]), slot=slot, raw=raw, tx=tx, err=err,
             fee=meta.fee(), logs=list(meta.logs()),
             compute_units=meta.compute_units_consumed(),
-            inner=[[json.loads(i.to_json()) for i in group] for group in meta.inner_instructions()],
+            inner=[[_inner_instruction(i) for i in group] for group in meta.inner_instructions()],
             pre_balances=pre_balances,
             post_balances=[self.svm.get_balance(k) or 0 for k in keys],
             pre_token_balances=pre_tokens, post_token_balances=self._token_balances(keys),
@@ -356,3 +356,11 @@ def _describe(err: Any) -> str:
     if err == "AlreadyProcessed":
         return "This transaction has already been processed"
     return json.dumps(err) if not isinstance(err, str) else err
+
+
+def _inner_instruction(item: Any) -> dict[str, Any]:
+    """One CPI instruction as plain data (solders' to_json keeps short-vec length prefixes)."""
+    ix = item.instruction()
+    return {"instruction": {"program_id_index": ix.program_id_index,
+                            "accounts": list(bytes(ix.accounts)), "data": list(bytes(ix.data))},
+            "stack_height": item.stack_height()}

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import httpx2
+from solana.exceptions import SolanaRpcException
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment, Confirmed
+from solana.rpc.core import RPCException
 from solana.rpc.models import TxOpts
 from solders.instruction import Instruction
 from solders.keypair import Keypair
@@ -26,6 +29,7 @@ from spl.token.models import TransferCheckedParams
 
 from chains.base import Bytes32Hex
 from chains.solana.codec import format_lock_memo
+from orchestrator.errors import RpcUnavailable, TxRejected
 
 __all__ = [
     "lock_instructions",
@@ -124,15 +128,27 @@ async def lock_on_solana(
 
     Raises:
         MemoMalformed: an invalid destination (nothing is sent).
-        solana.rpc.core.RPCException: the node refused the transaction.
+        TxRejected: the node refused the transaction (e.g. insufficient funds).
+        RpcUnavailable: the node could not be reached.
     """
     ixs = lock_instructions(
         trader=trader, trader_token_account=trader_token_account,
         vault_token_account=vault_token_account, mint=mint, decimals=decimals, amount=amount,
         dst_chain_id=dst_chain_id, dst_venue=dst_venue, position_key=position_key,
         beneficiary=beneficiary)
-    async with AsyncClient(rpc_url) as client:
-        return await send_instructions(client, trader, ixs, commitment=commitment)
+    try:
+        async with AsyncClient(rpc_url) as client:
+            return await send_instructions(client, trader, ixs, commitment=commitment)
+    except RPCException as exc:  # the node answered: preflight or signature refusal
+        raise TxRejected("solana", None, _rpc_reason(exc)) from exc
+    except (SolanaRpcException, httpx2.HTTPError, OSError) as exc:
+        raise RpcUnavailable("solana", rpc_url, str(exc) or type(exc).__name__) from exc
+
+
+def _rpc_reason(exc: RPCException) -> str:
+    arg = exc.args[0] if exc.args else exc
+    message = getattr(arg, "message", None)
+    return str(message if message is not None else arg)
 
 
 async def transfer_without_memo(
@@ -167,5 +183,16 @@ async def transfer_with_memo_text(
     """TransferChecked plus an arbitrary, unchecked memo (e.g. a malformed lock memo)."""
     ixs = [_transfer(trader, trader_token_account, dest_token_account, mint, decimals, amount),
            _memo(trader, memo)]
-    async with AsyncClient(rpc_url) as client:
-        return await send_instructions(client, trader, ixs, commitment=commitment)
+    try:
+        async with AsyncClient(rpc_url) as client:
+            return await send_instructions(client, trader, ixs, commitment=commitment)
+    except RPCException as exc:  # the node answered: preflight or signature refusal
+        raise TxRejected("solana", None, _rpc_reason(exc)) from exc
+    except (SolanaRpcException, httpx2.HTTPError, OSError) as exc:
+        raise RpcUnavailable("solana", rpc_url, str(exc) or type(exc).__name__) from exc
+
+
+def _rpc_reason(exc: RPCException) -> str:
+    arg = exc.args[0] if exc.args else exc
+    message = getattr(arg, "message", None)
+    return str(message if message is not None else arg)
