@@ -50,17 +50,18 @@ def _short(text: str | None, keep: int = 10) -> str:
 
 
 def locks_table(rows: list[dict[str, Any]]) -> Table:
+    """Heights where each state was reached, and seconds from first seen to final."""
     table = Table(title=f"locks ({len(rows)})")
-    for col in ("chain", "lock id", "amount", "position", "state", "seen @", "safe @",
-                "final @", "note"):
-        table.add_column(col, overflow="fold")
+    for col in ("chain", "lock id", "amount", "state", "seen@", "safe@", "final@", "s"):
+        table.add_column(col, no_wrap=col != "lock id")
     for row in rows:
-        at = {t["state"]: str(t["height"]) for t in row["transitions"]}
-        table.add_row(row["chain"], _short(row["lock_id"]), row["amount_display"],
-                      _short(row["position_key"]), row["state"], at.get("seen", "-"),
-                      at.get("safe", "-"), at.get("finalized", at.get("dropped", "-")),
-                      "UNATTRIBUTED: " + row["unattributed_reason"]
-                      if row["unattributed_reason"] else "")
+        at = {t["state"]: t for t in row["transitions"]}
+        end = at.get("finalized") or at.get("dropped")
+        took = f"{(end['at_ms'] - at['seen']['at_ms']) / 1000:.1f}" if end and "seen" in at else ""
+        state = row["state"] if row["attributed"] else f"{row['state']} UNATTRIBUTED"
+        table.add_row(row["chain"], _short(row["lock_id"], 6), row["amount_display"], state,
+                      *(str(at[s]["height"]) if s in at else "-"
+                        for s in ("seen", "safe", "finalized")), took)
     return table
 
 

@@ -1,0 +1,5 @@
+"""``python -m orchestrator`` == the ``bulkhead`` command."""
+
+from orchestrator.cli import main
+
+main()

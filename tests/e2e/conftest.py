@@ -1,0 +1,69 @@
+"""The whole devnet (``chains.devnet.stack.up``) in a temp home, driven through the real CLI.
+
+Processes are tied to the test process (``detach=False``); the stack is torn down even when a
+test fails. Fast clocks keep finality seconds away: anvil 0.5 s blocks with finalized = latest-4,
+Solana 100 ms slots with finalized = processed-10.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chains.devnet.stack import DevnetOptions, down, up
+
+FAST = DevnetOptions(block_time_s=0.5, slots_in_an_epoch=2, slot_ms=100, solana_finality_lag=10,
+                     detach=False)
+
+
+class Cli:
+    """Runs ``bulkhead`` as a real subprocess against one devnet home."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("BULKHEAD_")},
+                    "BULKHEAD_HOME": str(home), "BULKHEAD_CONFIG": str(home / "none.toml"),
+                    "COLUMNS": "160"}
+
+    def run(self, *args: str, ok: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([sys.executable, "-m", "orchestrator", *args], env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+        if ok:
+            assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
+        return proc
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args, "--json").stdout)
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    home = tmp_path_factory.mktemp("devnet-home")
+    manifest = up(home, FAST)
+    manifest["home"] = home
+    try:
+        yield manifest
+    finally:
+        down(home)
+
+
+@pytest.fixture(scope="session")
+def cli(devnet: dict[str, Any]) -> Cli:
+    return Cli(devnet["home"])
