@@ -1,21 +1,49 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
-import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+
+import {AttesterRegistry} from "./AttesterRegistry.sol";
 
 /// @title CollateralVault
 /// @notice Custodies collateral that backs one isolated position on a venue chain (DESIGN §2.1).
 /// A lock is identified off chain by (srcChainId, vault, nonce). The amount recorded and emitted
 /// is the vault's measured balance delta, never the caller's argument, so fee-on-transfer or
 /// rebasing tokens cannot over-credit a position.
-/// @dev Settlement (release / seize, EIP-712 quorum of attesters, DESIGN §2.4 and §2.6) lands in
-/// a later change. Its storage is reserved below the lock storage; do not reorder either block.
-contract CollateralVault is Ownable2Step, ReentrancyGuard, Pausable {
+/// Settlement (DESIGN §2.4, §2.6): `settle` executes a `Settlement` signed by a quorum of this
+/// vault's own stored attester set, EIP-712 domain "Bulkhead" / "1" / this chain / this vault.
+/// kind 1 (release) pays the lock's owner; kind 2 (seize) pays `seizeRecipient`. A lock may be
+/// settled in parts; `settled` never exceeds the measured amount. Each settlementId executes once.
+/// @dev Storage order: lock storage, then settlement storage, then the registry's. Append only.
+contract CollateralVault is AttesterRegistry, EIP712, ReentrancyGuard, Pausable {
     using SafeERC20 for IERC20;
+
+    uint8 public constant SETTLEMENT_VERSION = 1;
+    uint8 public constant KIND_RELEASE = 1;
+    uint8 public constant KIND_SEIZE = 2;
+
+    bytes32 public constant SETTLEMENT_TYPEHASH = keccak256(
+        "Settlement(uint8 version,uint64 srcChainId,bytes32 srcVault,bytes32 lockId,"
+        "bytes32 recipient,uint256 amount,uint8 kind,bytes32 settlementId,uint32 attesterSetIndex)"
+    );
+
+    /// @notice The EIP-712 struct of DESIGN §2.4. Field order is the type string's order.
+    struct Settlement {
+        uint8 version;
+        uint64 srcChainId;
+        bytes32 srcVault;
+        bytes32 lockId;
+        bytes32 recipient;
+        uint256 amount;
+        uint8 kind;
+        bytes32 settlementId;
+        uint32 attesterSetIndex;
+    }
 
     /// @notice One lock. `settled` is the sum of released and seized amounts; the settlement
     /// path keeps `settled <= amount` for every lock.
@@ -39,9 +67,9 @@ contract CollateralVault is Ownable2Step, ReentrancyGuard, Pausable {
     /// Invariant kept by `settle`: releasedTotal + seizedTotal <= lockedTotal (DESIGN §2.7).
     mapping(address asset => uint256) public releasedTotal;
     mapping(address asset => uint256) public seizedTotal;
-    // Reserved for `settle`: consumed settlement ids, the attester set (index => signers,
-    // threshold) and its grace window. Signatures are EIP-712 `Settlement` structs whose domain
-    // is (this chain id, this vault); signers strictly increasing, m distinct members.
+    mapping(bytes32 settlementId => bool) private _consumed;
+    /// @notice Where seized collateral goes on this chain (insurance fund / venue treasury).
+    address public seizeRecipient;
 
     event AssetRegistered(address indexed asset);
     event Locked(
@@ -65,8 +93,23 @@ contract CollateralVault is Ownable2Step, ReentrancyGuard, Pausable {
     error ZeroDstVenue();
     error ZeroBeneficiary();
     error NothingReceived();
+    error UnsupportedVersion(uint8 version);
+    error WrongSourceChain(uint64 srcChainId);
+    error WrongVault(bytes32 srcVault);
+    error AlreadyConsumed(bytes32 key);
+    error UnknownLock(uint256 nonce);
+    error ExceedsLock(uint256 nonce, uint256 remaining, uint256 amount);
+    error InvalidKind(uint8 kind);
+    error BadRecipient(bytes32 recipient);
+    error RecipientNotLockOwner(address recipient, address owner);
+    error NoSeizeRecipient();
 
-    constructor(address initialOwner) Ownable(initialOwner) {}
+    event SeizeRecipientSet(address indexed recipient);
+    event Settled(
+        bytes32 indexed settlementId, uint256 indexed nonce, uint8 kind, address recipient, uint256 amount
+    );
+
+    constructor(address initialOwner) Ownable(initialOwner) EIP712("Bulkhead", "1") {}
 
     /// @notice Accept `asset` as collateral. Only contracts with code; registration is final.
     function registerAsset(address asset) external onlyOwner {
@@ -122,5 +165,65 @@ contract CollateralVault is Ownable2Step, ReentrancyGuard, Pausable {
         _locks[nonce] = LockRecord({owner: msg.sender, asset: asset, amount: measured, settled: 0});
         lockedTotal[asset] += measured;
         emit Locked(nonce, msg.sender, asset, measured, positionKey, dstChainId, dstVenue, beneficiary);
+    }
+
+    /// @notice Set where kind-2 (seize) settlements pay to. Non-zero.
+    function setSeizeRecipient(address recipient) external onlyOwner {
+        if (recipient == address(0)) revert ZeroAddress();
+        seizeRecipient = recipient;
+        emit SeizeRecipientSet(recipient);
+    }
+
+    function isSettled(bytes32 settlementId) external view returns (bool) {
+        return _consumed[settlementId];
+    }
+
+    /// @notice The full EIP-712 digest (domain of this vault) that attesters sign.
+    function hashSettlement(Settlement calldata s) public view returns (bytes32) {
+        // All fields are static, so abi.encode(struct) is exactly EIP-712 encodeData.
+        return _hashTypedDataV4(keccak256(abi.encode(SETTLEMENT_TYPEHASH, s)));
+    }
+
+    /// @notice Execute one attested settlement of a lock held here: release to the lock's owner
+    /// or seize to `seizeRecipient`. Partial settlements add up to at most the lock's amount.
+    function settle(Settlement calldata s, bytes[] calldata sigs) external nonReentrant whenNotPaused {
+        if (s.version != SETTLEMENT_VERSION) revert UnsupportedVersion(s.version);
+        if (s.srcChainId != block.chainid) revert WrongSourceChain(s.srcChainId);
+        if (s.srcVault != bytes32(uint256(uint160(address(this))))) revert WrongVault(s.srcVault);
+        if (s.kind != KIND_RELEASE && s.kind != KIND_SEIZE) revert InvalidKind(s.kind);
+        if (s.amount == 0) revert ZeroAmount();
+        // SECURITY: each settlement id executes at most once (RPL-01).
+        if (_consumed[s.settlementId]) revert AlreadyConsumed(s.settlementId);
+
+        uint256 nonce = uint256(s.lockId);
+        LockRecord storage lk = _locks[nonce];
+        if (lk.amount == 0) revert UnknownLock(nonce);
+        uint256 remaining = lk.amount - lk.settled;
+        if (s.amount > remaining) revert ExceedsLock(nonce, remaining, s.amount);
+
+        address to;
+        if (s.kind == KIND_RELEASE) {
+            if (uint256(s.recipient) >> 160 != 0) revert BadRecipient(s.recipient);
+            to = address(uint160(uint256(s.recipient)));
+            // SECURITY: defence in depth — a release only ever returns funds to who locked them.
+            if (to != lk.owner) revert RecipientNotLockOwner(to, lk.owner);
+        } else {
+            to = seizeRecipient;
+            if (to == address(0)) revert NoSeizeRecipient();
+        }
+
+        // SECURITY: m distinct members of this vault's stored set over the full digest.
+        _verifyQuorum(hashSettlement(s), s.attesterSetIndex, sigs);
+
+        _consumed[s.settlementId] = true;
+        lk.settled += s.amount;
+        address asset = lk.asset;
+        if (s.kind == KIND_RELEASE) {
+            releasedTotal[asset] += s.amount;
+        } else {
+            seizedTotal[asset] += s.amount;
+        }
+        emit Settled(s.settlementId, nonce, s.kind, to, s.amount);
+        IERC20(asset).safeTransfer(to, s.amount);
     }
 }

@@ -1,21 +1,503 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
-import {Ownable, Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+
+import {AttesterRegistry} from "./AttesterRegistry.sol";
 
 /// @title IsolatedMarginVenue
 /// @notice The venue on the venue chain. One position = one market, one side, one size and its
 /// own collateral entries, keyed by `positionKeyOf` (DESIGN §2.5), so collateral backing one
 /// position can never reach another.
-/// @dev Placeholder. Later changes add, in this order of storage: the attester set and consumed
-/// lock ids (EIP-712 `LockAttestation` credits, DESIGN §2.4), per (srcChain, vault, asset)
-/// credited totals for the accountant (§2.7), positions and their collateral entries, the
-/// oracle address, and on-chain liquidation checks (E < MM at the oracle price, §3).
-contract IsolatedMarginVenue is Ownable2Step {
-    constructor(address initialOwner) Ownable(initialOwner) {}
+///
+/// Credits (DESIGN §2.4, §2.7): a `LockAttestation` signed by a quorum of this venue's stored
+/// attester set (EIP-712 domain "Bulkhead" / "1" / this chain / this venue) is credited once to
+/// its `positionKey`. Rules, in the order checked:
+///  1. version == 1, amount in 1..2^128-1, non-zero beneficiary and position key;
+///  2. the (srcChainId, srcVault, srcAsset) lane asset is registered by the owner, with the same
+///     decimals (<= 18);
+///  3. replay key keccak256(abi.encode(srcChainId, srcVault, lockId)) never seen (RPL-01);
+///  4. quorum of the set named by the attestation, over the digest of every field (I3);
+///  5. the beneficiary owns the position (first credit, or `claimPosition`, records the owner);
+///  6. accountant (I1): per lane asset, `outstanding + amount <= ceiling`, where outstanding =
+///     credited (including queued) - released - seized, in source units, and the ceiling is set
+///     by the owner to at most what the source vault can back;
+///  7. governor (I11, LIM-01), per (srcChainId, srcAsset), FIXED 24 h windows aligned to
+///     multiples of 1 day of chain time: amount > cap is refused; amount > largeThreshold is
+///     queued until now + delay; a credit that does not fit the window's remaining room is
+///     queued until the next window starts. `releaseQueued(key)` (anyone) credits a queued lock
+///     once its time has come and the current window has room. The lock is consumed when it is
+///     queued, so a queued lock can never be credited twice.
+/// Collateral is kept per position in 18 decimals: amount * 10^(18 - decimals). Decimals are
+/// at most 18, so the conversion is exact (the round-down rule of I10 never drops anything).
+/// @dev Later changes add markets, trades, the oracle and liquidation. Append storage only.
+contract IsolatedMarginVenue is AttesterRegistry, EIP712, Pausable {
+    uint8 public constant ATTESTATION_VERSION = 1;
+    uint256 public constant WINDOW = 1 days;
+    uint8 public constant KIND_RELEASE = 1;
+    uint8 public constant KIND_SEIZE = 2;
+
+    bytes32 public constant LOCK_ATTESTATION_TYPEHASH = keccak256(
+        "LockAttestation(uint8 version,uint64 srcChainId,bytes32 srcVault,bytes32 lockId,"
+        "bytes32 owner,address beneficiary,bytes32 srcAsset,uint256 amount,uint8 decimals,"
+        "bytes32 positionKey,uint32 attesterSetIndex)"
+    );
+
+    /// @notice The EIP-712 struct of DESIGN §2.4. Field order is the type string's order.
+    struct LockAttestation {
+        uint8 version;
+        uint64 srcChainId;
+        bytes32 srcVault;
+        bytes32 lockId;
+        bytes32 owner;
+        address beneficiary;
+        bytes32 srcAsset;
+        uint256 amount;
+        uint8 decimals;
+        bytes32 positionKey;
+        uint32 attesterSetIndex;
+    }
+
+    enum LockStatus {
+        None,
+        Queued,
+        Credited
+    }
+
+    /// @notice One consumed lock. `remaining` is the raw source amount still credited (or, while
+    /// queued, waiting); releases and seizures lower it.
+    struct LockCredit {
+        bytes32 positionKey;
+        bytes32 srcAsset;
+        bytes32 srcOwner;
+        uint128 remaining;
+        uint64 srcChainId;
+        LockStatus status;
+        uint8 decimals;
+        uint48 releaseAt;
+    }
+
+    struct LaneAsset {
+        bool registered;
+        uint8 decimals;
+        uint128 ceiling;
+        uint128 outstanding;
+    }
+
+    struct RateLimit {
+        uint128 cap;
+        uint128 largeThreshold;
+        uint64 delay;
+        uint64 windowStart;
+        uint128 used;
+    }
+
+    // ----- credit storage -------------------------------------------------------------------
+    mapping(bytes32 laneAssetKey => LaneAsset) private _laneAssets;
+    mapping(bytes32 rateKey => RateLimit) private _rateLimits;
+    mapping(bytes32 lockKey => LockCredit) private _credits;
+    mapping(bytes32 positionKey => address) private _owners;
+    mapping(bytes32 positionKey => mapping(uint64 srcChainId => mapping(bytes32 srcAsset => uint256)))
+        private _collateral18;
+    /// @notice Settlement requests made so far; the last one's sequence number.
+    uint256 public settlementSequence;
+
+    event LaneAssetRegistered(
+        uint64 indexed srcChainId, bytes32 indexed srcVault, bytes32 indexed srcAsset, uint8 decimals
+    );
+    event LaneCeilingSet(bytes32 indexed laneAssetKey, uint256 ceiling);
+    event RateLimitSet(
+        uint64 indexed srcChainId, bytes32 indexed srcAsset, uint256 cap, uint256 largeThreshold,
+        uint64 delay
+    );
+    event PositionOwnerSet(bytes32 indexed positionKey, address indexed owner);
+    event Credited(
+        bytes32 indexed positionKey,
+        uint64 indexed srcChainId,
+        bytes32 srcVault,
+        bytes32 indexed lockId,
+        bytes32 srcAsset,
+        uint256 amount,
+        uint256 amount18,
+        address beneficiary
+    );
+    /// @param reason 1 = above the large-transfer threshold, 2 = the window is full.
+    event CreditQueued(
+        bytes32 indexed lockKey,
+        bytes32 indexed positionKey,
+        uint64 srcChainId,
+        bytes32 srcVault,
+        bytes32 lockId,
+        bytes32 srcAsset,
+        uint256 amount,
+        uint48 releaseAt,
+        uint8 reason
+    );
+    /// @notice A queued lock was credited by `releaseQueued` (its lane is in CreditQueued).
+    event QueuedCreditReleased(
+        bytes32 indexed lockKey, bytes32 indexed positionKey, uint256 amount, uint256 amount18
+    );
+    /// @notice A batch item that was refused; `reason` is the item's revert data (custom error).
+    event CreditSkipped(uint256 indexed index, bytes32 indexed lockKey, bytes reason);
+    event SettlementRequested(
+        bytes32 indexed settlementId,
+        uint64 indexed srcChainId,
+        bytes32 srcVault,
+        bytes32 indexed lockId,
+        bytes32 recipient,
+        uint256 amount,
+        uint8 kind
+    );
+
+    error UnsupportedVersion(uint8 version);
+    error ZeroAmount();
+    error AmountTooLarge(uint256 amount);
+    error ZeroBeneficiary();
+    error ZeroPositionKey();
+    error DecimalsTooLarge(uint8 decimals);
+    error LaneAssetAlreadyRegistered(bytes32 laneAssetKey);
+    error UnregisteredLaneAsset(uint64 srcChainId, bytes32 srcVault, bytes32 srcAsset);
+    error DecimalsMismatch(uint8 registered, uint8 given);
+    error AlreadyConsumed(bytes32 key);
+    error NotPositionOwner(bytes32 positionKey, address account);
+    error LaneCeilingExceeded(bytes32 laneAssetKey, uint256 outstanding, uint256 amount, uint256 ceiling);
+    error NoRateLimit(uint64 srcChainId, bytes32 srcAsset);
+    error InvalidRateLimit();
+    error ExceedsCap(uint256 amount, uint256 cap);
+    error NotQueued(bytes32 key);
+    error QueuedUntil(bytes32 key, uint48 releaseAt);
+    error WindowFull(uint256 used, uint256 amount, uint256 cap, uint256 nextWindow);
+    error BatchLengthMismatch(uint256 attestations, uint256 signatureSets);
+    error OnlySelf();
+    error NotCredited(bytes32 key);
+    error LockNotInPosition(bytes32 key, bytes32 positionKey);
+    error ExceedsLockCredit(uint256 remaining, uint256 amount);
+
+    constructor(address initialOwner) Ownable(initialOwner) EIP712("Bulkhead", "1") {}
+
+    // ----- views ----------------------------------------------------------------------------
 
     /// @notice The key a trader's collateral is locked for, known before any collateral moves.
-    function positionKeyOf(address owner_, bytes32 salt) external view returns (bytes32) {
+    function positionKeyOf(address owner_, bytes32 salt) public view returns (bytes32) {
         return keccak256(abi.encode(block.chainid, address(this), owner_, salt));
     }
+
+    /// @notice Replay key of a lock: keccak256(abi.encode(srcChainId, srcVault, lockId)).
+    function lockKeyOf(uint64 srcChainId, bytes32 srcVault, bytes32 lockId)
+        public
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(srcChainId, srcVault, lockId));
+    }
+
+    function laneAssetKeyOf(uint64 srcChainId, bytes32 srcVault, bytes32 srcAsset)
+        public
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(srcChainId, srcVault, srcAsset));
+    }
+
+    function rateKeyOf(uint64 srcChainId, bytes32 srcAsset) public pure returns (bytes32) {
+        return keccak256(abi.encode(srcChainId, srcAsset));
+    }
+
+    /// @notice The full EIP-712 digest (domain of this venue) that attesters sign.
+    function hashLockAttestation(LockAttestation calldata a) public view returns (bytes32) {
+        // All fields are static, so abi.encode(struct) is exactly EIP-712 encodeData.
+        return _hashTypedDataV4(keccak256(abi.encode(LOCK_ATTESTATION_TYPEHASH, a)));
+    }
+
+    function laneAsset(uint64 srcChainId, bytes32 srcVault, bytes32 srcAsset)
+        external
+        view
+        returns (LaneAsset memory)
+    {
+        return _laneAssets[laneAssetKeyOf(srcChainId, srcVault, srcAsset)];
+    }
+
+    function rateLimit(uint64 srcChainId, bytes32 srcAsset) external view returns (RateLimit memory) {
+        return _rateLimits[rateKeyOf(srcChainId, srcAsset)];
+    }
+
+    function lockCredit(bytes32 key) external view returns (LockCredit memory) {
+        return _credits[key];
+    }
+
+    function isConsumed(bytes32 key) external view returns (bool) {
+        return _credits[key].status != LockStatus.None;
+    }
+
+    function ownerOfPosition(bytes32 positionKey) external view returns (address) {
+        return _owners[positionKey];
+    }
+
+    /// @notice Credited collateral of a position from one (source chain, asset), 18 decimals.
+    function collateralOf(bytes32 positionKey, uint64 srcChainId, bytes32 srcAsset)
+        external
+        view
+        returns (uint256)
+    {
+        return _collateral18[positionKey][srcChainId][srcAsset];
+    }
+
+    // ----- admin (owner) --------------------------------------------------------------------
+
+    function pause() external onlyOwner {
+        _pause();
+    }
+
+    function unpause() external onlyOwner {
+        _unpause();
+    }
+
+    /// @notice Accept `srcAsset` from the vault `srcVault` on `srcChainId`. Decimals are final.
+    function registerLaneAsset(
+        uint64 srcChainId,
+        bytes32 srcVault,
+        bytes32 srcAsset,
+        uint8 decimals,
+        uint128 ceiling
+    ) external onlyOwner {
+        if (decimals > 18) revert DecimalsTooLarge(decimals);
+        bytes32 key = laneAssetKeyOf(srcChainId, srcVault, srcAsset);
+        LaneAsset storage la = _laneAssets[key];
+        if (la.registered) revert LaneAssetAlreadyRegistered(key);
+        la.registered = true;
+        la.decimals = decimals;
+        la.ceiling = ceiling;
+        emit LaneAssetRegistered(srcChainId, srcVault, srcAsset, decimals);
+        emit LaneCeilingSet(key, ceiling);
+    }
+
+    /// @notice Change a lane asset's accountant ceiling (source units). Lowering it below the
+    /// outstanding amount blocks new credits until releases bring it down.
+    function setLaneCeiling(uint64 srcChainId, bytes32 srcVault, bytes32 srcAsset, uint128 ceiling)
+        external
+        onlyOwner
+    {
+        bytes32 key = laneAssetKeyOf(srcChainId, srcVault, srcAsset);
+        if (!_laneAssets[key].registered) revert UnregisteredLaneAsset(srcChainId, srcVault, srcAsset);
+        _laneAssets[key].ceiling = ceiling;
+        emit LaneCeilingSet(key, ceiling);
+    }
+
+    /// @notice Governor for (srcChainId, srcAsset), source units: 0 < largeThreshold <= cap.
+    function setRateLimit(
+        uint64 srcChainId,
+        bytes32 srcAsset,
+        uint128 cap,
+        uint128 largeThreshold,
+        uint64 delay
+    ) external onlyOwner {
+        if (cap == 0 || largeThreshold == 0 || largeThreshold > cap) revert InvalidRateLimit();
+        RateLimit storage r = _rateLimits[rateKeyOf(srcChainId, srcAsset)];
+        r.cap = cap;
+        r.largeThreshold = largeThreshold;
+        r.delay = delay;
+        emit RateLimitSet(srcChainId, srcAsset, cap, largeThreshold, delay);
+    }
+
+    // ----- positions ------------------------------------------------------------------------
+
+    /// @notice Record the caller as the owner of `positionKeyOf(caller, salt)` before locking,
+    /// so nobody else's lock can claim the key first. Optional: the first credit also records
+    /// its beneficiary as the owner.
+    function claimPosition(bytes32 salt) external returns (bytes32 positionKey) {
+        positionKey = positionKeyOf(msg.sender, salt);
+        address current = _owners[positionKey];
+        if (current == address(0)) {
+            _owners[positionKey] = msg.sender;
+            emit PositionOwnerSet(positionKey, msg.sender);
+        } else if (current != msg.sender) {
+            revert NotPositionOwner(positionKey, msg.sender);
+        }
+    }
+
+    // ----- credits --------------------------------------------------------------------------
+
+    /// @notice Credit (or queue) one attested lock. Reverts with a custom error on any refusal;
+    /// a second submission of a consumed lock reverts with AlreadyConsumed(key).
+    function credit(LockAttestation calldata a, bytes[] calldata sigs) external whenNotPaused {
+        _credit(a, sigs);
+    }
+
+    /// @notice Credit many attested locks in one transaction. Items are independent: an item
+    /// that is refused does not revert the batch; it is skipped with `CreditSkipped(index, key,
+    /// revert data)` and leaves no state behind (it runs in its own call frame). A skipped item
+    /// is not consumed and may be submitted again.
+    /// @return credited number of items credited or queued.
+    function creditBatch(LockAttestation[] calldata atts, bytes[][] calldata sigs)
+        external
+        whenNotPaused
+        returns (uint256 credited)
+    {
+        if (atts.length != sigs.length) revert BatchLengthMismatch(atts.length, sigs.length);
+        for (uint256 i = 0; i < atts.length; ++i) {
+            try this.creditFromBatch(atts[i], sigs[i]) {
+                ++credited;
+            } catch (bytes memory reason) {
+                LockAttestation calldata a = atts[i];
+                emit CreditSkipped(i, lockKeyOf(a.srcChainId, a.srcVault, a.lockId), reason);
+            }
+        }
+    }
+
+    /// @dev One batch item in its own frame, so its refusal rolls back only itself.
+    function creditFromBatch(LockAttestation calldata a, bytes[] calldata sigs) external {
+        if (msg.sender != address(this)) revert OnlySelf();
+        _credit(a, sigs);
+    }
+
+    /// @notice Credit a queued lock once its release time has come and the window has room.
+    /// Anyone may call it; the credit goes to the position recorded when the lock was queued.
+    function releaseQueued(bytes32 key) external whenNotPaused {
+        LockCredit storage c = _credits[key];
+        if (c.status != LockStatus.Queued) revert NotQueued(key);
+        if (block.timestamp < c.releaseAt) revert QueuedUntil(key, c.releaseAt);
+        uint256 amount = c.remaining;
+        RateLimit storage r = _rateLimits[rateKeyOf(c.srcChainId, c.srcAsset)];
+        if (amount > r.cap) revert ExceedsCap(amount, r.cap);
+        _roll(r);
+        if (r.used + amount > r.cap) revert WindowFull(r.used, amount, r.cap, r.windowStart + WINDOW);
+        r.used += uint128(amount);
+        c.status = LockStatus.Credited;
+        c.releaseAt = 0;
+        uint256 amount18 = amount * 10 ** (18 - c.decimals);
+        _collateral18[c.positionKey][c.srcChainId][c.srcAsset] += amount18;
+        emit QueuedCreditReleased(key, c.positionKey, amount, amount18);
+    }
+
+    function _credit(LockAttestation calldata a, bytes[] calldata sigs) private {
+        if (a.version != ATTESTATION_VERSION) revert UnsupportedVersion(a.version);
+        if (a.amount == 0) revert ZeroAmount();
+        if (a.amount > type(uint128).max) revert AmountTooLarge(a.amount);
+        if (a.beneficiary == address(0)) revert ZeroBeneficiary();
+        if (a.positionKey == bytes32(0)) revert ZeroPositionKey();
+
+        bytes32 laKey = laneAssetKeyOf(a.srcChainId, a.srcVault, a.srcAsset);
+        LaneAsset storage la = _laneAssets[laKey];
+        if (!la.registered) revert UnregisteredLaneAsset(a.srcChainId, a.srcVault, a.srcAsset);
+        if (la.decimals != a.decimals) revert DecimalsMismatch(la.decimals, a.decimals);
+
+        // SECURITY: at most once per (srcChainId, srcVault, lockId), never keyed by signatures.
+        bytes32 key = lockKeyOf(a.srcChainId, a.srcVault, a.lockId);
+        if (_credits[key].status != LockStatus.None) revert AlreadyConsumed(key);
+
+        // SECURITY: m distinct members of the named, live, stored set over the full digest.
+        _verifyQuorum(hashLockAttestation(a), a.attesterSetIndex, sigs);
+
+        address owner_ = _owners[a.positionKey];
+        if (owner_ == address(0)) {
+            _owners[a.positionKey] = a.beneficiary;
+            emit PositionOwnerSet(a.positionKey, a.beneficiary);
+        } else if (owner_ != a.beneficiary) {
+            revert NotPositionOwner(a.positionKey, a.beneficiary);
+        }
+
+        // SECURITY: accountant (I1) — valid signatures are not enough.
+        uint256 amount = a.amount;
+        if (la.outstanding + amount > la.ceiling) {
+            revert LaneCeilingExceeded(laKey, la.outstanding, amount, la.ceiling);
+        }
+        la.outstanding += uint128(amount);
+
+        (uint48 releaseAt, uint8 reason) = _admit(a.srcChainId, a.srcAsset, amount);
+        _credits[key] = LockCredit({
+            positionKey: a.positionKey,
+            srcAsset: a.srcAsset,
+            srcOwner: a.owner,
+            remaining: uint128(amount),
+            srcChainId: a.srcChainId,
+            status: reason == 0 ? LockStatus.Credited : LockStatus.Queued,
+            decimals: a.decimals,
+            releaseAt: releaseAt
+        });
+        if (reason == 0) {
+            uint256 amount18 = amount * 10 ** (18 - a.decimals);
+            _collateral18[a.positionKey][a.srcChainId][a.srcAsset] += amount18;
+            _emitCredited(a, amount18);
+        } else {
+            _emitQueued(a, key, releaseAt, reason);
+        }
+    }
+
+    function _emitCredited(LockAttestation calldata a, uint256 amount18) private {
+        emit Credited(
+            a.positionKey, a.srcChainId, a.srcVault, a.lockId, a.srcAsset, a.amount, amount18,
+            a.beneficiary
+        );
+    }
+
+    function _emitQueued(LockAttestation calldata a, bytes32 key, uint48 releaseAt, uint8 reason)
+        private
+    {
+        emit CreditQueued(
+            key, a.positionKey, a.srcChainId, a.srcVault, a.lockId, a.srcAsset, a.amount,
+            releaseAt, reason
+        );
+    }
+
+    /// @dev Governor decision: (0, 0) = credit now (window usage taken); otherwise queue until
+    /// `releaseAt` for `reason` (1 large, 2 window full). Reverts above the whole cap.
+    function _admit(uint64 srcChainId, bytes32 srcAsset, uint256 amount)
+        private
+        returns (uint48 releaseAt, uint8 reason)
+    {
+        RateLimit storage r = _rateLimits[rateKeyOf(srcChainId, srcAsset)];
+        if (r.cap == 0) revert NoRateLimit(srcChainId, srcAsset);
+        if (amount > r.cap) revert ExceedsCap(amount, r.cap);
+        if (amount > r.largeThreshold) return (uint48(block.timestamp + r.delay), 1);
+        _roll(r);
+        if (r.used + amount > r.cap) return (uint48(r.windowStart + WINDOW), 2);
+        r.used += uint128(amount);
+        return (0, 0);
+    }
+
+    function _roll(RateLimit storage r) private {
+        uint64 start = uint64(block.timestamp - (block.timestamp % WINDOW));
+        if (r.windowStart != start) {
+            r.windowStart = start;
+            r.used = 0;
+        }
+    }
+
+    // ----- the way back ---------------------------------------------------------------------
+
+    /// @notice Ask for `amount` (source units) of one credited lock to be released to the
+    /// source-chain owner who locked it. Only the position owner; the attesters then sign a
+    /// `Settlement` for the source vault from the SettlementRequested event.
+    function requestRelease(
+        bytes32 positionKey,
+        uint64 srcChainId,
+        bytes32 srcVault,
+        bytes32 lockId,
+        uint256 amount
+    ) external returns (bytes32 settlementId) {
+        if (_owners[positionKey] != msg.sender) revert NotPositionOwner(positionKey, msg.sender);
+        _requireNoOpenTrade(positionKey);
+        bytes32 key = lockKeyOf(srcChainId, srcVault, lockId);
+        LockCredit storage c = _credits[key];
+        if (c.status != LockStatus.Credited) revert NotCredited(key);
+        if (c.positionKey != positionKey) revert LockNotInPosition(key, positionKey);
+        if (amount == 0) revert ZeroAmount();
+        if (amount > c.remaining) revert ExceedsLockCredit(c.remaining, amount);
+
+        c.remaining -= uint128(amount);
+        _collateral18[positionKey][srcChainId][c.srcAsset] -= amount * 10 ** (18 - c.decimals);
+        _laneAssets[laneAssetKeyOf(srcChainId, srcVault, c.srcAsset)].outstanding -= uint128(amount);
+        uint256 sequence = ++settlementSequence;
+        settlementId = keccak256(
+            abi.encode(block.chainid, address(this), srcChainId, srcVault, lockId, sequence)
+        );
+        emit SettlementRequested(
+            settlementId, srcChainId, srcVault, lockId, c.srcOwner, amount, KIND_RELEASE
+        );
+    }
+
+    /// @dev Trading lands in a later change; it will refuse while the position has an open trade.
+    function _requireNoOpenTrade(bytes32 positionKey) internal view virtual {}
 }

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
+from eth_utils.crypto import keccak
 
 from chains.devnet.anvil import start_anvil
 from chains.devnet.evm_deploy import deploy_collateral_chain, deploy_venue_chain
@@ -36,6 +37,9 @@ TRADER = Account.from_key(TRADER_KEY).address
 OTHER = Account.from_key(OTHER_KEY).address
 FEEDER = Account.from_key(FEEDER_KEY).address
 MINT = {"USDC": 10**15, "WETH": 10**24, "FEE": 10**15}
+
+# Attester keys for the bridge tests: derived from fixed labels, test-only, never funded.
+ATTESTER_KEYS = tuple("0x" + keccak(text=f"bulkhead-test-attester-{i}").hex() for i in range(8))
 
 
 def rpc(url: str, method: str, *params: Any) -> Any:
