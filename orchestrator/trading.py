@@ -19,6 +19,7 @@ from orchestrator.settings import Settings
 __all__ = ["LockRequest", "LockResult", "TraderKeys", "build_lock_request", "submit_lock"]
 
 U64_MAX = 2**64 - 1
+VENUE_MAX_UNITS = 2**128 - 1  # the venue stores credited source amounts as uint128
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,9 @@ def build_lock_request(settings: Settings, *, chain: str, asset: str, amount: st
     units = parse_base_units(amount) if base_units else parse_amount(amount, spec.decimals)
     if cfg.kind == ChainKind.SOLANA and units > U64_MAX:
         raise InputError("amount", "exceeds the SPL token maximum (u64)")
+    if units > VENUE_MAX_UNITS:
+        # NUM-01: refused before anything is signed, never truncated on the destination.
+        raise InputError("amount", "exceeds what the venue can credit (uint128 base units)")
     if not cfg.vaults:
         raise InputError("chain", f"{chain} has no vault configured")
     dst_chain_id, dst_venue = settings.venue()

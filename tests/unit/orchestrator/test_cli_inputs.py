@@ -77,6 +77,12 @@ def test_solana_amount_above_u64_refused(home: Path) -> None:
     assert result.exit_code == 2 and "amount:" in result.output
 
 
+def test_num_01_amount_past_the_venue_width_refused(home: Path) -> None:
+    result = CliRunner().invoke(app, ["lock", *flags(**{"--amount": str(2**128)}),
+                                      "--base-units"])
+    assert result.exit_code == 2 and "uint128" in result.output
+
+
 def test_unknown_trader_refused(home: Path) -> None:
     args = ["lock", *flags(), "--trader", "mallory"]
     result = CliRunner().invoke(app, args)

@@ -28,6 +28,8 @@ CHECKSUMMED = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
         ("1.000000000000000001", 18, 10**18 + 1),
         ("007.50", 2, 750),
         ("3", 0, 3),
+        ("1.123456789", 9, 1_123_456_789),  # NUM-01: 6 / 9 / 18 decimals, one rule
+        ("0.000000001", 9, 1),
     ],
 )
 def test_parse_amount_exact(text: str, decimals: int, units: int) -> None:
