@@ -39,6 +39,8 @@ from orchestrator.errors import ConfigError
 
 __all__ = [
     "AssetSettings",
+    "AttesterMember",
+    "AttesterSettings",
     "ChainSettings",
     "FinalityPolicy",
     "RetrySettings",
@@ -111,6 +113,36 @@ class RetrySettings(_Frozen):
     timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
 
 
+class AttesterMember(_Frozen):
+    """One attester: its EVM signing address and, for Solana vaults, its ed25519 pubkey.
+    ``rpc_urls`` overrides chain endpoints for this attester only (each attester observes
+    through its own nodes). ``keystore`` + ``password_file`` hold its key (V3 keystore)."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
+    address: str
+    solana_pubkey: str | None = None
+    operator: str | None = None
+    keystore: Path | None = None
+    password_file: Path | None = None
+    rpc_urls: dict[str, list[AnyUrl]] = {}
+
+
+class AttesterSettings(_Frozen):
+    """The attester set the contracts store (index, members, threshold m).
+
+    Unsafe sets refuse to start (KEY-02): see ``bridges.quorum.AttesterSet``."""
+
+    set_index: Annotated[int, Field(ge=0, lt=2**32)] = 0
+    threshold: Annotated[int, Field(ge=1)] | None = None
+    members: list[AttesterMember] = []
+
+    def member(self, name: str) -> AttesterMember:
+        for m in self.members:
+            if m.name == name:
+                return m
+        raise ConfigError("attesters.members", f"no attester named {name!r}")
+
+
 class _ManifestSource(PydanticBaseSettingsSource):
     """Lowest-priority source: the devnet manifest, already in the settings' shape."""
 
@@ -128,7 +160,7 @@ class _ManifestSource(PydanticBaseSettingsSource):
             data = json.loads(self._path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError("manifest", f"{self._path}: unreadable ({exc})") from exc
-        return {k: data[k] for k in ("chains", "redis_url") if k in data}
+        return {k: data[k] for k in ("chains", "redis_url", "attesters") if k in data}
 
 
 def _home_dir() -> Path:
@@ -147,6 +179,7 @@ class Settings(BaseSettings):
     redis_url: RedisDsn = RedisDsn("redis://127.0.0.1:6379/0")
     chains: dict[Annotated[str, Field(pattern=CHAIN_KEY)], ChainSettings] = {}
     venue_chain: Annotated[str, Field(pattern=CHAIN_KEY)] = "evm-b"
+    attesters: AttesterSettings = AttesterSettings()
     retry: RetrySettings = RetrySettings()
 
     @classmethod

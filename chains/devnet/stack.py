@@ -123,30 +123,52 @@ def _start_processes(root: Path, opts: DevnetOptions,
 
 
 async def _deploy(procs: dict[str, ManagedProcess], opts: DevnetOptions) -> dict[str, Any]:
-    from chains.devnet.evm_deploy import deploy_collateral_chain, deploy_venue_chain
+    from solders.pubkey import Pubkey
+
+    from chains.devnet.evm_deploy import (
+        deploy_collateral_chain,
+        deploy_venue_chain,
+        evm_lanes,
+        register_lanes,
+        solana_lane,
+    )
     from chains.devnet.solana_deploy import deploy_solana
 
     roles = DevnetRoles()
+    deployer = anvil_key(roles.deployer)
     trader_keys = [roles.trader_key(i) for i in range(len(TRADERS))]
     trader_addrs = [Account.from_key(k).address for k in trader_keys]
     sol_payer, sol_traders = Keypair(), [Keypair() for _ in TRADERS]
+    evm_attesters = [Account.create() for _ in range(ATTESTERS)]
     sol_attesters = [Keypair() for _ in range(ATTESTERS)]
+    members = [a.address for a in evm_attesters]
     evm_a, evm_b, sol = await asyncio.gather(
-        deploy_collateral_chain(procs[EVM_A].url, deployer_key=anvil_key(roles.deployer),
-                                traders=trader_addrs, chain_id=CHAIN_IDS[EVM_A],
-                                mint_per_trader=MINT_EVM),
-        deploy_venue_chain(procs[EVM_B].url, deployer_key=anvil_key(roles.deployer),
-                           chain_id=CHAIN_IDS[EVM_B],
+        deploy_collateral_chain(procs[EVM_A].url, deployer_key=deployer, traders=trader_addrs,
+                                chain_id=CHAIN_IDS[EVM_A], mint_per_trader=MINT_EVM,
+                                attesters=members, threshold=THRESHOLD),
+        deploy_venue_chain(procs[EVM_B].url, deployer_key=deployer, chain_id=CHAIN_IDS[EVM_B],
                            feeder=Account.from_key(anvil_key(roles.feeder)).address,
-                           traders=trader_addrs, mint_per_trader={"USDC": MINT_EVM["USDC"]}),
+                           traders=trader_addrs, mint_per_trader={"USDC": MINT_EVM["USDC"]},
+                           attesters=members, threshold=THRESHOLD),
         deploy_solana(procs[SOLANA].url, payer=sol_payer,
                       attesters=[k.pubkey() for k in sol_attesters], threshold=THRESHOLD,
                       traders=sol_traders, mint_per_trader=MINT_SOLANA),
     )
     sol_section, sol_extra = _split_solana(sol)
+    lanes = [*evm_lanes(evm_a), solana_lane(
+        CHAIN_IDS[SOLANA], bytes(Pubkey.from_string(sol_section["vaults"][0])),
+        bytes(Pubkey.from_string(sol_section["assets"]["USDC"]["address"])))]
+    await register_lanes(procs[EVM_B].url, deployer_key=deployer,
+                         venue=evm_b["contracts"]["venue"], lanes=lanes)
+    names = [f"att-{i + 1}" for i in range(ATTESTERS)]
     return {
         "redis_url": f"redis://127.0.0.1:{procs['redis'].port}/0",
         "chains": {EVM_A: evm_a, EVM_B: evm_b, SOLANA: sol_section},
+        "attesters": {
+            "set_index": 0, "threshold": THRESHOLD,
+            "members": [{"name": n, "address": a.address, "solana_pubkey": str(k.pubkey())}
+                        for n, a, k in zip(names, evm_attesters, sol_attesters, strict=True)],
+        },
         "devnet": {
             "options": {"block_time_s": opts.block_time_s, "slot_ms": opts.slot_ms,
                         "slots_in_an_epoch": opts.slots_in_an_epoch,
@@ -161,7 +183,11 @@ async def _deploy(procs: dict[str, ManagedProcess], opts: DevnetOptions) -> dict
                 for name, addr, key, kp in zip(TRADERS, trader_addrs, trader_keys, sol_traders,
                                                strict=True)
             },
-            "solana_attesters": [list(bytes(k)) for k in sol_attesters],
+            "attester_keys": {
+                n: {"evm_key": "0x" + bytes(a.key).hex(), "solana_secret": list(bytes(k))}
+                for n, a, k in zip(names, evm_attesters, sol_attesters, strict=True)
+            },
+            "relayer_key": anvil_key(roles.relayer),
             "solana_payer": list(bytes(sol_payer)),
             "feeder_key": anvil_key(roles.feeder),
         },

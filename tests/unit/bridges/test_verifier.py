@@ -1,0 +1,78 @@
+"""Relayer-side verification: SIG-01, SIG-02, KEY-01, RPL-03 without a chain. Pure."""
+
+from dataclasses import replace
+
+import pytest
+from eth_account import Account
+
+from bridges.attestation import Domain, LockAttestation, sign
+from bridges.observation import attestation_for
+from bridges.quorum import AttesterSet
+from bridges.verifier import verify
+from chains.testing import make_event
+from orchestrator.errors import AttestationMalformed, QuorumNotReached
+
+KEYS = [bytes([i]) * 32 for i in range(1, 5)]
+SET = AttesterSet.of(0, [Account.from_key(k).address for k in KEYS])
+DOMAIN = Domain(31338, "0x" + "77" * 20)
+MSG: LockAttestation = attestation_for(make_event("evm-a", 7, 125_500_000), 0)
+
+
+def sigs(msg: LockAttestation = MSG, domain: Domain = DOMAIN, keys: list[bytes] = KEYS) -> list[bytes]:
+    return [sign(msg, domain, k) for k in keys]
+
+
+def test_quorum_of_members_verifies_and_orders_signers() -> None:
+    verified = verify(MSG, DOMAIN, reversed(sigs()), SET)
+    assert len(verified.signatures) == 3
+    assert list(verified.signers) == sorted(verified.signers, key=str.lower)
+
+
+def test_sig_02_two_of_four_refused() -> None:
+    with pytest.raises(QuorumNotReached) as err:
+        verify(MSG, DOMAIN, sigs(keys=KEYS[:2]), SET)
+    assert (err.value.have, err.value.need) == (2, 3)
+
+
+def test_duplicates_count_once() -> None:
+    with pytest.raises(QuorumNotReached):
+        verify(MSG, DOMAIN, sigs(keys=KEYS[:2]) * 3, SET)
+
+
+def test_sig_01_outsiders_do_not_count() -> None:
+    outsiders = [bytes([i]) * 32 for i in range(10, 14)]
+    with pytest.raises(QuorumNotReached):
+        verify(MSG, DOMAIN, sigs(keys=outsiders), SET)
+
+
+def test_key_01_m_minus_one_members_plus_outsider_refused() -> None:
+    with pytest.raises(QuorumNotReached):
+        verify(MSG, DOMAIN, sigs(keys=[*KEYS[:2], b"\x0b" * 32]), SET)
+
+
+@pytest.mark.parametrize("tamper", [
+    lambda m: replace(m, amount=m.amount + 1),
+    lambda m: replace(m, src_chain_id=900001),
+    lambda m: replace(m, beneficiary="0x" + "99" * 20),
+    lambda m: replace(m, position_key=b"\x01" * 32),
+], ids=["amount", "src-chain", "beneficiary", "position"])
+def test_signatures_bind_every_field(tamper) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(QuorumNotReached):
+        verify(tamper(MSG), DOMAIN, sigs(), SET)
+
+
+def test_rpl_03_other_lane_refused() -> None:
+    other = Domain(31337, DOMAIN.verifying_contract)
+    with pytest.raises(QuorumNotReached):
+        verify(MSG, other, sigs(), SET)
+
+
+def test_message_for_another_set_index_refused() -> None:
+    with pytest.raises(QuorumNotReached):
+        verify(replace(MSG, attester_set_index=1), DOMAIN, sigs(replace(MSG, attester_set_index=1)), SET)
+
+
+def test_unattributed_lock_is_never_attested() -> None:
+    event = replace(make_event("solana", 1, 5), unattributed_reason="no memo")
+    with pytest.raises(AttestationMalformed):
+        attestation_for(event, 0)
