@@ -10,6 +10,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -197,6 +198,56 @@ def watch(once: Annotated[bool, typer.Option(help="One catch-up pass, then exit"
             out.print("stopped")
 
     guarded(run)
+
+
+class Role(StrEnum):
+    WATCHER = "watcher"
+    ATTESTER = "attester"
+    RELAYER = "relayer"
+    RECONCILER = "reconciler"
+    BEAT = "beat"
+
+
+@app.command("worker")
+def worker(
+    role: Annotated[Role, typer.Option(help="Which role this process runs")],
+    name: Annotated[str | None, typer.Option(help="Attester name (role attester)")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=64)] = 1,
+    pool: Annotated[str, typer.Option(help="Celery pool: prefork (default) or solo")] = "prefork",
+    loglevel: Annotated[str, typer.Option()] = "INFO",
+) -> None:
+    """Run one Celery worker (or the single beat) for a role; one process per attester key."""
+    import os
+
+    cfg = settings()
+
+    def preflight() -> None:
+        from workers.runtime import Services, check_redis
+
+        if pool not in ("prefork", "solo"):
+            raise InputError("pool", f"{pool!r}: use prefork or solo")
+        if role == Role.ATTESTER:
+            if not name:
+                raise InputError("name", "an attester worker needs --name")
+            cfg.attesters.member(name)
+        _ = Services(cfg).attester_set  # KEY-02: unsafe sets refuse to start
+        check_redis(str(cfg.redis_url))
+
+    guarded(preflight)
+    if name:
+        os.environ["BULKHEAD_ATTESTER"] = name
+    from workers.celery_app import app as celery_app
+    from workers.celery_app import queues_for
+
+    if role == Role.BEAT:
+        cfg.home.mkdir(parents=True, exist_ok=True)
+        celery_app.start(["beat", "-s", str(cfg.home / "beat-schedule"), "--loglevel", loglevel])
+        return
+    queues = queues_for(role.value, cfg, name)
+    celery_app.worker_main(["worker", "-Q", ",".join(queues), "-n",
+                            f"{role.value}-{name or 'main'}@%h", "-c", str(concurrency),
+                            "--pool", pool,
+                            "--loglevel", loglevel, "--without-gossip", "--without-mingle"])
 
 
 @app.command("demo")

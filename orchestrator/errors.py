@@ -18,7 +18,9 @@
     ├── BridgeError
     │   ├── AttestationMalformed(field, reason)   codec refusal (also a ValueError)
     │   ├── QuorumNotReached(have, need)
-    │   └── AlreadyConsumed(key, tx_id)        idempotency hit; callers treat as success
+    │   ├── AlreadyConsumed(key, tx_id)        idempotency hit; callers treat as success
+    │   └── SettlementMessageMismatch(field, reason)   a Solana settlement message an
+    │                                          attester refuses to sign (also a ValueError)
     ├── DevnetError                        local devnet could not start / is not running
     └── StoreError                         the state store (Redis) failed or refused
 """
@@ -40,6 +42,7 @@ __all__ = [
     "ReorgDetected",
     "RetryableError",
     "RpcUnavailable",
+    "SettlementMessageMismatch",
     "StoreError",
     "TxExpired",
     "TxRejected",
@@ -161,3 +164,15 @@ class AlreadyConsumed(BridgeError):
     def __init__(self, key: str, tx_id: str | None = None) -> None:
         self.key, self.tx_id = key, tx_id
         super().__init__(f"already consumed: {key}")
+
+
+class SettlementMessageMismatch(BridgeError, ValueError):
+    """A proposed Solana settlement message is not exactly the expected multisig transfer.
+
+    ``field`` names the first part that differs (``amount``, ``destination``, ``memo``, ...).
+    An attester never signs such a message.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field, self.reason = field, reason
+        super().__init__(f"settlement message {field}: {reason}")

@@ -16,9 +16,16 @@ import redis
 import redis.exceptions
 
 from orchestrator.errors import StoreError
-from orchestrator.locks import OPEN_STATES, LockRecord
+from orchestrator.locks import OPEN_STATES, LockRecord, LockState
 
-__all__ = ["LockStore", "MemoryLockStore", "RedisLockStore"]
+AWAITING_CREDIT = frozenset({LockState.FINALIZED, LockState.ATTESTED, LockState.HELD})
+
+
+def awaits_credit(record: LockRecord) -> bool:
+    """Final, attributed, not yet credited: the bridge's work queue, derived from the record."""
+    return record.event.attributed and record.state in AWAITING_CREDIT
+
+__all__ = ["AWAITING_CREDIT", "LockStore", "MemoryLockStore", "RedisLockStore", "awaits_credit"]
 
 
 class LockStore(Protocol):
@@ -32,6 +39,8 @@ class LockStore(Protocol):
     def get(self, key: str) -> LockRecord | None: ...
     def open_records(self, chain: str) -> list[LockRecord]: ...
     def all_records(self) -> list[LockRecord]: ...
+    def awaiting_credit(self) -> list[LockRecord]: ...
+    def advance(self, key: str, state: LockState, height: int, at_ms: int) -> LockRecord | None: ...
 
 
 class MemoryLockStore:
@@ -73,6 +82,16 @@ class MemoryLockStore:
 
     def all_records(self) -> list[LockRecord]:
         return sorted(self._records.values(), key=_order)
+
+    def awaiting_credit(self) -> list[LockRecord]:
+        return [r for r in self.all_records() if awaits_credit(r)]
+
+    def advance(self, key: str, state: LockState, height: int, at_ms: int) -> LockRecord | None:
+        record = self._records.get(key)
+        if record is None:
+            return None
+        self._records[key] = record.advanced(state, height, at_ms)
+        return self._records[key]
 
 
 def _outside(known: Mapping[int, str], below: int | None, above: int | None) -> list[int]:
@@ -126,14 +145,50 @@ class RedisLockStore:
     def put(self, records: Iterable[LockRecord]) -> None:
         pipe = self._redis.pipeline(transaction=True)
         for record in records:
-            open_key = f"{self._p}open:{record.event.chain}"
             pipe.set(f"{self._p}lock:{record.key}", json.dumps(record.to_dict()))
             pipe.zadd(f"{self._p}locks", {record.key: record.transitions[0].at_ms}, nx=True)
-            if record.state in OPEN_STATES:
-                pipe.sadd(open_key, record.key)
-            else:
-                pipe.srem(open_key, record.key)
+            self._index(pipe, record)
         self._call(pipe.execute)
+
+    def _index(self, pipe: redis.client.Pipeline, record: LockRecord) -> None:
+        open_key = f"{self._p}open:{record.event.chain}"
+        if record.state in OPEN_STATES:
+            pipe.sadd(open_key, record.key)
+        else:
+            pipe.srem(open_key, record.key)
+        if awaits_credit(record):
+            pipe.sadd(f"{self._p}awaiting-credit", record.key)
+        else:
+            pipe.srem(f"{self._p}awaiting-credit", record.key)
+
+    def awaiting_credit(self) -> list[LockRecord]:
+        keys = sorted(self._call(self._redis.smembers, f"{self._p}awaiting-credit"))
+        return [r for r in self._many(keys) if awaits_credit(r)]
+
+    def advance(self, key: str, state: LockState, height: int, at_ms: int) -> LockRecord | None:
+        """Atomically move one record forward (optimistic WATCH; concurrent writers retry)."""
+        name = f"{self._p}lock:{key}"
+        for _ in range(20):
+            try:
+                with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.watch(name)
+                    raw = pipe.get(name)
+                    if raw is None:
+                        return None
+                    record = LockRecord.from_dict(json.loads(raw))
+                    moved = record.advanced(state, height, at_ms)
+                    if moved is record:
+                        return record
+                    pipe.multi()
+                    pipe.set(name, json.dumps(moved.to_dict()))
+                    self._index(pipe, moved)
+                    pipe.execute()
+                    return moved
+            except redis.exceptions.WatchError:
+                continue
+            except redis.exceptions.RedisError as exc:
+                raise StoreError(f"redis: {exc}") from exc
+        raise StoreError(f"could not advance {key}: too much contention")
 
     def get(self, key: str) -> LockRecord | None:
         raw = self._call(self._redis.get, f"{self._p}lock:{key}")

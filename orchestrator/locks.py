@@ -1,7 +1,7 @@
 """The lifecycle record of one lock (DESIGN §2), pure data and transitions.
 
-``seen -> safe -> finalized`` are driven by the watcher from chain heads; later stages
-(attested, credited, released, seized) are appended by the bridge. ``dropped`` means the lock
+``seen -> safe -> finalized`` are driven by the watcher from chain heads; ``attested`` and
+``credited`` by the bridge (a quorum in the signature pool; the venue's consumed set). ``dropped`` means the lock
 vanished before finality (reorg / abandoned fork); ``orphaned`` means it vanished *after*
 finality, an incident that ``bulkhead audit`` reports and nothing silences.
 """
@@ -21,6 +21,9 @@ class LockState(StrEnum):
     SEEN = "seen"
     SAFE = "safe"
     FINALIZED = "finalized"
+    ATTESTED = "attested"  # a quorum of attester signatures is in the pool
+    HELD = "held"  # consumed by the venue but queued by a rate limit until its release time
+    CREDITED = "credited"  # the venue consumed the lock (its consumed set is the record)
     DROPPED = "dropped"
     ORPHANED = "orphaned"
 
@@ -30,7 +33,11 @@ class LockState(StrEnum):
 _NEXT: dict[LockState, frozenset[LockState]] = {
     LockState.SEEN: frozenset({LockState.SAFE, LockState.FINALIZED, LockState.DROPPED}),
     LockState.SAFE: frozenset({LockState.FINALIZED, LockState.DROPPED}),
-    LockState.FINALIZED: frozenset({LockState.ORPHANED}),
+    LockState.FINALIZED: frozenset({LockState.ATTESTED, LockState.HELD, LockState.CREDITED,
+                                    LockState.ORPHANED}),
+    LockState.ATTESTED: frozenset({LockState.HELD, LockState.CREDITED, LockState.ORPHANED}),
+    LockState.HELD: frozenset({LockState.CREDITED, LockState.ORPHANED}),
+    LockState.CREDITED: frozenset({LockState.ORPHANED}),
     LockState.DROPPED: frozenset(),
     LockState.ORPHANED: frozenset(),
 }

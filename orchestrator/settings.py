@@ -43,6 +43,7 @@ __all__ = [
     "AttesterSettings",
     "ChainSettings",
     "FinalityPolicy",
+    "KeySettings",
     "RetrySettings",
     "Settings",
     "load_settings",
@@ -143,6 +144,13 @@ class AttesterSettings(_Frozen):
         raise ConfigError("attesters.members", f"no attester named {name!r}")
 
 
+class KeySettings(_Frozen):
+    """A signing key held as an encrypted V3 keystore plus a password file (eth-account)."""
+
+    keystore: Path | None = None
+    password_file: Path | None = None
+
+
 class _ManifestSource(PydanticBaseSettingsSource):
     """Lowest-priority source: the devnet manifest, already in the settings' shape."""
 
@@ -180,6 +188,7 @@ class Settings(BaseSettings):
     chains: dict[Annotated[str, Field(pattern=CHAIN_KEY)], ChainSettings] = {}
     venue_chain: Annotated[str, Field(pattern=CHAIN_KEY)] = "evm-b"
     attesters: AttesterSettings = AttesterSettings()
+    relayer: KeySettings = KeySettings()
     retry: RetrySettings = RetrySettings()
 
     @classmethod

@@ -127,9 +127,9 @@ class Watcher:
         log.warning("reorg_rewind", chain=self.chain, to_height=fork,
                     from_height=self.store.cursor(self.chain))
         now = self._clock_ms()
-        dropped = [r.advanced(LockState.DROPPED, fork, now)
-                   for r in self.store.open_records(self.chain) if r.event.height > fork]
-        self.store.put(dropped)
+        for record in self.store.open_records(self.chain):
+            if record.event.height > fork:
+                self.store.advance(record.key, LockState.DROPPED, fork, now)
         self.store.set_cursor(self.chain, fork)
         self.store.forget_hashes(self.chain, above=fork)
 
@@ -157,13 +157,16 @@ class Watcher:
         return [r.key for r in fresh]
 
     async def _advance(self, safe: BlockRef, final: BlockRef, report: PollReport) -> None:
-        now, updated = self._clock_ms(), []
+        """Transitions go through ``store.advance`` (atomic, forward-only), so a concurrent
+        watcher or the bridge moving the same lock further is never undone."""
+        now = self._clock_ms()
         by_height: dict[int, list[LockRecord]] = defaultdict(list)
+        moves: list[tuple[str, LockState, int]] = []
         for record in self.store.open_records(self.chain):
             if record.event.height <= final.height:
                 by_height[record.event.height].append(record)
             elif record.event.height <= safe.height and record.state == LockState.SEEN:
-                updated.append(record.advanced(LockState.SAFE, safe.height, now))
+                moves.append((record.key, LockState.SAFE, safe.height))
         for height, records in sorted(by_height.items()):
             # SECURITY: re-read at the lock's height before calling it final; a lock that is no
             # longer there (reorged out, abandoned fork) is dropped, never finalized (I5).
@@ -172,7 +175,9 @@ class Watcher:
             for record in records:
                 again = still.get(record.key)
                 ok = again is not None and again.amount == record.event.amount
-                state = LockState.FINALIZED if ok else LockState.DROPPED
-                updated.append(record.advanced(state, final.height, now))
-        self.store.put(updated)
-        report.advanced.extend((r.key, r.state) for r in updated)
+                moves.append((record.key, LockState.FINALIZED if ok else LockState.DROPPED,
+                              final.height))
+        for key, state, height in moves:
+            moved = self.store.advance(key, state, height, now)
+            if moved is not None and moved.state == state:
+                report.advanced.append((key, state))

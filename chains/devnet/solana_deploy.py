@@ -2,7 +2,8 @@
 
 Creates a USDC-like SPL mint, an SPL Token multisig of the attesters (m of n), the vault
 token account owned by that multisig (its associated token account, so anyone can derive
-it), and funded token accounts for the traders. The result is the ``chains.solana`` entry of
+it), the seize token account (the payer's, acting as treasury, associated token account)
+that seize settlements pay into, and funded token accounts for the traders. The result is the ``chains.solana`` entry of
 the settings plus the traders' token accounts.
 """
 
@@ -44,7 +45,7 @@ _TRADERS_PER_TX = 4
 class SolanaDeployment:
     """``chain_section`` is a ``ChainSettings`` entry; ``extras`` holds
     ``trader_token_accounts`` (``{trader pubkey: {"USDC": token account}}``), ``mint``,
-    ``multisig``, ``vault`` and ``threshold``."""
+    ``multisig``, ``vault``, ``threshold`` and ``seize_token_account``."""
 
     chain_section: dict[str, Any]
     extras: dict[str, Any] = field(default_factory=dict)
@@ -80,6 +81,7 @@ async def deploy_solana(
     mint_kp, multisig_kp = Keypair(), Keypair()
     mint, multisig = mint_kp.pubkey(), multisig_kp.pubkey()
     vault = get_associated_token_address(multisig, mint)
+    seize = get_associated_token_address(payer.pubkey(), mint)
     async with AsyncClient(rpc_url, commitment=Confirmed) as client:
         start_slot = (await client.get_slot(Processed)).value
         await _airdrop(client, [payer.pubkey(), *(t.pubkey() for t in traders)])
@@ -98,6 +100,7 @@ async def deploy_solana(
                 program_id=TOKEN_PROGRAM_ID, multisig=multisig, m=threshold,
                 signers=list(attesters))),
             create_associated_token_account(payer.pubkey(), multisig, mint),
+            create_associated_token_account(payer.pubkey(), payer.pubkey(), mint),
         ]
         await send_instructions(client, payer, setup, signers=[mint_kp, multisig_kp])
         accounts: dict[str, dict[str, str]] = {}
@@ -119,9 +122,10 @@ async def deploy_solana(
         "finality": {"mode": "tag", "tag": "finalized"},
         "vaults": [str(vault)],
         "assets": {"USDC": {"address": str(mint), "decimals": USDC_DECIMALS}},
-        "contracts": {"multisig": str(multisig), "mint_authority": str(payer.pubkey())},
+        "contracts": {"multisig": str(multisig), "mint_authority": str(payer.pubkey()),
+                      "seize_account": str(seize)},
         "deployment_height": start_slot,
     }
     extras = {"trader_token_accounts": accounts, "mint": str(mint), "multisig": str(multisig),
-              "vault": str(vault), "threshold": threshold}
+              "vault": str(vault), "threshold": threshold, "seize_token_account": str(seize)}
     return SolanaDeployment(chain_section=section, extras=extras)

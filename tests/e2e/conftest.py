@@ -53,7 +53,7 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     home = tmp_path_factory.mktemp("devnet-home")
     manifest = up(home, FAST)
@@ -64,6 +64,6 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         down(home)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cli(devnet: dict[str, Any]) -> Cli:
     return Cli(devnet["home"])

@@ -22,7 +22,7 @@ from eth_account import Account
 from eth_utils.crypto import keccak
 
 from chains.devnet.anvil import start_anvil
-from chains.devnet.evm_deploy import deploy_collateral_chain, deploy_venue_chain
+from chains.devnet.evm_deploy import deploy_collateral_chain, deploy_venue_chain, evm_lanes
 from chains.devnet.process import ManagedProcess
 from orchestrator.settings import ChainSettings
 
@@ -121,3 +121,51 @@ def evm_b(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
             )
         )
         yield Deployed(proc.url, manifest)
+
+
+@dataclass(frozen=True)
+class BridgePair:
+    """evm-a (collateral vault) and evm-b (venue) with attester set 0 = BRIDGE_ATTESTERS, 3 of 4,
+    and the venue accepting every (vault, asset) lane of evm-a."""
+
+    collateral: Deployed
+    venue: Deployed
+
+    @property
+    def venue_address(self) -> str:
+        return str(self.venue.manifest["contracts"]["venue"])
+
+
+BRIDGE_ATTESTERS = ATTESTER_KEYS[:4]
+
+
+@pytest.fixture(scope="module")
+def bridge_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgePair]:
+    members = [Account.from_key(k).address for k in BRIDGE_ATTESTERS]
+    root = tmp_path_factory.mktemp("bridge-pair")
+    with _anvil(31337, root) as proc_a, _anvil(31338, root) as proc_b:
+        collateral = asyncio.run(
+            deploy_collateral_chain(
+                proc_a.url,
+                deployer_key=DEPLOYER_KEY,
+                traders=[TRADER, OTHER],
+                chain_id=31337,
+                mint_per_trader=MINT,
+                attesters=members,
+                threshold=3,
+            )
+        )
+        venue = asyncio.run(
+            deploy_venue_chain(
+                proc_b.url,
+                deployer_key=DEPLOYER_KEY,
+                chain_id=31338,
+                feeder=FEEDER,
+                traders=[TRADER],
+                mint_per_trader={"USDC": 10**12},
+                attesters=members,
+                threshold=3,
+                lanes=evm_lanes(collateral),
+            )
+        )
+        yield BridgePair(Deployed(proc_a.url, collateral), Deployed(proc_b.url, venue))

@@ -25,8 +25,6 @@ from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 
 from bridges.attestation import (
-    LOCK_TYPE,
-    SETTLEMENT_TYPE,
     Domain,
     LockAttestation,
     Settlement,
@@ -44,6 +42,7 @@ from chains.devnet.evm_deploy import (
     solana_lane,
 )
 from chains.evm.artifacts import load_artifact
+from chains.evm.bridge_codec import struct_tuple as as_tuple
 from chains.evm.codec import decode_revert
 from orchestrator.errors import ConfigError
 from tests.integration.evm.conftest import (
@@ -156,13 +155,6 @@ def sigs(msg: LockAttestation | Settlement, domain: Domain, keys: Sequence[str])
     """Signatures by ``keys`` in strictly increasing signer order (what contracts expect)."""
     ordered = sorted(keys, key=lambda k: int(address_of(k), 16))
     return [sign(msg, domain, k) for k in ordered]
-
-
-def as_tuple(msg: LockAttestation | Settlement) -> tuple[Any, ...]:
-    """The struct argument, in the EIP-712 field order of bridges.attestation."""
-    fields = LOCK_TYPE if isinstance(msg, LockAttestation) else SETTLEMENT_TYPE
-    values = msg.message()
-    return tuple(values[f["name"]] for f in fields)
 
 
 def logs(contract: Contract, event: str, receipt: Any) -> list[Any]:

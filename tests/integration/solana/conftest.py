@@ -25,6 +25,7 @@ from chains.devnet.process import ManagedProcess
 from chains.devnet.solana_deploy import SolanaDeployment, deploy_solana
 from chains.devnet.solana_rpc import start_local_solana
 from chains.solana.adapter import SolanaAdapter
+from chains.solana.locker import lock_on_solana
 from orchestrator.settings import RetrySettings
 
 SLOT_MS, FINALITY_LAG = 100, 8
@@ -33,6 +34,7 @@ MINT_PER_TRADER = 1_000_000 * 10**6
 VENUE = "0x" + "5e" * 20
 BENEFICIARY = "0x" + "be" * 20
 POSITION_KEY = "0x" + "a1" * 32
+VAULT_FUNDING = 100 * 10**6
 
 
 def rpc(url: str, method: str, *params: Any) -> Any:
@@ -86,6 +88,20 @@ class SolanaEnv:
     @property
     def vault(self) -> Pubkey:
         return Pubkey.from_string(self.deployment.extras["vault"])
+
+    @property
+    def multisig(self) -> Pubkey:
+        return Pubkey.from_string(self.deployment.extras["multisig"])
+
+    @property
+    def seize_token_account(self) -> Pubkey:
+        return Pubkey.from_string(self.deployment.extras["seize_token_account"])
+
+    def token_balance(self, account: Pubkey) -> int:
+        """Base units held by a token account (0 if it does not exist)."""
+        answer = rpc_raw(self.url, {"jsonrpc": "2.0", "id": 1, "method": "getTokenAccountBalance",
+                                    "params": [str(account), {"commitment": "confirmed"}]})
+        return int(answer["result"]["value"]["amount"]) if "result" in answer else 0
 
     def token_account(self, trader: Keypair) -> Pubkey:
         accounts = self.deployment.extras["trader_token_accounts"]
@@ -146,3 +162,15 @@ def released_finality(solana_env: SolanaEnv) -> Iterator[SolanaEnv]:
     finally:
         rpc(solana_env.url, "bulkhead_holdFinality", False)
         rpc(solana_env.url, "bulkhead_resumeSlots")
+
+
+@pytest.fixture(scope="module")
+def funded_vault(solana_env: SolanaEnv) -> SolanaEnv:
+    """The module's deployment with ``VAULT_FUNDING`` base units locked into the vault."""
+    trader = solana_env.traders[0]
+    asyncio.run(lock_on_solana(
+        solana_env.url, trader=trader, trader_token_account=solana_env.token_account(trader),
+        vault_token_account=solana_env.vault, mint=solana_env.mint, decimals=6,
+        amount=VAULT_FUNDING, dst_chain_id=31338, dst_venue=VENUE, position_key=POSITION_KEY,
+        beneficiary=BENEFICIARY))
+    return solana_env

@@ -1,0 +1,68 @@
+"""One attester: observe through its own adapters at finality, sign, post to the pool.
+
+# SECURITY: a task only says *where* to look (chain, height, lock key). This service signs
+exactly what its own adapter returns at a height its own view of the chain calls final, and
+nothing when the lock is not there (KEY-01: honest attesters never co-sign a fabricated lock).
+Decisions use chain heads only, never the host clock (TIME-01).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import structlog
+from eth_account.signers.local import LocalAccount
+
+from bridges.attestation import Domain, sign
+from bridges.observation import attestation_for
+from bridges.pool import SignaturePool
+from chains.base import ChainAdapter
+from chains.finality import final_head
+from orchestrator.errors import NotYetFinal
+from orchestrator.locks import lock_key
+from orchestrator.settings import FinalityPolicy
+
+__all__ = ["AttesterService", "Observation"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    key: str
+    digest: str | None  # None: not observed, nothing signed
+
+
+class AttesterService:
+    def __init__(self, name: str, account: LocalAccount, *, set_index: int, venue: Domain,
+                 adapters: Mapping[str, ChainAdapter], policies: Mapping[str, FinalityPolicy],
+                 pool: SignaturePool) -> None:
+        """``adapters`` read at ``finalized`` commitment through this attester's own endpoints."""
+        self.name, self.account, self.set_index = name, account, set_index
+        self.venue, self.adapters, self.policies, self.pool = venue, adapters, policies, pool
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    async def observe_lock(self, chain: str, height: int, key: str) -> Observation:
+        """Sign the lock ``key`` if this attester sees it at ``height`` on ``chain``, final.
+
+        Raises:
+            NotYetFinal: ``height`` is above this attester's final head (retry later).
+        """
+        adapter = self.adapters[chain]
+        final = await final_head(adapter, self.policies[chain])
+        if height > final.height:
+            raise NotYetFinal(chain, height, "final for this attester")
+        found = [e for e in await adapter.lock_events(height, height) if lock_key(e) == key]
+        if not found or not found[0].attributed:
+            log.warning("attest_refused_not_observed", attester=self.name, chain=chain,
+                        height=height, lock=key)
+            return Observation(key, None)
+        attestation = attestation_for(found[0], self.set_index)
+        signature = sign(attestation, self.venue, self.account.key)
+        dig = self.pool.post(key, attestation, self.venue, self.address, signature)
+        log.info("attested", attester=self.name, chain=chain, lock=key, digest=dig)
+        return Observation(key, dig)

@@ -1,0 +1,135 @@
+"""The relayer: turn pooled quorums into venue credits, in batches, exactly once.
+
+Idempotency lives on chain: before building a batch the relayer asks the venue whether each
+lock is already consumed (then it is only marked ``credited`` here), and the venue refuses a
+second credit of the same (srcChainId, srcVault, lockId) anyway (I2). Redis only says what
+might be ready; losing it loses time, never a credit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from bridges.attestation import Domain, LockAttestation
+from bridges.pool import SignaturePool
+from bridges.quorum import AttesterSet
+from bridges.verifier import Verified, verify
+from chains.evm.bridge_codec import LockStatus, lock_key
+from orchestrator.errors import QuorumNotReached, TxRejected
+from orchestrator.lock_store import LockStore
+from orchestrator.locks import LockState
+
+__all__ = ["RelayReport", "RelayService", "split_lock_key"]
+
+log = structlog.get_logger(__name__)
+
+
+def split_lock_key(key: str) -> tuple[int, bytes, bytes]:
+    """``"31337:0x..vault:0x..lockid"`` -> (src chain id, vault bytes32, lock id bytes32)."""
+    chain_id, vault, lock_id = key.split(":")
+    return int(chain_id), bytes.fromhex(vault[2:]), bytes.fromhex(lock_id[2:])
+
+
+def venue_lock_key(key: str) -> bytes:
+    return lock_key(*split_lock_key(key))
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class RelayReport:
+    credited: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    queued: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # no quorum yet
+    tx_hashes: list[str] = field(default_factory=list)
+
+
+class RelayService:
+    def __init__(self, venue: Any, domain: Domain, attesters: AttesterSet, store: LockStore,
+                 pool: SignaturePool, *, max_batch: int = 40) -> None:
+        """``venue`` is a ``chains.evm.venue.VenueClient`` (or anything with its interface)."""
+        self.venue, self.domain, self.attesters = venue, domain, attesters
+        self.store, self.pool, self.max_batch = store, pool, max_batch
+
+    async def relay_pending(self) -> RelayReport:
+        """Credit every lock awaiting credit that has a verified quorum."""
+        report = RelayReport()
+        ready: list[tuple[str, Verified]] = []
+        for record in self.store.awaiting_credit():
+            status = (await self.venue.lock_credit(venue_lock_key(record.key))).status
+            if status == LockStatus.CREDITED:
+                self.store.advance(record.key, LockState.CREDITED, record.event.height, _now_ms())
+                report.already.append(record.key)
+                continue
+            if status == LockStatus.QUEUED:
+                await self._release_if_due(record.key, record.event.height, report)
+                continue
+            verified = self._quorum(record.key)
+            if verified is None:
+                report.waiting.append(record.key)
+                continue
+            self.store.advance(record.key, LockState.ATTESTED, record.event.height, _now_ms())
+            ready.append((record.key, verified))
+        for start in range(0, len(ready), self.max_batch):
+            await self._submit(ready[start:start + self.max_batch], report)
+        return report
+
+    async def _release_if_due(self, key: str, height: int, report: RelayReport) -> None:
+        """A held credit is released once the venue's own clock passes its release time and
+        the window has room: the contract judges both (chain time, TIME-01), so a refusal
+        here just means "not yet" and the lock stays held."""
+        self.store.advance(key, LockState.HELD, height, _now_ms())
+        try:
+            await self.venue.release_queued(venue_lock_key(key))
+        except TxRejected as exc:
+            report.queued.append(key)
+            log.info("credit_still_held", lock=key, reason=exc.reason)
+            return
+        self.store.advance(key, LockState.CREDITED, height, _now_ms())
+        report.credited.append(key)
+
+    def _quorum(self, key: str) -> Verified | None:
+        for message, domain, sigs in self.pool.candidates(key):
+            # SECURITY: only messages for our own venue and of the lock they are filed under.
+            if domain != self.domain or not isinstance(message, LockAttestation):
+                continue
+            if (message.src_chain_id, message.src_vault, message.lock_id) != split_lock_key(key):
+                continue
+            try:
+                return verify(message, domain, sigs.values(), self.attesters)
+            except QuorumNotReached:
+                continue
+        return None
+
+    async def _submit(self, batch: Sequence[tuple[str, Verified]], report: RelayReport) -> None:
+        by_venue_key = {venue_lock_key(k): (k, v) for k, v in batch}
+        outcome = await self.venue.credit_batch([(v.message, v.signatures) for _, v in batch])
+        report.tx_hashes.append(outcome.tx_hash)
+        now = _now_ms()
+        for venue_key in outcome.credited:
+            key = by_venue_key[venue_key][0]
+            self.store.advance(key, LockState.CREDITED, outcome.block_number, now)
+            report.credited.append(key)
+        for venue_key in outcome.queued:
+            key = by_venue_key[venue_key][0]
+            self.store.advance(key, LockState.HELD, outcome.block_number, now)
+            report.queued.append(key)
+        for venue_key, reason in outcome.skipped:
+            key = by_venue_key[venue_key][0]
+            if reason.startswith("AlreadyConsumed"):
+                self.store.advance(key, LockState.CREDITED, outcome.block_number, now)
+                report.already.append(key)
+            else:
+                report.skipped.append((key, reason))
+                log.error("credit_skipped", lock=key, reason=reason, tx=outcome.tx_hash)
+        log.info("relayed", tx=outcome.tx_hash, credited=len(outcome.credited),
+                 queued=len(outcome.queued), skipped=len(outcome.skipped))

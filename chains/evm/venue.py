@@ -1,0 +1,536 @@
+"""Clients for the bridge contracts: the venue (credits, releases) and the source vault
+(settlements), used by the relayer and attester tasks.
+
+Reads go through tenacity (retrying :class:`RetryableError` only, failing over across the RPC
+URLs); sends are never retried here, because a second send of a non-idempotent call is a second
+transaction (Celery decides, after re-checking chain state). Library errors are converted at
+this edge: transport failures become :class:`RpcUnavailable`, refusals :class:`TxRejected` with
+the contract's custom error decoded by name, and replays :class:`AlreadyConsumed`.
+
+Sending uses :class:`chains.evm.locker.TxSender` (local nonces) behind an ``asyncio.Lock``, so
+coroutines sharing one client never reuse a nonce. A failed send drops the sender; the next one
+re-reads the pending nonce from the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Self, TypeVar
+
+from eth_account import Account
+from eth_utils.address import is_hex_address, to_checksum_address
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+from tenacity import wait_exponential_jitter as _jitter
+from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.exceptions import ContractLogicError, Web3Exception
+from web3.types import BlockIdentifier
+
+from bridges.attestation import LockAttestation, Settlement
+from chains.base import ChainRef
+from chains.evm.adapter import _TRANSIENT, make_web3
+from chains.evm.artifacts import load_artifact
+from chains.evm.bridge_codec import (
+    CREDIT_QUEUED_TOPIC0,
+    CREDITED_TOPIC0,
+    QUEUED_CREDIT_RELEASED_TOPIC0,
+    SETTLED_TOPIC0,
+    SETTLEMENT_REQUESTED_TOPIC0,
+    CreditedEvent,
+    CreditQueuedEvent,
+    CreditSkippedEvent,
+    LockCredit,
+    QueuedCreditReleasedEvent,
+    SettledEvent,
+    SettlementRequestedEvent,
+    VaultLock,
+    VenueEvent,
+    decode_settled,
+    decode_venue_log,
+    lock_attestation_tuple,
+    lock_credit_from_tuple,
+    lock_key,
+    settlement_tuple,
+    vault_lock_from_tuple,
+)
+from chains.evm.codec import decode_revert
+from chains.evm.locker import TxSender
+from orchestrator.errors import (
+    AlreadyConsumed,
+    ChainError,
+    ConfigError,
+    InputError,
+    RetryableError,
+    RpcUnavailable,
+    TxRejected,
+)
+from orchestrator.settings import RetrySettings
+
+__all__ = ["CreditOutcome", "VaultClient", "VenueClient"]
+
+T = TypeVar("T")
+E = TypeVar("E")
+Web3 = AsyncWeb3[AsyncHTTPProvider]
+_ERROR_ABIS = ("IsolatedMarginVenue", "CollateralVault")
+
+
+@dataclass(frozen=True, slots=True)
+class CreditOutcome:
+    """What one mined ``credit``/``creditBatch`` did, item by item, read from its receipt.
+
+    ``credited``/``queued`` are lock keys; ``skipped`` is (lock key, error name) for items the
+    batch refused (not consumed: they may be sent again). ``events`` has the decoded logs.
+    """
+
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    credited: list[bytes]
+    queued: list[bytes]
+    skipped: list[tuple[bytes, str]]
+    events: list[VenueEvent] = field(default_factory=list)
+
+
+class _WithGas:
+    """A contract call whose transaction carries an explicit gas limit (TxSender estimates
+    otherwise)."""
+
+    def __init__(self, call: Any, gas: int) -> None:
+        self._call, self._gas = call, gas
+
+    async def build_transaction(self, tx: Mapping[str, Any]) -> Any:
+        return await self._call.build_transaction({**tx, "gas": self._gas})
+
+
+class _ContractClient:
+    """One contract on one chain: failover reads, serialized sends, bounded log scans."""
+
+    _ARTIFACT = ""
+
+    def __init__(self, chain: ChainRef, rpc_urls: Sequence[str], address: str, *,
+                 sender_key: str | None, retry: RetrySettings, max_block_range: int) -> None:
+        if not rpc_urls:
+            raise ConfigError(f"chains.{chain.key}.rpc_urls", "at least one RPC URL is required")
+        if not is_hex_address(address):
+            raise ConfigError(f"chains.{chain.key}.contracts", f"not an address: {address!r}")
+        if max_block_range < 1:
+            raise ConfigError(f"chains.{chain.key}.max_block_range", "must be >= 1")
+        self.chain, self.address = chain, to_checksum_address(address)
+        self._urls = [str(u) for u in rpc_urls]
+        self._clients = [make_web3(u, retry.timeout_s) for u in self._urls]
+        self._abi = load_artifact(self._ARTIFACT).abi
+        self._contracts = {id(w3): w3.eth.contract(address=self.address, abi=self._abi)
+                           for w3 in self._clients}
+        self._error_abis = [load_artifact(name).abi for name in _ERROR_ABIS]
+        self._active, self._retry, self._max_range = 0, retry, max_block_range
+        try:
+            self.sender_address = Account.from_key(sender_key).address if sender_key else None
+        except (ValueError, TypeError) as exc:  # SECURITY: never echo the key itself
+            raise ConfigError("sender_key", "not a valid secp256k1 private key") from exc
+        self._key = sender_key
+        self._sender: TxSender | None = None
+        self._retired: list[TxSender] = []
+        self._send_lock = asyncio.Lock()
+
+    @classmethod
+    async def _open(cls, rpc_urls: Sequence[str], address: str, *, chain: ChainRef,
+                    sender_key: str | None, retry: RetrySettings, max_block_range: int) -> Self:
+        self = cls(chain, rpc_urls, address, sender_key=sender_key, retry=retry,
+                   max_block_range=max_block_range)
+        try:
+            chain_id = await self._call("chainId", lambda w3: w3.eth.chain_id)
+            code = await self._call("getCode", lambda w3: w3.eth.get_code(self.address))
+        except BaseException:
+            await self.aclose()
+            raise
+        # SECURITY: a client on the wrong chain, or at an address without code, would read
+        # "not consumed" for everything; refuse to start instead.
+        if chain_id != chain.chain_id or not code:
+            await self.aclose()
+            reason = f"chain id {chain_id}" if chain_id != chain.chain_id else "no code"
+            raise ConfigError(f"chains.{chain.key}", f"{cls._ARTIFACT} {self.address}: {reason}")
+        return self
+
+    # ----- reads ------------------------------------------------------------------------------
+
+    async def _call(self, op: str, fn: Callable[[Web3], Awaitable[T]]) -> T:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._retry.max_attempts),
+            wait=_jitter(multiplier=self._retry.initial_s, max=self._retry.max_s,
+                         jitter=self._retry.initial_s),
+            retry=retry_if_exception_type(RetryableError),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._once(op, fn)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def _once(self, op: str, fn: Callable[[Web3], Awaitable[T]]) -> T:
+        index = self._active
+        try:
+            return await fn(self._clients[index])
+        except _TRANSIENT as exc:
+            self._active = (index + 1) % len(self._clients)
+            raise RpcUnavailable(self.chain.key, self._urls[index], f"{op}: {exc!r}") from exc
+        except ContractLogicError as exc:
+            raise ChainError(f"{self.chain.key}: {op} reverted: {self._reason(exc)}") from exc
+        except Web3Exception as exc:
+            raise ChainError(f"{self.chain.key}: {op} failed: {exc}") from exc
+
+    async def _view(self, name: str, *args: Any, block: BlockIdentifier = "latest") -> Any:
+        def call(w3: Web3) -> Awaitable[Any]:
+            function = self._contracts[id(w3)].functions[name](*args)
+            return function.call(block_identifier=block)
+
+        return await self._call(name, call)
+
+    async def current_attester_set(self) -> tuple[int, list[str], int]:
+        """(index, members in signing order, threshold) of the contract's current set.
+
+        Both values are read at one block, so a rotation cannot pair one set's index with
+        another's members. Raises: ChainError (e.g. NoAttesterSet), RpcUnavailable.
+        """
+        height = await self._call("blockNumber", lambda w3: w3.eth.block_number)
+        index = int(await self._view("currentAttesterSetIndex", block=height))
+        members, threshold, _grace_end = await self._view("attesterSet", index, block=height)
+        return index, [to_checksum_address(m) for m in members], int(threshold)
+
+    async def _logs(self, start: int, end: int, topic0s: Sequence[str]) -> list[Mapping[str, Any]]:
+        """This contract's logs with one of ``topic0s`` in ``start..end``, in bounded chunks."""
+        _check_range(start, end)
+        found: dict[tuple[str, int], Mapping[str, Any]] = {}
+        for lo in range(start, end + 1, self._max_range):
+            hi = min(lo + self._max_range - 1, end)
+            params: Any = {"fromBlock": lo, "toBlock": hi, "address": self.address,
+                           "topics": [list(topic0s)]}
+            logs = await self._call(f"getLogs({lo}..{hi})", _get_logs(params))
+            for raw in logs:
+                # SECURITY: the address filter is the node's promise. Anyone can emit a
+                # look-alike event from another contract, so the emitter is checked here too.
+                if raw.get("removed") or not self._emitted(raw):
+                    continue
+                found[("0x" + bytes(raw["transactionHash"]).hex(), int(raw["logIndex"]))] = raw
+        return [found[k] for k in sorted(found, key=lambda k: (found[k]["blockNumber"], k[1]))]
+
+    def _emitted(self, log: Mapping[str, Any]) -> bool:
+        return str(log.get("address", "")).lower() == self.address.lower()
+
+    def _receipt_events(self, receipt: Mapping[str, Any]) -> list[Any]:
+        raise NotImplementedError
+
+    # ----- sends ------------------------------------------------------------------------------
+
+    async def _transact(self, op: str, build: Callable[[Any], Any], *, timeout_s: float,
+                        extra_gas: Callable[[int], int] = lambda gas: gas // 5
+                        ) -> Mapping[str, Any]:
+        """Estimate, sign, send and wait for one call on this contract; the receipt if mined.
+
+        Raises:
+            ConfigError: the client has no sender key.
+            TxRejected: the estimate reverted (decoded reason, ``tx_id`` None) or the mined
+                transaction reverted (``tx_id`` set).
+            RpcUnavailable: the node could not be reached while sending (the transaction may or
+                may not have been broadcast: re-check chain state before sending again).
+        """
+        if self._key is None:
+            raise ConfigError("sender_key", f"{op} sends a transaction; no key was given")
+        async with self._send_lock:  # INVARIANT: one nonce at a time per client
+            sender = await self._get_sender()
+            call = build(sender.w3.eth.contract(address=self.address, abi=self._abi))
+            try:
+                gas = await call.estimate_gas({"from": sender.address})
+            except ContractLogicError as exc:
+                raise TxRejected(self.chain.key, None, self._reason(exc)) from exc
+            except _TRANSIENT as exc:
+                self._drop_sender()
+                raise RpcUnavailable(self.chain.key, str(sender.w3.provider), repr(exc)) from exc
+            except Web3Exception as exc:
+                raise TxRejected(self.chain.key, None, f"{op}: {exc}") from exc
+            try:
+                tx_hash = await sender.send(_WithGas(call, gas + extra_gas(gas)))
+            except TxRejected as exc:
+                self._drop_sender()  # the local nonce may now be wrong: re-read it next time
+                if isinstance(exc.__cause__, _TRANSIENT):
+                    endpoint = str(sender.w3.provider)
+                    raise RpcUnavailable(self.chain.key, endpoint, exc.reason) from exc
+                raise
+        return await sender.wait(tx_hash, timeout_s=timeout_s)
+
+    async def _get_sender(self) -> TxSender:
+        if self._sender is None:
+            assert self._key is not None
+            sender = await TxSender.connect(self._urls[self._active], self._key,
+                                            chain=self.chain.key, timeout_s=self._retry.timeout_s)
+            if sender.chain_id != self.chain.chain_id:  # SECURITY: never sign for another chain
+                await sender.aclose()
+                raise ConfigError(f"chains.{self.chain.key}", f"chain id {sender.chain_id}")
+            self._sender = sender
+        return self._sender
+
+    def _drop_sender(self) -> None:
+        if self._sender is not None:
+            self._retired.append(self._sender)  # a waiter may still hold it; closed in aclose
+            self._sender = None
+
+    def _reason(self, exc: ContractLogicError) -> str:
+        data = exc.data.get("data") if isinstance(exc.data, dict) else exc.data
+        if data is None and isinstance(exc.message, str) and exc.message.startswith("0x"):
+            data = exc.message
+        return decode_revert(data, self._error_abis) if data is not None else str(exc.message)
+
+    def _mined(self, receipt: Mapping[str, Any], kind: type[E], op: str) -> E:
+        """The single ``kind`` event this contract emitted in ``receipt``."""
+        events = [e for e in self._receipt_events(receipt) if isinstance(e, kind)]
+        if len(events) != 1:
+            raise ChainError(f"{self.chain.key}: {op} mined with {len(events)} {kind.__name__}")
+        return events[0]
+
+    async def aclose(self) -> None:
+        for client in self._clients:
+            await client.provider.disconnect()
+        for sender in [*self._retired, *([self._sender] if self._sender else [])]:
+            await sender.aclose()
+        self._sender, self._retired = None, []
+
+
+class VenueClient(_ContractClient):
+    """``IsolatedMarginVenue`` on the venue chain: credit attested locks, request releases."""
+
+    _ARTIFACT = "IsolatedMarginVenue"
+
+    @classmethod
+    async def connect(cls, rpc_urls: Sequence[str], venue: str, *, chain: ChainRef,
+                      sender_key: str | None = None, retry: RetrySettings,
+                      max_block_range: int = 2_000) -> VenueClient:
+        """Connect and check the chain id and that ``venue`` has code.
+
+        Args:
+            sender_key: signs transactions (relayer for credits, position owner for
+                ``request_release``); None gives a read-only client.
+
+        Raises:
+            RpcUnavailable: no endpoint answered. ConfigError: wrong chain or no contract.
+        """
+        return await cls._open(rpc_urls, venue, chain=chain, sender_key=sender_key, retry=retry,
+                               max_block_range=max_block_range)
+
+    def _receipt_events(self, receipt: Mapping[str, Any]) -> list[Any]:
+        events = (decode_venue_log(log, chain=self.chain.key, error_abis=self._error_abis)
+                  for log in receipt["logs"] if self._emitted(log))
+        return [e for e in events if e is not None]
+
+    async def is_consumed(self, src_chain_id: int, src_vault: bytes, lock_id: bytes) -> bool:
+        """True once the lock was credited or queued (its replay key is spent)."""
+        return bool(await self._view("isConsumed", lock_key(src_chain_id, src_vault, lock_id)))
+
+    async def collateral_of(
+        self, position_key: bytes, src_chain_id: int, src_asset: bytes
+    ) -> int:
+        """Credited collateral of a position from one (source chain, asset), 18 decimals."""
+        return int(await self._view("collateralOf", _b32(position_key, "position_key"),
+                                    src_chain_id, _b32(src_asset, "src_asset")))
+
+    async def lock_credit(self, lock_key: bytes) -> LockCredit:
+        """The venue's record of one lock (status NONE if never seen)."""
+        return lock_credit_from_tuple(await self._view("lockCredit", _b32(lock_key, "lock_key")))
+
+    async def credit_batch(self, items: Sequence[tuple[LockAttestation, Sequence[bytes]]], *,
+                           timeout_s: float = 60) -> CreditOutcome:
+        """Send ``creditBatch``: refused items are skipped on chain, the rest credited/queued.
+
+        Raises:
+            InputError: no items. AttestationMalformed: a field out of range (nothing sent).
+            TxRejected: the whole transaction reverted (paused, length mismatch...).
+            RpcUnavailable, ChainError: see ``_transact``.
+        """
+        if not items:
+            raise InputError("items", "credit_batch needs at least one attestation")
+        atts = [lock_attestation_tuple(a) for a, _ in items]
+        sigs = [[bytes(s) for s in bundle] for _, bundle in items]
+        # Items run in try/catch frames, so an estimate can fit a batch where an item runs out
+        # of gas and is skipped; unused gas is refunded, so leave ample room per item.
+        receipt = await self._transact(
+            "creditBatch", lambda c: c.functions.creditBatch(atts, sigs), timeout_s=timeout_s,
+            extra_gas=lambda gas: gas // 2 + 60_000 * len(items))
+        outcome = self._outcome(receipt)
+        if len(outcome.credited) + len(outcome.queued) + len(outcome.skipped) != len(items):
+            raise ChainError(f"{self.chain.key}: creditBatch receipt does not account for "
+                             f"every item (0x{bytes(receipt['transactionHash']).hex()})")
+        return outcome
+
+    async def credit(self, a: LockAttestation, sigs: Sequence[bytes], *,
+                     timeout_s: float = 60) -> CreditOutcome:
+        """Send ``credit`` for one attested lock (credited or queued).
+
+        Raises:
+            AlreadyConsumed: the lock was credited or queued before (an idempotency hit).
+            TxRejected: refused for any other reason, decoded (``QuorumNotReached(2, 3)``).
+        """
+        key = lock_key(a.src_chain_id, a.src_vault, a.lock_id)
+        if await self.is_consumed(a.src_chain_id, a.src_vault, a.lock_id):
+            raise AlreadyConsumed("0x" + key.hex())
+        att, bundle = lock_attestation_tuple(a), [bytes(s) for s in sigs]
+        try:
+            receipt = await self._transact("credit", lambda c: c.functions.credit(att, bundle),
+                                           timeout_s=timeout_s)
+        except TxRejected as exc:
+            # SECURITY: a lost race with another relayer is success, not a failure to retry.
+            if exc.reason.startswith("AlreadyConsumed(") or (
+                exc.tx_id is not None
+                and await self.is_consumed(a.src_chain_id, a.src_vault, a.lock_id)
+            ):
+                raise AlreadyConsumed("0x" + key.hex()) from exc
+            raise
+        return self._outcome(receipt)
+
+    async def release_queued(self, lock_key: bytes, *,
+                             timeout_s: float = 60) -> QueuedCreditReleasedEvent:
+        """Credit a queued lock whose time has come. Raises: TxRejected (NotQueued,
+        QueuedUntil, WindowFull...)."""
+        key = _b32(lock_key, "lock_key")
+        receipt = await self._transact("releaseQueued", lambda c: c.functions.releaseQueued(key),
+                                       timeout_s=timeout_s)
+        return self._mined(receipt, QueuedCreditReleasedEvent, "releaseQueued")
+
+    async def request_release(self, position_key: bytes, src_chain_id: int, src_vault: bytes,
+                              lock_id: bytes, amount: int, *,
+                              timeout_s: float = 60) -> SettlementRequestedEvent:
+        """As the position owner (``sender_key``), ask for ``amount`` source units of one lock
+        back. Not idempotent: every call that lands is a new settlement request.
+
+        Raises:
+            InputError: a malformed argument. TxRejected: NotPositionOwner, NotCredited,
+            ExceedsLockCredit...
+        """
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+            raise InputError("amount", f"must be a positive int of base units, got {amount!r}")
+        args = (_b32(position_key, "position_key"), src_chain_id, _b32(src_vault, "src_vault"),
+                _b32(lock_id, "lock_id"), amount)
+        receipt = await self._transact("requestRelease",
+                                       lambda c: c.functions.requestRelease(*args),
+                                       timeout_s=timeout_s)
+        return self._mined(receipt, SettlementRequestedEvent, "requestRelease")
+
+    async def events(
+        self, start: int, end: int
+    ) -> list[CreditedEvent | CreditQueuedEvent | SettlementRequestedEvent]:
+        """Credited, CreditQueued and SettlementRequested logs of this venue in ``start..end``
+        (inclusive), in chain order. Raises: LogMalformed, RpcUnavailable, InputError."""
+        topics = (CREDITED_TOPIC0, CREDIT_QUEUED_TOPIC0, SETTLEMENT_REQUESTED_TOPIC0)
+        found = [self._decode(raw) for raw in await self._logs(start, end, topics)]
+        return [e for e in found if isinstance(e, (CreditedEvent, CreditQueuedEvent,
+                                                   SettlementRequestedEvent))]
+
+    async def released_events(self, start: int, end: int) -> list[QueuedCreditReleasedEvent]:
+        """QueuedCreditReleased logs (queued locks credited later) in ``start..end``."""
+        raws = await self._logs(start, end, (QUEUED_CREDIT_RELEASED_TOPIC0,))
+        found = [self._decode(raw) for raw in raws]
+        return [e for e in found if isinstance(e, QueuedCreditReleasedEvent)]
+
+    def _decode(self, raw: Mapping[str, Any]) -> VenueEvent:
+        event = decode_venue_log(raw, chain=self.chain.key, error_abis=self._error_abis)
+        assert event is not None  # the topic filter only lets known events through
+        return event
+
+    def _outcome(self, receipt: Mapping[str, Any]) -> CreditOutcome:
+        events = self._receipt_events(receipt)
+        return CreditOutcome(
+            tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+            block_number=int(receipt["blockNumber"]),
+            gas_used=int(receipt["gasUsed"]),
+            credited=[e.lock_key for e in events if isinstance(e, CreditedEvent)],
+            queued=[e.lock_key for e in events if isinstance(e, CreditQueuedEvent)],
+            skipped=[(e.lock_key, e.reason) for e in events if isinstance(e, CreditSkippedEvent)],
+            events=events,
+        )
+
+
+class VaultClient(_ContractClient):
+    """``CollateralVault`` on a collateral chain: execute attested settlements (the way back)."""
+
+    _ARTIFACT = "CollateralVault"
+
+    @classmethod
+    async def connect(cls, rpc_urls: Sequence[str], vault: str, *, chain: ChainRef,
+                      sender_key: str | None = None, retry: RetrySettings,
+                      max_block_range: int = 2_000) -> VaultClient:
+        """Connect and check the chain id and that ``vault`` has code.
+
+        Raises:
+            RpcUnavailable: no endpoint answered. ConfigError: wrong chain or no contract.
+        """
+        return await cls._open(rpc_urls, vault, chain=chain, sender_key=sender_key, retry=retry,
+                               max_block_range=max_block_range)
+
+    def _receipt_events(self, receipt: Mapping[str, Any]) -> list[Any]:
+        return [decode_settled(log, chain=self.chain.key) for log in receipt["logs"]
+                if self._emitted(log) and _topic0(log) == SETTLED_TOPIC0]
+
+    async def is_settled(self, settlement_id: bytes) -> bool:
+        return bool(await self._view("isSettled", _b32(settlement_id, "settlement_id")))
+
+    async def locked_total(self, asset: str) -> int:
+        """Sum of measured lock amounts of ``asset`` (never decreases)."""
+        return int(await self._view("lockedTotal", _address(asset)))
+
+    async def lock_of(self, nonce: int) -> VaultLock:
+        """One lock (all zero if the nonce was never used)."""
+        return vault_lock_from_tuple(await self._view("lockOf", nonce))
+
+    async def settle(self, s: Settlement, sigs: Sequence[bytes], *,
+                     timeout_s: float = 60) -> SettledEvent:
+        """Execute one attested settlement.
+
+        Raises:
+            AlreadyConsumed: this settlement id was executed before (an idempotency hit).
+            TxRejected: refused for any other reason (WrongVault, ExceedsLock, quorum...).
+        """
+        sid = "0x" + bytes(s.settlement_id).hex()
+        if await self.is_settled(s.settlement_id):
+            raise AlreadyConsumed(sid)
+        arg, bundle = settlement_tuple(s), [bytes(x) for x in sigs]
+        try:
+            receipt = await self._transact("settle", lambda c: c.functions.settle(arg, bundle),
+                                           timeout_s=timeout_s)
+        except TxRejected as exc:
+            if exc.reason.startswith("AlreadyConsumed(") or (
+                exc.tx_id is not None and await self.is_settled(s.settlement_id)
+            ):
+                raise AlreadyConsumed(sid) from exc
+            raise
+        return self._mined(receipt, SettledEvent, "settle")
+
+    async def settled_events(self, start: int, end: int) -> list[SettledEvent]:
+        """This vault's Settled logs in ``start..end`` (inclusive), in chain order."""
+        raws = await self._logs(start, end, (SETTLED_TOPIC0,))
+        return [decode_settled(raw, chain=self.chain.key) for raw in raws]
+
+
+def _get_logs(params: Any) -> Callable[[Web3], Awaitable[Any]]:
+    return lambda w3: w3.eth.get_logs(params)
+
+
+def _check_range(start: int, end: int) -> None:
+    if start < 0 or end < start:
+        raise InputError("range", f"need 0 <= start <= end, got {start}..{end}")
+
+
+def _b32(value: bytes, name: str) -> bytes:
+    if not isinstance(value, (bytes, bytearray)) or len(value) != 32:
+        raise InputError(name, "must be exactly 32 bytes")
+    return bytes(value)
+
+
+def _address(value: str) -> str:
+    if not is_hex_address(value):
+        raise InputError("address", f"not an address: {value!r}")
+    return to_checksum_address(value)
+
+
+def _topic0(log: Mapping[str, Any]) -> str:
+    topics: Iterable[Any] = log.get("topics") or []
+    first = next(iter(topics), b"")
+    return first.lower() if isinstance(first, str) else "0x" + bytes(first).hex()
+

@@ -1,0 +1,84 @@
+"""The bridge end to end with real Celery worker processes on Redis: locks on evm-a and on
+solana are observed by 4 attesters, 3 of 4 signatures relayed, and credited exactly once to
+the named position on the venue on evm-b."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from web3 import Web3
+
+from chains.base import address_to_bytes32
+from chains.evm.artifacts import load_artifact
+from tests.e2e.conftest import Cli, wait_for
+from tests.e2e.test_devnet_locks import key_for
+from tests.e2e.workers import WorkerFleet
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+ATTESTERS = ["att-1", "att-2", "att-3", "att-4"]
+
+
+@pytest.fixture(scope="module")
+def fleet(devnet: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerFleet]:
+    workers = WorkerFleet(devnet["home"], tmp_path_factory.mktemp("worker-logs"))
+    workers.start_all(ATTESTERS)
+    try:
+        yield workers
+    finally:
+        workers.stop()
+
+
+def venue(devnet: dict[str, Any]) -> Any:
+    b = devnet["chains"]["evm-b"]
+    w3 = Web3(Web3.HTTPProvider(b["rpc_urls"][0]))
+    return w3.eth.contract(address=b["contracts"]["venue"],
+                           abi=load_artifact("IsolatedMarginVenue").abi)
+
+
+def credited(cli: Cli, tx_ids: set[str], fleet: WorkerFleet) -> list[dict[str, Any]]:
+    def done() -> list[dict[str, Any]] | None:
+        rows = [r for r in cli.json("locks", "--no-sync") if r["tx_id"] in tx_ids]
+        return rows if len(rows) == len(tx_ids) and all(
+            r["state"] == "credited" for r in rows) else None
+
+    try:
+        return wait_for(done, 90, "locks credited")
+    except AssertionError:
+        for label in fleet.procs:
+            print(f"--- {label}\n{fleet.log_tail(label)}")
+        raise
+
+
+def test_locks_on_evm_and_solana_are_credited_once(devnet: dict[str, Any], cli: Cli,
+                                                   fleet: WorkerFleet) -> None:
+    alice_pos = key_for(devnet, "alice", b"bridge-evm")
+    bob_pos = key_for(devnet, "bob", b"bridge-sol")
+    evm = cli.json("lock", "--chain", "evm-a", "--asset", "USDC", "--amount", "125.5",
+                   "--position", alice_pos)
+    sol = cli.json("lock", "--chain", "solana", "--asset", "USDC", "--amount", "250",
+                   "--position", bob_pos, "--trader", "bob")
+    rows = {r["chain"]: r for r in credited(cli, {evm["tx_id"], sol["tx_id"]}, fleet)}
+    for row in rows.values():
+        states = [t["state"] for t in row["transitions"]]
+        assert states[0] == "seen" and "finalized" in states and states[-1] == "credited"
+    contract = venue(devnet)
+    a, s = devnet["chains"]["evm-a"], devnet["chains"]["solana"]
+    usdc_a = bytes.fromhex(address_to_bytes32(a["assets"]["USDC"]["address"])[2:])
+    from solders.pubkey import Pubkey
+
+    usdc_s = bytes(Pubkey.from_string(s["assets"]["USDC"]["address"]))
+    alice_amount = contract.functions.collateralOf(bytes.fromhex(alice_pos[2:]), 31337,
+                                                   usdc_a).call()
+    bob_amount = contract.functions.collateralOf(bytes.fromhex(bob_pos[2:]), 900001,
+                                                 usdc_s).call()
+    assert alice_amount == 125_500_000 * 10**12  # 6 -> 18 decimals, exact
+    assert bob_amount == 250_000_000 * 10**12
+    owner = contract.functions.ownerOfPosition(bytes.fromhex(alice_pos[2:])).call()
+    assert owner == devnet["devnet"]["traders"]["alice"]["evm_address"]
+    # I2: nothing was credited twice, whatever the retries: one Credited event per lock.
+    events = contract.events.Credited().get_logs(from_block=0)
+    keys = [(e.args.srcChainId, e.args.lockId) for e in events]
+    assert len(keys) == len(set(keys))

@@ -1,0 +1,144 @@
+"""Per-process services: one event loop, clients created after fork (never inherited).
+
+``services()`` builds everything lazily on first use inside the pool child, from the settings
+the composition root read. Async adapters run on this process's own ``asyncio.Runner``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Coroutine
+from functools import cached_property
+from typing import Any, TypeVar
+
+import redis
+from celery.signals import worker_process_init
+
+from bridges.attestation import Domain
+from bridges.pool import SignaturePool
+from bridges.quorum import AttesterSet
+from chains.base import ChainAdapter, ChainKind, Finality
+from chains.factory import adapter_for
+from orchestrator.errors import ConfigError
+from orchestrator.lock_store import RedisLockStore
+from orchestrator.settings import Settings
+from orchestrator.watcher import Watcher
+
+__all__ = ["Services", "check_redis", "services"]
+
+T = TypeVar("T")
+_services: Services | None = None
+
+
+def check_redis(url: str) -> None:
+    """Refuse to run on a Redis that may evict keys: a lost dedup claim is a silent bug."""
+    client = redis.Redis.from_url(url)
+    try:
+        policy = client.config_get("maxmemory-policy").get("maxmemory-policy")
+    finally:
+        client.close()
+    if policy != "noeviction":
+        raise ConfigError("redis_url", f"maxmemory-policy is {policy!r}; set noeviction")
+
+
+class Services:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._runner = asyncio.Runner()
+        self._watchers: dict[str, Watcher] = {}
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self._runner.run(coro)
+
+    @cached_property
+    def store(self) -> RedisLockStore:
+        return RedisLockStore(str(self.settings.redis_url))
+
+    @cached_property
+    def pool(self) -> SignaturePool:
+        return SignaturePool(str(self.settings.redis_url))
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(str(self.settings.redis_url))
+
+    @cached_property
+    def attester_set(self) -> AttesterSet:
+        """The configured set; unsafe sets refuse to start (KEY-02)."""
+        a = self.settings.attesters
+        return AttesterSet.of(a.set_index, [m.address for m in a.members], a.threshold,
+                              [m.operator or m.address for m in a.members])
+
+    @cached_property
+    def venue_domain(self) -> Domain:
+        chain_id, venue = self.settings.venue()
+        return Domain(chain_id, venue)
+
+    def adapter(self, chain: str, commitment: Finality = Finality.LATEST,
+                rpc_urls: list[str] | None = None) -> ChainAdapter:
+        cfg = self.settings.chain(chain)
+        if rpc_urls:
+            cfg = cfg.model_copy(update={"rpc_urls": rpc_urls})
+        return adapter_for(chain, cfg, self.settings.retry, commitment=commitment)
+
+    def watcher(self, chain: str) -> Watcher:
+        """One watcher per chain per process; Solana re-checks at ``finalized`` commitment."""
+        if chain not in self._watchers:
+            cfg = self.settings.chain(chain)
+            confirm = (self.adapter(chain, Finality.FINALIZED)
+                       if cfg.kind == ChainKind.SOLANA else None)
+            self._watchers[chain] = Watcher(
+                self.adapter(chain), self.store, cfg.finality,
+                start_height=cfg.deployment_height, max_block_range=cfg.max_block_range,
+                confirm_adapter=confirm)
+        return self._watchers[chain]
+
+    @cached_property
+    def attester(self) -> Any:
+        from bridges.attester import AttesterService
+        from bridges.keys import load_attester_account
+
+        name = os.environ.get("BULKHEAD_ATTESTER")
+        if not name:
+            raise ConfigError("attester", "BULKHEAD_ATTESTER is not set for this worker")
+        member = self.settings.attesters.member(name)
+        account = load_attester_account(self.settings, member)
+        adapters = {key: self.adapter(key, Finality.FINALIZED,
+                                      [str(u) for u in member.rpc_urls.get(key, [])] or None)
+                    for key, cfg in self.settings.chains.items() if cfg.vaults}
+        policies = {key: self.settings.chain(key).finality for key in adapters}
+        return AttesterService(name, account, set_index=self.attester_set.index,
+                               venue=self.venue_domain, adapters=adapters, policies=policies,
+                               pool=self.pool)
+
+    @cached_property
+    def relay(self) -> Any:
+        from chains.evm.venue import VenueClient
+
+        from bridges.keys import load_relayer_key
+        from bridges.relay import RelayService
+        from chains.base import ChainRef
+
+        cfg = self.settings.chain(self.settings.venue_chain)
+        chain = ChainRef(self.settings.venue_chain, ChainKind.EVM, cfg.chain_id)
+        venue = self.run(VenueClient.connect(
+            [str(u) for u in cfg.rpc_urls], cfg.contracts["venue"], chain=chain,
+            sender_key=load_relayer_key(self.settings), retry=self.settings.retry))
+        return RelayService(venue, self.venue_domain, self.attester_set, self.store, self.pool)
+
+
+def services() -> Services:
+    global _services
+    if _services is None:
+        from workers.celery_app import settings
+
+        _services = Services(settings)
+    return _services
+
+
+@worker_process_init.connect
+def _fresh_after_fork(**_: Any) -> None:
+    """Drop anything inherited from the parent: each pool child builds its own clients."""
+    global _services
+    _services = None

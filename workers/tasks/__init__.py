@@ -1,0 +1,1 @@
+"""Celery tasks by role. Thin: ids in, one service call, queue concerns only."""
