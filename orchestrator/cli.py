@@ -144,6 +144,46 @@ def lock(
     emit_json(row) if as_json else out.print(views.kv_table("lock submitted", row))
 
 
+@app.command("withdraw")
+def withdraw(
+    position: Annotated[str, typer.Option(help="Position key: 0x + 64 hex")],
+    lock: Annotated[str, typer.Option(help="Lock key as `bulkhead locks` prints it")],
+    amount: Annotated[str, typer.Option(help="Decimal amount in the lock's asset")],
+    trader: Annotated[str, typer.Option(help="Devnet trader name")] = "alice",
+    key_file: Annotated[Path | None, typer.Option(help="Owner's EVM key file")] = None,
+    base_units: Annotated[bool, typer.Option(help="--amount is in integer base units")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Withdraw credited margin no open position uses: the venue emits a release, which the
+    attesters sign and the relayer executes on the source chain."""
+    from chains.devnet.stack import read_manifest
+    from orchestrator.trading import TraderKeys, request_withdrawal
+
+    cfg = settings()
+
+    def run() -> Any:
+        keys = (TraderKeys.from_key_file(key_file) if key_file is not None
+                else TraderKeys.from_devnet(read_manifest(cfg.home), trader))
+        return asyncio.run(request_withdrawal(cfg, keys, position=position, lock=lock,
+                                              amount=amount, base_units=base_units))
+
+    result = guarded(run)
+    row = {"settlement_id": result.settlement_id, "lock": result.lock_key,
+           "amount": str(result.amount), "tx_id": result.tx_id, "height": result.height}
+    emit_json(row) if as_json else out.print(views.kv_table("withdrawal requested", row))
+
+
+@app.command("settlements")
+def settlements(as_json: JsonOpt = False) -> None:
+    """Settlement requests seen on the venue and whether each was executed on its source."""
+    from bridges.settlement_store import SettlementStore
+
+    cfg = settings()
+    rows = guarded(lambda: [views.settlement_row(r)
+                            for r in SettlementStore(str(cfg.redis_url)).all()])
+    emit_json(rows) if as_json else out.print(views.settlements_table(rows))
+
+
 @app.command("locks")
 def locks(
     as_json: JsonOpt = False,

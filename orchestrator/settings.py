@@ -125,6 +125,7 @@ class AttesterMember(_Frozen):
     operator: str | None = None
     keystore: Path | None = None
     password_file: Path | None = None
+    solana_keypair: Path | None = None
     rpc_urls: dict[str, list[AnyUrl]] = {}
 
 
@@ -149,6 +150,7 @@ class KeySettings(_Frozen):
 
     keystore: Path | None = None
     password_file: Path | None = None
+    solana_keypair: Path | None = None  # the relayer's Solana fee payer (solana-keygen JSON)
 
 
 class _ManifestSource(PydanticBaseSettingsSource):

@@ -149,3 +149,59 @@ async def _submit_solana(req: LockRequest, keys: TraderKeys) -> LockResult:
         amount=req.amount, dst_chain_id=req.dst_chain_id, dst_venue=req.dst_venue,
         position_key=req.position_key, beneficiary=req.beneficiary)
     return LockResult(req.chain, str(signature), req.amount)
+
+
+@dataclass(frozen=True)
+class WithdrawResult:
+    settlement_id: str
+    lock_key: str
+    amount: int
+    tx_id: str
+    height: int
+
+
+def parse_lock_key(text: str) -> tuple[int, bytes, bytes]:
+    """``<srcChainId>:0x<vault 32B>:0x<lockId 32B>`` as ``bulkhead locks`` prints it."""
+    from orchestrator.inputs import parse_chain_id
+
+    parts = text.strip().split(":")
+    if len(parts) != 3:
+        raise InputError("lock", "expected <chain id>:0x<vault>:0x<lock id>")
+    chain_id = parse_chain_id(parts[0], field="lock")
+    vault = parse_bytes32(parts[1], field="lock", allow_zero=True)
+    lock_id = parse_bytes32(parts[2], field="lock", allow_zero=True)
+    return chain_id, bytes.fromhex(vault[2:]), bytes.fromhex(lock_id[2:])
+
+
+async def request_withdrawal(settings: Settings, keys: TraderKeys, *, position: str, lock: str,
+                             amount: str, base_units: bool = False) -> WithdrawResult:
+    """Ask the venue to release ``amount`` of one credited lock back to its source-chain owner.
+
+    Validation happens before anything is signed; the venue re-checks ownership and the lock's
+    remaining credit on chain.
+    """
+    from chains.base import ChainRef
+    from chains.evm.bridge_codec import LockStatus, lock_key
+    from chains.evm.venue import VenueClient
+
+    pos = parse_bytes32(position, field="position")
+    src_chain_id, vault, lock_id = parse_lock_key(lock)
+    if keys.evm_key is None:
+        raise InputError("key_file", "withdrawing needs the position owner's EVM key")
+    cfg = settings.chain(settings.venue_chain)
+    venue = await VenueClient.connect(
+        [str(u) for u in cfg.rpc_urls], cfg.contracts["venue"],
+        chain=ChainRef(settings.venue_chain, ChainKind.EVM, cfg.chain_id),
+        sender_key=keys.evm_key, retry=settings.retry)
+    try:
+        credit = await venue.lock_credit(lock_key(src_chain_id, vault, lock_id))
+        if credit.status != LockStatus.CREDITED:
+            raise InputError("lock", "this lock is not credited on the venue")
+        units = parse_base_units(amount) if base_units else parse_amount(amount, credit.decimals)
+        if units > credit.remaining:
+            raise InputError("amount", f"exceeds the lock's remaining credit ({credit.remaining})")
+        ev = await venue.request_release(bytes.fromhex(pos[2:]), src_chain_id, vault, lock_id,
+                                         units)
+    finally:
+        await venue.aclose()
+    return WithdrawResult("0x" + ev.settlement_id.hex(), lock.strip(), units, ev.tx_id, ev.height)

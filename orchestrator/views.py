@@ -65,6 +65,24 @@ def locks_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
+def settlement_row(record: Any) -> dict[str, Any]:
+    ev = record.event
+    return {"settlement_id": record.id_hex, "src_chain_id": ev.src_chain_id,
+            "lock_id": "0x" + ev.lock_id.hex(), "kind": "release" if int(ev.kind) == 1 else "seize",
+            "amount": str(ev.amount), "state": record.state, "executed_tx": record.executed_tx,
+            "venue_height": ev.height}
+
+
+def settlements_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"settlements ({len(rows)})")
+    for col in ("settlement", "src", "kind", "amount", "state", "tx"):
+        table.add_column(col, no_wrap=True)
+    for r in rows:
+        table.add_row(_short(r["settlement_id"], 6), str(r["src_chain_id"]), r["kind"],
+                      r["amount"], r["state"], _short(r["executed_tx"], 6))
+    return table
+
+
 def kv_table(title: str, data: dict[str, Any]) -> Table:
     table = Table(title=title, show_header=False)
     table.add_column("field", style="bold")

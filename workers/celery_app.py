@@ -23,7 +23,7 @@ settings: Settings = load_settings()
 
 app = Celery("bulkhead", broker=str(settings.redis_url), include=[
     "workers.tasks.watch", "workers.tasks.attest", "workers.tasks.relay",
-    "workers.tasks.reconcile",
+    "workers.tasks.reconcile", "workers.tasks.settle",
 ])
 
 
@@ -34,6 +34,9 @@ def beat_schedule(cfg: Settings) -> dict[str, dict[str, Any]]:
                         "options": {"queue": f"watch.{key}", "expires": 10}}
         for key, chain in cfg.chains.items() if chain.vaults
     }
+    schedule["poll-venue"] = {"task": "bulkhead.settle.poll_venue",
+                              "schedule": cfg.chain(cfg.venue_chain).poll_interval_s,
+                              "options": {"queue": f"watch.{cfg.venue_chain}", "expires": 10}}
     schedule["reconcile"] = {"task": "bulkhead.reconcile.reconcile", "schedule": RECONCILE_EVERY_S,
                              "options": {"queue": "reconcile", "expires": 10}}
     return schedule
@@ -41,7 +44,8 @@ def beat_schedule(cfg: Settings) -> dict[str, dict[str, Any]]:
 
 def queues_for(role: str, cfg: Settings, name: str | None = None) -> list[str]:
     if role == "watcher":
-        return [f"watch.{k}" for k, c in cfg.chains.items() if c.vaults]
+        return sorted({f"watch.{k}" for k, c in cfg.chains.items() if c.vaults}
+                      | {f"watch.{cfg.venue_chain}"})
     if role == "attester":
         return [f"attest.{name}"]
     if role == "relayer":

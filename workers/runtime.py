@@ -71,6 +71,10 @@ class Services:
                               [m.operator or m.address for m in a.members])
 
     @cached_property
+    def settlements(self) -> _SettlementParts:
+        return _SettlementParts(self)
+
+    @cached_property
     def venue_domain(self) -> Domain:
         chain_id, venue = self.settings.venue()
         return Domain(chain_id, venue)
@@ -114,11 +118,10 @@ class Services:
 
     @cached_property
     def relay(self) -> Any:
-        from chains.evm.venue import VenueClient
-
         from bridges.keys import load_relayer_key
         from bridges.relay import RelayService
         from chains.base import ChainRef
+        from chains.evm.venue import VenueClient
 
         cfg = self.settings.chain(self.settings.venue_chain)
         chain = ChainRef(self.settings.venue_chain, ChainKind.EVM, cfg.chain_id)
@@ -126,6 +129,68 @@ class Services:
             [str(u) for u in cfg.rpc_urls], cfg.contracts["venue"], chain=chain,
             sender_key=load_relayer_key(self.settings), retry=self.settings.retry))
         return RelayService(venue, self.venue_domain, self.attester_set, self.store, self.pool)
+
+
+class _SettlementParts:
+    """Settlement services (the way back), built on demand in the process that needs them."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+
+    def venue_reader(self, rpc_urls: list[str] | None = None) -> Any:
+        from chains.base import ChainRef
+        from chains.evm.venue import VenueClient
+
+        s = self.svc.settings
+        cfg = s.chain(s.venue_chain)
+        chain = ChainRef(s.venue_chain, ChainKind.EVM, cfg.chain_id)
+        return self.svc.run(VenueClient.connect(rpc_urls or [str(u) for u in cfg.rpc_urls],
+                                                cfg.contracts["venue"], chain=chain,
+                                                retry=s.retry))
+
+    @cached_property
+    def reader(self) -> Any:
+        """This process's venue reader at the configured endpoints (the venue watcher's)."""
+        return self.venue_reader()
+
+    @cached_property
+    def store(self) -> Any:
+        from bridges.settlement_store import SettlementStore
+
+        return SettlementStore(str(self.svc.settings.redis_url))
+
+    @cached_property
+    def attester(self) -> Any:
+        from bridges.keys import load_attester_account, load_attester_solana
+        from bridges.settler import SettlementAttester
+
+        s = self.svc.settings
+        member = s.attesters.member(os.environ["BULKHEAD_ATTESTER"])
+        own = [str(u) for u in member.rpc_urls.get(s.venue_chain, [])] or None
+        return SettlementAttester(
+            member.name, load_attester_account(s, member), load_attester_solana(s, member),
+            settings=s, venue_reader=self.venue_reader(own),
+            venue_adapter=self.svc.adapter(s.venue_chain, Finality.FINALIZED, own),
+            pool=self.svc.pool, store=self.store, redis=self.svc.redis)
+
+    @cached_property
+    def relay(self) -> Any:
+        from bridges.keys import load_relayer_key, load_relayer_solana
+        from bridges.settler import SettlementRelay
+        from chains.base import ChainRef
+        from chains.evm.venue import VaultClient
+
+        s = self.svc.settings
+        key = load_relayer_key(s)
+        vaults = {}
+        for name, cfg in s.chains.items():
+            if cfg.kind == ChainKind.EVM and cfg.vaults:
+                vaults[name] = self.svc.run(VaultClient.connect(
+                    [str(u) for u in cfg.rpc_urls], cfg.vaults[0],
+                    chain=ChainRef(name, ChainKind.EVM, cfg.chain_id), sender_key=key,
+                    retry=s.retry))
+        return SettlementRelay(s, self.store, self.svc.pool, self.svc.attester_set, vaults,
+                               load_relayer_solana(s))
 
 
 def services() -> Services:

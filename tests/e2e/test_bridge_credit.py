@@ -82,3 +82,70 @@ def test_locks_on_evm_and_solana_are_credited_once(devnet: dict[str, Any], cli: 
     events = contract.events.Credited().get_logs(from_block=0)
     keys = [(e.args.srcChainId, e.args.lockId) for e in events]
     assert len(keys) == len(set(keys))
+
+
+def evm_balance(devnet: dict[str, Any], owner: str) -> int:
+    a = devnet["chains"]["evm-a"]
+    w3 = Web3(Web3.HTTPProvider(a["rpc_urls"][0]))
+    token = w3.eth.contract(address=a["assets"]["USDC"]["address"],
+                            abi=load_artifact("TestToken").abi)
+    return int(token.functions.balanceOf(owner).call())
+
+
+def solana_balance(devnet: dict[str, Any], wallet: str) -> int:
+    import asyncio
+
+    from solana.rpc.async_api import AsyncClient
+    from solders.pubkey import Pubkey
+    from spl.token.instructions import get_associated_token_address
+
+    s = devnet["chains"]["solana"]
+    ata = get_associated_token_address(Pubkey.from_string(wallet),
+                                       Pubkey.from_string(s["assets"]["USDC"]["address"]))
+
+    async def read() -> int:
+        async with AsyncClient(s["rpc_urls"][0]) as client:
+            resp = await client.get_token_account_balance(ata)
+            return int(resp.value.amount)
+
+    return asyncio.run(read())
+
+
+def test_withdrawals_settle_back_on_both_kinds(devnet: dict[str, Any], cli: Cli,
+                                               fleet: WorkerFleet) -> None:
+    """Credited margin withdrawn on the venue is released on its source chain, exactly once:
+    part of a lock on evm-a (CollateralVault.settle) and a whole lock on solana (3-of-4 SPL
+    multisig transfer)."""
+    alice_pos = key_for(devnet, "alice", b"settle-evm")
+    bob_pos = key_for(devnet, "bob", b"settle-sol")
+    evm = cli.json("lock", "--chain", "evm-a", "--asset", "USDC", "--amount", "40",
+                   "--position", alice_pos)
+    sol = cli.json("lock", "--chain", "solana", "--asset", "USDC", "--amount", "12.5",
+                   "--position", bob_pos, "--trader", "bob")
+    rows = {r["chain"]: r for r in credited(cli, {evm["tx_id"], sol["tx_id"]}, fleet)}
+    alice = devnet["devnet"]["traders"]["alice"]["evm_address"]
+    bob_wallet = devnet["devnet"]["traders"]["bob"]["solana_pubkey"]
+    alice_before, bob_before = evm_balance(devnet, alice), solana_balance(devnet, bob_wallet)
+
+    first = cli.json("withdraw", "--position", alice_pos, "--lock", rows["evm-a"]["key"],
+                     "--amount", "15.25")
+    second = cli.json("withdraw", "--position", bob_pos, "--lock", rows["solana"]["key"],
+                      "--amount", "12.5", "--trader", "bob")
+    ids = {first["settlement_id"], second["settlement_id"]}
+
+    def executed() -> list[dict[str, Any]] | None:
+        rows = [r for r in cli.json("settlements") if r["settlement_id"] in ids]
+        return rows if len(rows) == 2 and all(r["state"] == "executed" for r in rows) else None
+
+    try:
+        wait_for(executed, 90, "settlements executed")
+    except AssertionError:
+        for label in fleet.procs:
+            print(f"--- {label}\n{fleet.log_tail(label)}")
+        raise
+    assert evm_balance(devnet, alice) - alice_before == 15_250_000
+    assert solana_balance(devnet, bob_wallet) - bob_before == 12_500_000
+    # More than the lock's remaining credit is refused before anything is signed.
+    over = cli.run("withdraw", "--position", alice_pos, "--lock", rows["evm-a"]["key"],
+                   "--amount", "30", ok=False)
+    assert over.returncode == 2 and "amount" in over.stderr

@@ -46,4 +46,36 @@ def reconcile() -> dict[str, int]:
             reasked += 1
     if pending:
         relay_pending.apply_async(queue=f"relay.{svc.settings.venue_chain}")
-    return {"pending": len(pending), "reasked": reasked, "stuck": stuck}
+    settlements = reconcile_settlements(now)
+    return {"pending": len(pending), "reasked": reasked, "stuck": stuck,
+            "settlements": settlements}
+
+
+def reconcile_settlements(now: int) -> int:
+    """Re-ask attesters for pending settlements and nudge the settlement relayer."""
+    from bridges.settler import pool_key
+    from workers.tasks.settle import ask_settlement, relay_settlements
+
+    svc = services()
+    parts = svc.settlements
+    pending = parts.store.pending()
+    for record in pending:
+        since_key = f"bh:asked:{record.id_hex}"
+        last = svc.redis.get(since_key)
+        if last is not None and now - int(last) < REASK_AFTER_MS:
+            continue
+        signed = svc.pool.signers(pool_key(record.id_hex))
+        done = {n for n, m in ((m.name, m) for m in svc.settings.attesters.members)
+                if m.address.lower() in signed} | parts.store.approvals(record.id_hex)
+        names = {m.name for m in svc.settings.attesters.members}
+        if names - done:
+            ask_settlement(record.id_hex, record.event.height, names - done)
+        proposal = parts.store.proposal(record.id_hex)
+        if proposal is not None:
+            chosen = {m.name for m in svc.settings.attesters.members
+                      if m.solana_pubkey in proposal["signers"]}
+            ask_settlement(record.id_hex, record.event.height, chosen, task="sign")
+        svc.redis.set(since_key, now, px=60_000)
+    if pending:
+        relay_settlements.apply_async(queue=f"relay.{svc.settings.venue_chain}")
+    return len(pending)

@@ -1,0 +1,287 @@
+"""The way back (DESIGN §2.4): settlements requested on the venue, executed on the source chain.
+
+Attester side (:class:`SettlementAttester`): observe the venue's ``SettlementRequested`` at the
+venue chain's finality through its own endpoints, then
+- EVM source: sign the EIP-712 ``Settlement`` for the source vault's domain (pool, like locks);
+- Solana source: approve (round 1), and later sign the relayer's proposed multisig transfer only
+  after checking it against its own observation (round 2).
+
+Relayer side (:class:`SettlementRelay`): execute with ``CollateralVault.settle`` or by
+assembling the Solana multisig transfer; the source chain's settled set / settle memo makes it
+exactly-once (checked before every submit).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+
+from bridges.attestation import Domain, Settlement, sign
+from bridges.pool import SignaturePool
+from bridges.quorum import AttesterSet
+from bridges.settlement_store import SettlementRecord, SettlementStore
+from bridges.verifier import verify
+from chains.base import ChainAdapter, ChainKind
+from chains.evm.bridge_codec import SettlementRequestedEvent
+from chains.finality import final_head
+from chains.solana import settlement as sol
+from orchestrator.errors import (
+    AlreadyConsumed,
+    ConfigError,
+    NotYetFinal,
+    QuorumNotReached,
+    TxExpired,
+)
+from orchestrator.settings import ChainSettings, Settings
+
+__all__ = ["SettlementAttester", "SettlementRelay", "SolanaVault", "pool_key"]
+
+log = structlog.get_logger(__name__)
+
+
+def pool_key(settlement_id: str) -> str:
+    return f"settle:{settlement_id}"
+
+
+@dataclass(frozen=True)
+class SolanaVault:
+    """What a Solana settlement needs from settings: one vault token account of one mint."""
+
+    chain: str
+    rpc_url: str
+    vault: Pubkey
+    mint: Pubkey
+    decimals: int
+    multisig: Pubkey
+    seize_account: Pubkey
+
+    @classmethod
+    def from_settings(cls, key: str, cfg: ChainSettings, rpc_url: str | None = None) -> SolanaVault:
+        if len(cfg.assets) != 1 or not cfg.vaults:
+            raise ConfigError(f"chains.{key}.assets", "a Solana vault holds exactly one mint")
+        (asset,) = cfg.assets.values()
+        return cls(key, rpc_url or str(cfg.rpc_urls[0]), Pubkey.from_string(cfg.vaults[0]),
+                   Pubkey.from_string(asset.address), asset.decimals,
+                   Pubkey.from_string(cfg.contracts["multisig"]),
+                   Pubkey.from_string(cfg.contracts["seize_account"]))
+
+    def expectation(self, ev: SettlementRequestedEvent) -> sol.SettlementExpectation:
+        dest = sol.destination_for(int(ev.kind), owner_wallet=Pubkey(ev.recipient), mint=self.mint,
+                                   seize_token_account=self.seize_account)
+        return sol.SettlementExpectation(ev.settlement_id, ev.lock_id, int(ev.kind), ev.amount,
+                                         self.vault, self.mint, self.decimals, self.multisig, dest)
+
+
+def source_chain(settings: Settings, ev: SettlementRequestedEvent) -> tuple[str, ChainSettings]:
+    """The configured chain and vault this settlement draws on; anything else is refused."""
+    for key, cfg in settings.chains.items():
+        if cfg.chain_id != ev.src_chain_id:
+            continue
+        vaults = {_vault_bytes(cfg.kind, v) for v in cfg.vaults}
+        # SECURITY: only registered vaults of a configured chain are ever settled from.
+        if ev.src_vault in vaults:
+            return key, cfg
+    raise ConfigError("settlement", f"no configured vault for chain {ev.src_chain_id}")
+
+
+def _vault_bytes(kind: ChainKind, vault: str) -> bytes:
+    if kind == ChainKind.SOLANA:
+        return bytes(Pubkey.from_string(vault))
+    return bytes(12) + bytes.fromhex(vault.removeprefix("0x"))
+
+
+def evm_domain(cfg: ChainSettings, ev: SettlementRequestedEvent) -> Domain:
+    return Domain(cfg.chain_id, to_checksum_address(ev.src_vault[12:]))
+
+
+class SettlementAttester:
+    def __init__(self, name: str, account: LocalAccount, solana_key: Keypair | None, *,
+                 settings: Settings, venue_reader: Any, venue_adapter: ChainAdapter,
+                 pool: SignaturePool, store: SettlementStore, redis: Any) -> None:
+        self.name, self.account, self.solana_key = name, account, solana_key
+        self.settings, self.venue_reader, self.venue_adapter = settings, venue_reader, venue_adapter
+        self.pool, self.store, self.redis = pool, store, redis
+
+    async def observe(self, settlement_id: str, height: int) -> SettlementRequestedEvent | None:
+        """The request as this attester sees it at venue-chain finality, or None."""
+        policy = self.settings.chain(self.settings.venue_chain).finality
+        final = await final_head(self.venue_adapter, policy)
+        if height > final.height:
+            raise NotYetFinal(self.settings.venue_chain, height, "final for this attester")
+        for ev in await self.venue_reader.events(height, height):
+            if isinstance(ev, SettlementRequestedEvent) and \
+                    "0x" + ev.settlement_id.hex() == settlement_id:
+                return ev
+        log.warning("settle_refused_not_observed", attester=self.name, settlement=settlement_id)
+        return None
+
+    async def attest(self, settlement_id: str, height: int) -> str:
+        ev = await self.observe(settlement_id, height)
+        if ev is None:
+            return "not-observed"
+        _, cfg = source_chain(self.settings, ev)
+        if cfg.kind == ChainKind.EVM:
+            message = ev.to_settlement(self.settings.attesters.set_index)
+            domain = evm_domain(cfg, ev)
+            self.pool.post(pool_key(settlement_id), message, domain, self.account.address,
+                           sign(message, domain, self.account.key))
+            return "signed"
+        self.store.approve(settlement_id, self.name)
+        return "approved"
+
+    async def sign_proposal(self, settlement_id: str, height: int) -> str:
+        """Round 2 on Solana: sign the proposed transfer iff it is exactly what was observed."""
+        if self.solana_key is None:
+            raise ConfigError(f"attesters.{self.name}", "no Solana key for this attester")
+        proposal = self.store.proposal(settlement_id)
+        ev = await self.observe(settlement_id, height)
+        if proposal is None or ev is None:
+            return "nothing-to-sign"
+        key, cfg = source_chain(self.settings, ev)
+        vault = SolanaVault.from_settings(key, cfg)
+        message: bytes = proposal["message"]
+        sol.verify_settlement_message(message, expected=vault.expectation(ev),
+                                      attester=self.solana_key.pubkey())
+        # SECURITY: one live message per settlement id (see chains.solana.settlement): a
+        # different message is signed only after the previous one expired unexecuted.
+        mine = f"bh:edsigned:{self.name}:{settlement_id}"
+        previous = self.redis.get(mine)
+        if previous is not None:
+            prev = json.loads(previous)
+            if prev["message"] != message.hex():
+                height_now = await _block_height(vault.rpc_url)
+                if height_now <= prev["last_valid"]:
+                    return "previous-still-live"
+                if await sol.find_settlement(vault.rpc_url, vault.vault, ev.settlement_id):
+                    return "already-executed"
+        self.redis.set(mine, json.dumps({"message": message.hex(),
+                                         "last_valid": proposal["last_valid"]}))
+        self.store.post_ed25519(settlement_id, str(self.solana_key.pubkey()), message,
+                                sol.sign_message(message, self.solana_key))
+        return "signed"
+
+
+async def _block_height(rpc_url: str) -> int:
+    from solana.rpc.async_api import AsyncClient
+
+    from orchestrator.errors import RpcUnavailable
+
+    try:
+        async with AsyncClient(rpc_url) as client:
+            return int((await client.get_block_height("confirmed")).value)
+    except Exception as exc:
+        raise RpcUnavailable("solana", rpc_url, str(exc)) from exc
+
+
+@dataclass
+class RelayWork:
+    executed: list[str] = field(default_factory=list)
+    ask_sign: list[tuple[str, int, list[str]]] = field(default_factory=list)  # id, height, names
+
+
+class SettlementRelay:
+    def __init__(self, settings: Settings, store: SettlementStore, pool: SignaturePool,
+                 attesters: AttesterSet, vaults: Mapping[str, Any],
+                 solana_fee_payer: Keypair | None) -> None:
+        """``vaults``: chain key -> ``VaultClient`` (with the relayer's key) for EVM sources."""
+        self.settings, self.store, self.pool, self.attesters = settings, store, pool, attesters
+        self.vaults, self.fee_payer = vaults, solana_fee_payer
+
+    async def relay_pending(self) -> RelayWork:
+        work = RelayWork()
+        for record in self.store.pending():
+            key, cfg = source_chain(self.settings, record.event)
+            if cfg.kind == ChainKind.EVM:
+                await self._evm(key, cfg, record, work)
+            else:
+                await self._solana(key, cfg, record, work)
+        return work
+
+    async def _evm(self, key: str, cfg: ChainSettings, rec: SettlementRecord,
+                   work: RelayWork) -> None:
+        vault = self.vaults[key]
+        if await vault.is_settled(rec.event.settlement_id):
+            self.store.mark_executed(rec.id_hex, "already")
+            work.executed.append(rec.id_hex)
+            return
+        domain = evm_domain(cfg, rec.event)
+        expected = rec.event.to_settlement(self.attesters.index)
+        for message, dom, sigs in self.pool.candidates(pool_key(rec.id_hex)):
+            if dom != domain or message != expected:
+                continue
+            try:
+                verified = verify(message, dom, sigs.values(), self.attesters)
+            except QuorumNotReached:
+                continue
+            assert isinstance(verified.message, Settlement)
+            try:
+                settled = await vault.settle(verified.message, list(verified.signatures))
+                tx = settled.tx_id
+            except AlreadyConsumed:
+                tx = "already"
+            self.store.mark_executed(rec.id_hex, tx)
+            work.executed.append(rec.id_hex)
+            log.info("settled", settlement=rec.id_hex, chain=key, tx=tx)
+            return
+
+    async def _solana(self, key: str, cfg: ChainSettings, rec: SettlementRecord,
+                      work: RelayWork) -> None:
+        if self.fee_payer is None:
+            raise ConfigError("relayer", "no Solana fee payer key")
+        vault = SolanaVault.from_settings(key, cfg)
+        found = await sol.find_settlement(vault.rpc_url, vault.vault, rec.event.settlement_id)
+        if found:
+            self.store.mark_executed(rec.id_hex, found)
+            work.executed.append(rec.id_hex)
+            return
+        proposal = self.store.proposal(rec.id_hex)
+        if proposal is not None:
+            await self._submit_or_expire(vault, rec, proposal, work)
+            return
+        members = {m.name: m for m in self.settings.attesters.members}
+        approvers = sorted((n for n in self.store.approvals(rec.id_hex) if n in members),
+                           key=lambda n: str(members[n].solana_pubkey))
+        if len(approvers) < self.attesters.threshold:
+            return
+        chosen = approvers[: self.attesters.threshold]
+        signers = [Pubkey.from_string(str(members[n].solana_pubkey)) for n in chosen]
+        expect = vault.expectation(rec.event)
+        if rec.event.kind == 1:
+            await sol.ensure_token_account(vault.rpc_url, self.fee_payer,
+                                           Pubkey(rec.event.recipient), vault.mint)
+        blockhash, last_valid = await sol.fetch_recent_blockhash(vault.rpc_url)
+        message = sol.build_settlement_message(
+            settlement_id=expect.settlement_id, lock_id=expect.lock_id, kind=expect.kind,
+            amount=expect.amount, vault=vault.vault, mint=vault.mint, decimals=vault.decimals,
+            multisig=vault.multisig, destination=expect.destination, signers=signers,
+            fee_payer=self.fee_payer.pubkey(), recent_blockhash=blockhash)
+        self.store.propose(rec.id_hex, bytes(message), last_valid, [str(s) for s in signers])
+        work.ask_sign.append((rec.id_hex, rec.event.height, chosen))
+
+    async def _submit_or_expire(self, vault: SolanaVault, rec: SettlementRecord,
+                                proposal: dict[str, Any], work: RelayWork) -> None:
+        assert self.fee_payer is not None
+        message: bytes = proposal["message"]
+        sigs = self.store.ed25519_sigs(rec.id_hex, message)
+        if not all(s in sigs for s in proposal["signers"]):
+            if await _block_height(vault.rpc_url) > proposal["last_valid"]:
+                self.store.clear_proposal(rec.id_hex)  # expired unsigned: re-propose next round
+            return
+        try:
+            tx = await sol.submit_settlement(
+                vault.rpc_url, message, {Pubkey.from_string(k): v for k, v in sigs.items()},
+                self.fee_payer, last_valid_block_height=proposal["last_valid"])
+        except TxExpired:
+            self.store.clear_proposal(rec.id_hex)
+            return
+        self.store.mark_executed(rec.id_hex, tx)
+        work.executed.append(rec.id_hex)
+        log.info("settled", settlement=rec.id_hex, chain=vault.chain, tx=tx)
