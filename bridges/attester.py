@@ -8,7 +8,8 @@ Decisions use chain heads only, never the host clock (TIME-01).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -17,7 +18,7 @@ from eth_account.signers.local import LocalAccount
 from bridges.attestation import Domain, sign
 from bridges.observation import attestation_for
 from bridges.pool import SignaturePool
-from chains.base import ChainAdapter
+from chains.base import ChainAdapter, LockEvent
 from chains.finality import final_head
 from orchestrator.errors import NotYetFinal
 from orchestrator.locks import lock_key
@@ -41,6 +42,8 @@ class AttesterService:
         """``adapters`` read at ``finalized`` commitment through this attester's own endpoints."""
         self.name, self.account, self.set_index = name, account, set_index
         self.venue, self.adapters, self.policies, self.pool = venue, adapters, policies, pool
+        self._final: dict[str, int] = {}
+        self._events: OrderedDict[tuple[str, int], Sequence[LockEvent]] = OrderedDict()
 
     @property
     def address(self) -> str:
@@ -52,11 +55,12 @@ class AttesterService:
         Raises:
             NotYetFinal: ``height`` is above this attester's final head (retry later).
         """
-        adapter = self.adapters[chain]
-        final = await final_head(adapter, self.policies[chain])
-        if height > final.height:
-            raise NotYetFinal(chain, height, "final for this attester")
-        found = [e for e in await adapter.lock_events(height, height) if lock_key(e) == key]
+        if height > self._final.get(chain, -1):
+            final = await final_head(self.adapters[chain], self.policies[chain])
+            self._final[chain] = final.height
+            if height > final.height:
+                raise NotYetFinal(chain, height, "final for this attester")
+        found = [e for e in await self._final_events(chain, height) if lock_key(e) == key]
         if not found or not found[0].attributed:
             log.warning("attest_refused_not_observed", attester=self.name, chain=chain,
                         height=height, lock=key)
@@ -66,3 +70,14 @@ class AttesterService:
         dig = self.pool.post(key, attestation, self.venue, self.address, signature)
         log.info("attested", attester=self.name, chain=chain, lock=key, digest=dig)
         return Observation(key, dig)
+
+    async def _final_events(self, chain: str, height: int) -> Sequence[LockEvent]:
+        """Locks at a height this attester already saw final; a final height never changes, so
+        a burst of locks in one block costs one read (kept for the last 256 heights)."""
+        cached = self._events.get((chain, height))
+        if cached is None:
+            cached = await self.adapters[chain].lock_events(height, height)
+            self._events[(chain, height)] = cached
+            while len(self._events) > 256:
+                self._events.popitem(last=False)
+        return cached

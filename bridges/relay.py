@@ -61,23 +61,24 @@ class RelayService:
         self.store, self.pool, self.max_batch = store, pool, max_batch
 
     async def relay_pending(self) -> RelayReport:
-        """Credit every lock awaiting credit that has a verified quorum."""
+        """Credit every lock awaiting credit that has a verified quorum.
+
+        No per-lock chain read on the hot path: the venue skips an already-consumed item in a
+        batch without reverting, and only skipped items are looked up (credited or held).
+        """
         report = RelayReport()
         ready: list[tuple[str, Verified]] = []
         for record in self.store.awaiting_credit():
-            status = (await self.venue.lock_credit(venue_lock_key(record.key))).status
-            if status == LockStatus.CREDITED:
-                self.store.advance(record.key, LockState.CREDITED, record.event.height, _now_ms())
-                report.already.append(record.key)
-                continue
-            if status == LockStatus.QUEUED:
+            if record.state == LockState.HELD:
                 await self._release_if_due(record.key, record.event.height, report)
                 continue
             verified = self._quorum(record.key)
             if verified is None:
                 report.waiting.append(record.key)
                 continue
-            self.store.advance(record.key, LockState.ATTESTED, record.event.height, _now_ms())
+            if record.state != LockState.ATTESTED:
+                self.store.advance(record.key, LockState.ATTESTED, record.event.height,
+                                   _now_ms())
             ready.append((record.key, verified))
         for start in range(0, len(ready), self.max_batch):
             await self._submit(ready[start:start + self.max_batch], report)
@@ -126,7 +127,9 @@ class RelayService:
         for venue_key, reason in outcome.skipped:
             key = by_venue_key[venue_key][0]
             if reason.startswith("AlreadyConsumed"):
-                self.store.advance(key, LockState.CREDITED, outcome.block_number, now)
+                status = (await self.venue.lock_credit(venue_key)).status
+                state = LockState.HELD if status == LockStatus.QUEUED else LockState.CREDITED
+                self.store.advance(key, state, outcome.block_number, now)
                 report.already.append(key)
             else:
                 report.skipped.append((key, reason))
