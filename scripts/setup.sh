@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything Bulkhead needs from the project's own files; safe to run repeatedly.
 #   Python: uv (pinned) + uv.lock -> .venv      Node: package-lock.json -> node_modules
-#   redis-server: Debian package, only if missing
+#   redis-server, faketime: Debian packages, only if missing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,10 +19,15 @@ if [ ! -x node_modules/.bin/solcjs ] || [ package-lock.json -nt node_modules/.pa
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  echo "setup: installing redis-server"
+# redis-server for the tests and the devnet; faketime for the clock-skew fault test (TIME-01)
+missing=""
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
+if [ -n "$missing" ]; then
+  echo "setup: installing$missing"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 echo "setup: done"
