@@ -303,3 +303,23 @@ def demo(
 
 def main() -> None:
     app()
+
+
+@app.command("audit")
+def audit(as_json: JsonOpt = False) -> None:
+    """Reconcile the chains against the invariants (DESIGN §6); exit 1 on any violation."""
+    from orchestrator.audit_io import run_audit
+    from orchestrator.lock_store import RedisLockStore
+
+    cfg = settings()
+    store = RedisLockStore(str(cfg.redis_url))
+    try:
+        report = guarded(lambda: asyncio.run(run_audit(cfg, store)))
+    finally:
+        store.close()
+    data = report.to_dict()
+    emit_json(data) if as_json else out.print(views.audit_table(data))
+    if report.violations:
+        sys.stderr.write(f"error: audit found {len(report.violations)} violation(s)\n")
+        sys.stderr.write("".join(v.line() + "\n" for v in report.violations))
+        raise typer.Exit(1)

@@ -41,6 +41,7 @@ __all__ = [
     "AssetSettings",
     "AttesterMember",
     "AttesterSettings",
+    "BridgeSettings",
     "ChainSettings",
     "FinalityPolicy",
     "KeySettings",
@@ -153,6 +154,16 @@ class KeySettings(_Frozen):
     solana_keypair: Path | None = None  # the relayer's Solana fee payer (solana-keygen JSON)
 
 
+class BridgeSettings(_Frozen):
+    """Worker tuning. Times are intervals on the workers' own monotonic schedule; no
+    accept/reject decision depends on them (those use chain time, TIME-01)."""
+
+    max_batch: Annotated[int, Field(ge=1, le=200)] = 40
+    reask_after_s: Annotated[float, Field(gt=0, le=3600)] = 3.0
+    stuck_after_s: Annotated[float, Field(gt=0, le=86_400)] = 60.0
+    max_queued_hints: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+
+
 class _ManifestSource(PydanticBaseSettingsSource):
     """Lowest-priority source: the devnet manifest, already in the settings' shape."""
 
@@ -191,6 +202,7 @@ class Settings(BaseSettings):
     venue_chain: Annotated[str, Field(pattern=CHAIN_KEY)] = "evm-b"
     attesters: AttesterSettings = AttesterSettings()
     relayer: KeySettings = KeySettings()
+    bridge: BridgeSettings = BridgeSettings()
     retry: RetrySettings = RetrySettings()
 
     @classmethod

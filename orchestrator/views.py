@@ -10,6 +10,7 @@ from orchestrator.inputs import format_amount
 from orchestrator.locks import LockRecord
 
 __all__ = [
+    "audit_table",
     "kv_table",
     "lock_result",
     "lock_row",
@@ -131,4 +132,21 @@ def status_table(rows: list[dict[str, Any]]) -> Table:
         table.add_row(r["chain"], r["kind"], "yes" if r["reachable"] else "NO",
                       *(str(r.get(k, "-")) for k in ("latest", "safe", "final", "lag")),
                       r.get("error") or "")
+    return table
+
+
+def audit_table(report: dict[str, Any]) -> Table:
+    """Per invariant: items checked and violations found; then each violation on its own row."""
+    summary = report["summary"]
+    verdict = "clean" if report["clean"] else f"{len(report['violations'])} violation(s)"
+    table = Table(title=f"audit: {verdict} ({summary['locks']} locks, {summary['credits']} "
+                        f"credits, {summary['settlements_executed']} settlements)")
+    for col in ("invariant", "checked", "violations", "subject", "detail"):
+        table.add_column(col, overflow="fold")
+    for inv, row in summary["invariants"].items():
+        table.add_row(inv, str(row["checked"]), str(row["violations"]), "", "")
+    for v in report["violations"]:
+        table.add_row(v["invariant"], "", "", v["subject"], v["detail"])
+    if not summary["store_checked"]:
+        table.add_row("I12", "-", "-", "", "lock store unreachable: not checked")
     return table

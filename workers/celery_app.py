@@ -18,6 +18,9 @@ __all__ = ["app", "beat_schedule", "queues_for"]
 
 VISIBILITY_TIMEOUT_S = 600  # well above the longest task (a credit batch waits <= 60 s)
 RECONCILE_EVERY_S = 2.0
+# No task carries an `expires`: Celery stamps it with the sender's host clock, so a worker
+# with a skewed clock would silently drop work (TIME-01). Backlogs are bounded instead by
+# the reconciler's queue-length check and by skipping polls that ran moments ago (Redis TIME).
 
 settings: Settings = load_settings()
 
@@ -31,14 +34,14 @@ def beat_schedule(cfg: Settings) -> dict[str, dict[str, Any]]:
     schedule: dict[str, dict[str, Any]] = {
         f"poll-{key}": {"task": "bulkhead.watch.poll_chain", "args": (key,),
                         "schedule": chain.poll_interval_s,
-                        "options": {"queue": f"watch.{key}", "expires": 10}}
+                        "options": {"queue": f"watch.{key}"}}
         for key, chain in cfg.chains.items() if chain.vaults
     }
     schedule["poll-venue"] = {"task": "bulkhead.settle.poll_venue",
                               "schedule": cfg.chain(cfg.venue_chain).poll_interval_s,
-                              "options": {"queue": f"watch.{cfg.venue_chain}", "expires": 10}}
+                              "options": {"queue": f"watch.{cfg.venue_chain}"}}
     schedule["reconcile"] = {"task": "bulkhead.reconcile.reconcile", "schedule": RECONCILE_EVERY_S,
-                             "options": {"queue": "reconcile", "expires": 10}}
+                             "options": {"queue": "reconcile"}}
     return schedule
 
 

@@ -128,7 +128,8 @@ class Services:
         venue = self.run(VenueClient.connect(
             [str(u) for u in cfg.rpc_urls], cfg.contracts["venue"], chain=chain,
             sender_key=load_relayer_key(self.settings), retry=self.settings.retry))
-        return RelayService(venue, self.venue_domain, self.attester_set, self.store, self.pool)
+        return RelayService(venue, self.venue_domain, self.attester_set, self.store, self.pool,
+                            max_batch=self.settings.bridge.max_batch)
 
 
 class _SettlementParts:

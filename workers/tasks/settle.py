@@ -15,9 +15,9 @@ from orchestrator.errors import RetryableError
 from workers.celery_app import app
 from workers.locks import only_one_running
 from workers.runtime import services
+from workers.tasks.watch import hint_backlog, ran_recently
 
 logger = get_task_logger(__name__)
-HINT_TTL_S = 60
 DIRTY = "bh:relay-settle:dirty"
 
 
@@ -28,7 +28,7 @@ def poll_venue() -> int:
     svc = services()
     s = svc.settings
     with only_one_running(svc.redis, "watch-venue", ttl_s=60) as held:
-        if not held:
+        if not held or ran_recently("watch-venue", s.chain(s.venue_chain).poll_interval_s):
             return 0
         parts = svc.settlements
         reader = parts.reader
@@ -49,10 +49,10 @@ def poll_venue() -> int:
 def ask_settlement(settlement_id: str, height: int, only: set[str] | None = None,
                    task: str = "attest") -> None:
     target = attest_settlement if task == "attest" else sign_settlement_proposal
+    limit = services().settings.bridge.max_queued_hints
     for member in services().settings.attesters.members:
-        if only is None or member.name in only:
-            target.apply_async(args=(settlement_id, height), queue=f"attest.{member.name}",
-                               expires=HINT_TTL_S)
+        if (only is None or member.name in only) and hint_backlog(f"attest.{member.name}") < limit:
+            target.apply_async(args=(settlement_id, height), queue=f"attest.{member.name}")
 
 
 @app.task(name="bulkhead.settle.attest_settlement", acks_late=True,
