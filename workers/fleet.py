@@ -27,13 +27,15 @@ class WorkerFleet:
     env: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, label: str, role: str, *extra: str) -> subprocess.Popen[bytes]:
+    def start(self, label: str, role: str, *extra: str,
+              wrapper: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+        """Start one worker; ``wrapper`` prefixes the command (e.g. ``faketime -f +300s``)."""
         self.logs.mkdir(parents=True, exist_ok=True)
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("BULKHEAD_")},
                "BULKHEAD_HOME": str(self.home), **self.env}
         log = (self.logs / f"{label}.log").open("ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator", "worker", "--role", role, *extra],
+            [*wrapper, sys.executable, "-m", "orchestrator", "worker", "--role", role, *extra],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.procs[label] = proc
