@@ -173,6 +173,28 @@ def withdraw(
     emit_json(row) if as_json else out.print(views.kv_table("withdrawal requested", row))
 
 
+@app.command("credit")
+def credit(
+    lock: Annotated[str, typer.Option(help="Lock key as `bulkhead locks` prints it")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Relay one lock's pooled quorum to the venue now. Resubmitting a credited lock is a
+    typed no-op ("already-consumed", exit 0): the venue's consumed set decides (RPL-01)."""
+    from orchestrator.trading import parse_lock_key
+    from workers.runtime import Services
+
+    cfg = settings()
+
+    def run() -> str:
+        parse_lock_key(lock)
+        svc = Services(cfg)
+        return svc.run(svc.relay.credit_one(lock.strip()))
+
+    outcome = guarded(run)
+    row = {"lock": lock.strip(), "outcome": outcome}
+    emit_json(row) if as_json else out.print(views.kv_table("credit", row))
+
+
 @app.command("settlements")
 def settlements(as_json: JsonOpt = False) -> None:
     """Settlement requests seen on the venue and whether each was executed on its source."""

@@ -23,6 +23,8 @@ class LockState(StrEnum):
     FINALIZED = "finalized"
     ATTESTED = "attested"  # a quorum of attester signatures is in the pool
     HELD = "held"  # consumed by the venue but queued by a rate limit until its release time
+    REFUSED = "refused"  # the venue refused a valid quorum (e.g. above the whole cap): an
+    #                      operator decides (raise a limit, then `bulkhead credit --lock`)
     CREDITED = "credited"  # the venue consumed the lock (its consumed set is the record)
     DROPPED = "dropped"
     ORPHANED = "orphaned"
@@ -35,7 +37,9 @@ _NEXT: dict[LockState, frozenset[LockState]] = {
     LockState.SAFE: frozenset({LockState.FINALIZED, LockState.DROPPED}),
     LockState.FINALIZED: frozenset({LockState.ATTESTED, LockState.HELD, LockState.CREDITED,
                                     LockState.ORPHANED}),
-    LockState.ATTESTED: frozenset({LockState.HELD, LockState.CREDITED, LockState.ORPHANED}),
+    LockState.ATTESTED: frozenset({LockState.HELD, LockState.CREDITED, LockState.REFUSED,
+                                   LockState.ORPHANED}),
+    LockState.REFUSED: frozenset({LockState.HELD, LockState.CREDITED, LockState.ORPHANED}),
     LockState.HELD: frozenset({LockState.CREDITED, LockState.ORPHANED}),
     LockState.CREDITED: frozenset({LockState.ORPHANED}),
     LockState.DROPPED: frozenset(),

@@ -35,7 +35,7 @@ class Cli:
 
     def run(self, *args: str, ok: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([sys.executable, "-m", "orchestrator", *args], env=self.env,
-                              capture_output=True, text=True, timeout=timeout)
+                              capture_output=True, text=True, timeout=timeout, check=False)
         if ok:
             assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
         return proc

@@ -149,3 +149,69 @@ def test_withdrawals_settle_back_on_both_kinds(devnet: dict[str, Any], cli: Cli,
     over = cli.run("withdraw", "--position", alice_pos, "--lock", rows["evm-a"]["key"],
                    "--amount", "30", ok=False)
     assert over.returncode == 2 and "amount" in over.stderr
+
+
+def test_rpl_01_resubmitting_a_credited_lock_is_a_typed_noop(devnet: dict[str, Any], cli: Cli,
+                                                              fleet: WorkerFleet) -> None:
+    lock = cli.json("lock", "--chain", "evm-a", "--asset", "USDC", "--amount", "1",
+                    "--position", key_for(devnet, "alice", b"rpl01"))
+    (row,) = credited(cli, {lock["tx_id"]}, fleet)
+    again = cli.json("credit", "--lock", row["key"])
+    assert again == {"lock": row["key"], "outcome": "already-consumed"}
+    lock_id = bytes.fromhex(row["lock_id"][2:])
+    events = [e for e in venue(devnet).events.Credited().get_logs(from_block=0)
+              if e.args.lockId == lock_id and e.args.srcChainId == 31337]
+    assert len(events) == 1
+
+
+def test_lim_01_cap_large_transfer_delay_and_refusal(devnet: dict[str, Any], cli: Cli,
+                                                     fleet: WorkerFleet) -> None:
+    """Cap 10 WETH per window, large above 4 WETH with a delay: the large one is held, small
+    ones are credited until the window is full and then held (not dropped), one above the
+    whole cap is refused; after the delay and the window roll, the held ones are credited."""
+    from chains.devnet.keys import anvil_key
+    from chains.evm.locker import TxSender
+    from tests.integration.evm.conftest import rpc
+
+    a, b = devnet["chains"]["evm-a"], devnet["chains"]["evm-b"]
+    weth = bytes.fromhex(address_to_bytes32(a["assets"]["WETH"]["address"])[2:])
+
+    async def set_limit() -> None:  # the venue owner (devnet deployer) sets the lane's limits
+        sender = await TxSender.connect(b["rpc_urls"][0], anvil_key(0))
+        try:
+            contract = sender.w3.eth.contract(address=b["contracts"]["venue"],
+                                              abi=load_artifact("IsolatedMarginVenue").abi)
+            await sender.wait(await sender.send(contract.functions.setRateLimit(
+                31337, weth, 10 * 10**18, 4 * 10**18, 600)))
+        finally:
+            await sender.aclose()
+
+    import asyncio
+
+    asyncio.run(set_limit())
+    # Start from a fresh window so earlier WETH credits don't count against the cap.
+    stamp = int(rpc(b["rpc_urls"][0], "eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+    rpc(b["rpc_urls"][0], "evm_setNextBlockTimestamp", stamp - stamp % 86400 + 86400 + 10)
+    rpc(b["rpc_urls"][0], "evm_mine")
+    amounts = {"large": "5", "s1": "2", "s2": "2", "s3": "3", "s4": "3", "late": "1",
+               "huge": "11"}
+    txs = {}
+    for name, amount in amounts.items():
+        txs[name] = cli.json("lock", "--chain", "evm-a", "--asset", "WETH", "--amount", amount,
+                             "--position", key_for(devnet, "alice", f"lim01-{name}".encode()))
+
+    def states() -> dict[str, str]:
+        by_tx = {r["tx_id"]: r["state"] for r in cli.json("locks", "--no-sync")}
+        return {n: by_tx.get(t["tx_id"], "-") for n, t in txs.items()}
+
+    want = {"large": "held", "s1": "credited", "s2": "credited", "s3": "credited",
+            "s4": "credited", "late": "held", "huge": "refused"}
+    try:
+        wait_for(lambda: states() == want, 90, f"limits applied: {want}")
+    except AssertionError:
+        print(states())
+        raise
+    rpc(b["rpc_urls"][0], "evm_increaseTime", 86400)
+    rpc(b["rpc_urls"][0], "evm_mine")
+    want.update(large="credited", late="credited")
+    wait_for(lambda: states() == want, 60, "held credits released after delay and window roll")

@@ -69,10 +69,10 @@ def test_unattributed_solana_transfers_reported_not_attributed(devnet: dict[str,
     keypair = Keypair.from_bytes(bytes(trader["solana_secret"]))
     source = Pubkey.from_string(trader["solana_token_accounts"]["USDC"])
     url = sol["rpc_urls"][0]
-    common: dict[str, Any] = dict(
-        trader=keypair, trader_token_account=source,
-        dest_token_account=Pubkey.from_string(sol["vaults"][0]),
-        mint=Pubkey.from_string(sol["assets"]["USDC"]["address"]), decimals=6)
+    common: dict[str, Any] = {
+        "trader": keypair, "trader_token_account": source,
+        "dest_token_account": Pubkey.from_string(sol["vaults"][0]),
+        "mint": Pubkey.from_string(sol["assets"]["USDC"]["address"]), "decimals": 6}
 
     async def send() -> tuple[str, str]:
         bare = await transfer_without_memo(url, amount=7, **common)
