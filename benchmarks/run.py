@@ -1,29 +1,52 @@
-"""Run every benchmark and write one JSON document (stdout and benchmarks/out/results.json)."""
+"""Run benchmarks and write one JSON document (stdout and benchmarks/out/results.json).
+
+``python -m benchmarks.run [name ...] [--locks N]``: every benchmark when no name is given;
+``--locks`` sizes the bridge burst (default 2,000). Results of benchmarks not run this time are
+kept from the previous results.json.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import platform
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from benchmarks import foundation
+from benchmarks import bridge, foundation
 
-BENCHMARKS = {"foundation": foundation.main}
+BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "foundation": lambda _opts: foundation.main(),
+    "bridge": lambda opts: bridge.main(locks=opts.locks),
+}
 
 
-def main(names: list[str]) -> None:
-    results = {"machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
-               "started_at": int(time.time()), "results": {}}
-    for name in names or list(BENCHMARKS):
-        results["results"][name] = BENCHMARKS[name]()
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="benchmarks.run")
+    parser.add_argument("names", nargs="*", metavar="name",
+                        help=f"benchmarks to run ({', '.join(BENCHMARKS)}); default all")
+    parser.add_argument("--locks", type=int, default=bridge.N_LOCKS,
+                        help="bridge: locks in the burst, half on evm-a, half on solana")
+    opts = parser.parse_args(argv)
+    unknown = [n for n in opts.names if n not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
+    path = out / "results.json"
+    previous = json.loads(path.read_text()).get("results", {}) if path.is_file() else {}
+    results: dict[str, Any] = {"machine": {"python": platform.python_version(),
+                                           "cpus": os.cpu_count()},
+                               "started_at": int(time.time()), "results": dict(previous)}
+    for name in opts.names or list(BENCHMARKS):
+        results["results"][name] = BENCHMARKS[name](opts)
     text = json.dumps(results, indent=2)
-    (out / "results.json").write_text(text + "\n")
+    path.write_text(text + "\n")
     print(text)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

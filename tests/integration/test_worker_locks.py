@@ -13,9 +13,8 @@ pytestmark = pytest.mark.integration
 
 def test_exclusive_and_released(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
-    with only_one_running(client, "k") as first:
-        with only_one_running(client, "k") as second:
-            assert first and not second
+    with only_one_running(client, "k") as first, only_one_running(client, "k") as second:
+        assert first and not second
     with only_one_running(client, "k") as again:
         assert again
 
