@@ -222,11 +222,21 @@ def locks(
     store = RedisLockStore(str(cfg.redis_url))
 
     def run() -> list[dict[str, Any]]:
+        from bridges.pool import SignaturePool
+        from bridges.settlement_store import SettlementStore
+        from orchestrator.locks import LockState
+
         store.ping()
         if sync:
             asyncio.run(sync_once(cfg, store, chains=[chain] if chain else None))
-        return [views.lock_row(r) for r in store.all_records()
-                if chain is None or r.event.chain == chain]
+        pool = SignaturePool(str(cfg.redis_url))
+        settled = views.settled_by_lock(SettlementStore(str(cfg.redis_url)).all())
+        in_flight = {LockState.FINALIZED, LockState.ATTESTED, LockState.HELD, LockState.REFUSED}
+        threshold = cfg.attesters.threshold or (2 * len(cfg.attesters.members)) // 3 + 1
+        return [views.lock_row(r, settled=settled.get(r.key),
+                               signatures=(len(pool.signers(r.key)), threshold)
+                               if r.state in in_flight else None)
+                for r in store.all_records() if chain is None or r.event.chain == chain]
 
     rows = guarded(run)
     emit_json(rows) if as_json else out.print(views.locks_table(rows))

@@ -21,8 +21,25 @@ __all__ = [
 ]
 
 
-def lock_row(record: LockRecord) -> dict[str, Any]:
+def settled_by_lock(records: list[Any]) -> dict[str, dict[str, int]]:
+    """Executed settlements summed per lock key: {"released": units, "seized": units}."""
+    out: dict[str, dict[str, int]] = {}
+    for rec in records:
+        if rec.state != "executed":
+            continue
+        ev = rec.event
+        key = f"{ev.src_chain_id}:0x{ev.src_vault.hex()}:0x{ev.lock_id.hex()}"
+        kind = "released" if int(ev.kind) == 1 else "seized"
+        sums = out.setdefault(key, {"released": 0, "seized": 0})
+        sums[kind] += ev.amount
+    return out
+
+
+def lock_row(record: LockRecord, *, settled: dict[str, int] | None = None,
+             signatures: tuple[int, int] | None = None) -> dict[str, Any]:
+    """One lock for `locks`; ``signatures`` = (k signed, m needed) while in flight."""
     e = record.event
+    sums = settled or {"released": 0, "seized": 0}
     return {
         "key": record.key,
         "chain": e.chain,
@@ -41,6 +58,10 @@ def lock_row(record: LockRecord) -> dict[str, Any]:
         "tx_id": e.tx_id,
         "transitions": [{"state": t.state.value, "height": t.height, "at_ms": t.at_ms}
                         for t in record.transitions],
+        "signatures": None if signatures is None else {"have": signatures[0],
+                                                       "need": signatures[1]},
+        "released": str(sums["released"]),
+        "seized": str(sums["seized"]),
     }
 
 
@@ -53,16 +74,24 @@ def _short(text: str | None, keep: int = 10) -> str:
 def locks_table(rows: list[dict[str, Any]]) -> Table:
     """Heights where each state was reached, and seconds from first seen to final."""
     table = Table(title=f"locks ({len(rows)})")
-    for col in ("chain", "lock id", "amount", "state", "seen@", "safe@", "final@", "s"):
+    for col in ("chain", "lock id", "amount", "state", "seen@", "safe@", "final@", "s",
+                "back"):
         table.add_column(col, no_wrap=col != "lock id")
     for row in rows:
         at = {t["state"]: t for t in row["transitions"]}
         end = at.get("finalized") or at.get("dropped")
         took = f"{(end['at_ms'] - at['seen']['at_ms']) / 1000:.1f}" if end and "seen" in at else ""
         state = row["state"] if row["attributed"] else f"{row['state']} UNATTRIBUTED"
+        if row.get("signatures"):
+            state += f" ({row['signatures']['have']} of {row['signatures']['need']})"
+        back = "/".join(x for x in (
+            f"released {format_amount(int(row['released']), row['decimals'])}"
+            if row.get("released", "0") != "0" else "",
+            f"seized {format_amount(int(row['seized']), row['decimals'])}"
+            if row.get("seized", "0") != "0" else "") if x)
         table.add_row(row["chain"], _short(row["lock_id"], 6), row["amount_display"], state,
                       *(str(at[s]["height"]) if s in at else "-"
-                        for s in ("seen", "safe", "finalized")), took)
+                        for s in ("seen", "safe", "finalized")), took, back)
     return table
 
 

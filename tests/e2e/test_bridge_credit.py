@@ -145,6 +145,10 @@ def test_withdrawals_settle_back_on_both_kinds(devnet: dict[str, Any], cli: Cli,
         raise
     assert evm_balance(devnet, alice) - alice_before == 15_250_000
     assert solana_balance(devnet, bob_wallet) - bob_before == 12_500_000
+    back = {r["chain"]: r for r in cli.json("locks", "--no-sync")
+            if r["tx_id"] in (evm["tx_id"], sol["tx_id"])}
+    assert (back["evm-a"]["released"], back["solana"]["released"]) == ("15250000", "12500000")
+    assert back["evm-a"]["seized"] == "0"
     # More than the lock's remaining credit is refused before anything is signed.
     over = cli.run("withdraw", "--position", alice_pos, "--lock", rows["evm-a"]["key"],
                    "--amount", "30", ok=False)
