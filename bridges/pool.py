@@ -25,20 +25,28 @@ from bridges.attestation import (
     as_dict,
     digest,
 )
-from orchestrator.errors import StoreError
+from orchestrator.errors import AttestationMalformed, StoreError
 
 __all__ = ["SignaturePool", "message_from_dict"]
 
 
 def message_from_dict(data: dict[str, Any]) -> Message:
-    kind = data.pop("type")
-    for key, value in list(data.items()):
-        if isinstance(value, str) and value.startswith("0x") and key not in ("beneficiary",):
-            data[key] = bytes.fromhex(value[2:])
-    if kind == "LockAttestation":
-        return LockAttestation(**data)
-    data["kind"] = SettlementKind(data["kind"])
-    return Settlement(**data)
+    """Rebuild a pooled message; anything malformed is an AttestationMalformed (Redis content is
+    input too: a corrupted entry is skipped, never trusted)."""
+    try:
+        data = dict(data)
+        kind = data.pop("type")
+        for key, value in list(data.items()):
+            if isinstance(value, str) and value.startswith("0x") and key != "beneficiary":
+                data[key] = bytes.fromhex(value[2:])
+        if kind == "LockAttestation":
+            return LockAttestation(**data)
+        if kind != "Settlement":
+            raise ValueError(f"unknown type {kind!r}")
+        data["kind"] = SettlementKind(data["kind"])
+        return Settlement(**data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AttestationMalformed("pool", f"unreadable pooled message: {exc}") from exc
 
 
 class SignaturePool:
@@ -73,11 +81,14 @@ class SignaturePool:
                 raw = self._redis.get(f"{self._p}msg:{dig}")
                 if raw is None:
                     continue
-                body = json.loads(raw)
-                sigs = {s: bytes.fromhex(v)
-                        for s, v in self._redis.hgetall(f"{self._p}sig:{dig}").items()}
-                out.append((message_from_dict(body["message"]),
-                            Domain(**body["domain"]), sigs))
+                try:
+                    body = json.loads(raw)
+                    sigs = {s: bytes.fromhex(v)
+                            for s, v in self._redis.hgetall(f"{self._p}sig:{dig}").items()}
+                    out.append((message_from_dict(body["message"]),
+                                Domain(**body["domain"]), sigs))
+                except (AttestationMalformed, ValueError, KeyError, TypeError):
+                    continue  # a corrupted entry never counts toward a quorum
         except redis.exceptions.RedisError as exc:
             raise StoreError(f"redis: {exc}") from exc
         return sorted(out, key=lambda c: -len(c[2]))

@@ -20,7 +20,12 @@ from bridges.pool import SignaturePool
 from bridges.quorum import AttesterSet
 from bridges.verifier import Verified, verify
 from chains.evm.bridge_codec import LockStatus, lock_key
-from orchestrator.errors import AlreadyConsumed, QuorumNotReached, TxRejected
+from orchestrator.errors import (
+    AlreadyConsumed,
+    AttestationMalformed,
+    QuorumNotReached,
+    TxRejected,
+)
 from orchestrator.lock_store import LockStore
 from orchestrator.locks import LockState
 
@@ -30,9 +35,24 @@ log = structlog.get_logger(__name__)
 
 
 def split_lock_key(key: str) -> tuple[int, bytes, bytes]:
-    """``"31337:0x..vault:0x..lockid"`` -> (src chain id, vault bytes32, lock id bytes32)."""
-    chain_id, vault, lock_id = key.split(":")
-    return int(chain_id), bytes.fromhex(vault[2:]), bytes.fromhex(lock_id[2:])
+    """``"31337:0x..vault:0x..lockid"`` -> (src chain id, vault bytes32, lock id bytes32).
+
+    Raises:
+        AttestationMalformed: anything else (task payloads are input too).
+    """
+    parts = key.split(":") if isinstance(key, str) else []
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[0].isascii():
+        raise AttestationMalformed("lock_key", f"{key!r} is not <chain id>:0x<vault>:0x<lock>")
+    chain_id = int(parts[0])
+    raw = []
+    for part in parts[1:]:
+        body = part[2:] if part.startswith("0x") else ""
+        if len(body) != 64 or not all(c in "0123456789abcdef" for c in body):
+            raise AttestationMalformed("lock_key", f"{part!r} is not lowercase 0x + 64 hex")
+        raw.append(bytes.fromhex(body))
+    if not 0 < chain_id < 2**64:
+        raise AttestationMalformed("lock_key", f"chain id {chain_id} out of range")
+    return chain_id, raw[0], raw[1]
 
 
 def venue_lock_key(key: str) -> bytes:
