@@ -47,6 +47,7 @@ class Services:
         self.settings = settings
         self._runner = asyncio.Runner()
         self._watchers: dict[str, Watcher] = {}
+        self._adapters: dict[tuple[str, Finality, tuple[str, ...]], ChainAdapter] = {}
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self._runner.run(coro)
@@ -81,10 +82,15 @@ class Services:
 
     def adapter(self, chain: str, commitment: Finality = Finality.LATEST,
                 rpc_urls: list[str] | None = None) -> ChainAdapter:
-        cfg = self.settings.chain(chain)
-        if rpc_urls:
-            cfg = cfg.model_copy(update={"rpc_urls": rpc_urls})
-        return adapter_for(chain, cfg, self.settings.retry, commitment=commitment)
+        """One adapter (and HTTP session) per (chain, commitment, endpoints) per process."""
+        key = (chain, commitment, tuple(rpc_urls or ()))
+        if key not in self._adapters:
+            cfg = self.settings.chain(chain)
+            if rpc_urls:
+                cfg = cfg.model_copy(update={"rpc_urls": rpc_urls})
+            self._adapters[key] = adapter_for(chain, cfg, self.settings.retry,
+                                              commitment=commitment)
+        return self._adapters[key]
 
     def watcher(self, chain: str) -> Watcher:
         """One watcher per chain per process; Solana re-checks at ``finalized`` commitment."""

@@ -45,7 +45,7 @@ def credited(cli: Cli, tx_ids: set[str], fleet: WorkerFleet) -> list[dict[str, A
             r["state"] == "credited" for r in rows) else None
 
     try:
-        return wait_for(done, 90, "locks credited")
+        return wait_for(done, 180, "locks credited")
     except AssertionError:
         for label in fleet.procs:
             print(f"--- {label}\n{fleet.log_tail(label)}")
