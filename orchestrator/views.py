@@ -72,14 +72,15 @@ def _short(text: str | None, keep: int = 10) -> str:
 
 
 def locks_table(rows: list[dict[str, Any]]) -> Table:
-    """Heights where each state was reached, and seconds from first seen to final."""
+    """Heights where each state was reached; ``secs`` from first seen to credited (or to final
+    while not credited)."""
     table = Table(title=f"locks ({len(rows)})")
-    for col in ("chain", "lock id", "amount", "state", "seen@", "safe@", "final@", "s",
+    for col in ("chain", "lock id", "amount", "state", "seen@", "safe@", "final@", "secs",
                 "back"):
-        table.add_column(col, no_wrap=col != "lock id")
+        table.add_column(col, no_wrap=True, min_width=13 if col == "lock id" else None)
     for row in rows:
         at = {t["state"]: t for t in row["transitions"]}
-        end = at.get("finalized") or at.get("dropped")
+        end = at.get("credited") or at.get("finalized") or at.get("dropped")
         took = f"{(end['at_ms'] - at['seen']['at_ms']) / 1000:.1f}" if end and "seen" in at else ""
         state = row["state"] if row["attributed"] else f"{row['state']} UNATTRIBUTED"
         if row.get("signatures"):
