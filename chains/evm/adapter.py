@@ -17,12 +17,6 @@ from typing import Any, TypeVar
 
 import aiohttp
 from eth_utils.address import to_checksum_address
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import (
     BadResponseFormat,
@@ -35,12 +29,12 @@ from web3.exceptions import (
 
 from chains.base import BlockRef, ChainKind, ChainRef, Finality, LockEvent
 from chains.evm.codec import LOCKED_TOPIC0, decode_lock_event
+from chains.retry import with_retries
 from orchestrator.errors import (
     ChainError,
     ConfigError,
     InputError,
     NotYetFinal,
-    RetryableError,
     RpcUnavailable,
 )
 from orchestrator.settings import ChainSettings, FinalityPolicy, RetrySettings
@@ -120,20 +114,7 @@ class EvmAdapter:
 
     async def _call(self, op: str, fn: Callable[[Web3], Awaitable[T]]) -> T:
         """Run a read with tenacity; each failed attempt moves to the next endpoint."""
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._retry.max_attempts),
-            wait=wait_exponential_jitter(
-                multiplier=self._retry.initial_s,
-                max=self._retry.max_s,
-                jitter=self._retry.initial_s,
-            ),
-            retry=retry_if_exception_type(RetryableError),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                return await self._once(op, fn)
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+        return await with_retries(self._retry, lambda: self._once(op, fn))
 
     async def _once(self, op: str, fn: Callable[[Web3], Awaitable[T]]) -> T:
         index = self._active

@@ -21,8 +21,6 @@ from typing import Any, Self, TypeVar
 
 from eth_account import Account
 from eth_utils.address import is_hex_address, to_checksum_address
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
-from tenacity import wait_exponential_jitter as _jitter
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractLogicError, Web3Exception
 from web3.types import BlockIdentifier
@@ -42,6 +40,7 @@ from chains.evm.bridge_codec import (
     SHORTFALL_TOPIC0,
     TRADED_TOPIC0,
     BufferSetEvent,
+    CollateralConfig,
     CreditedEvent,
     CreditQueuedEvent,
     CreditSkippedEvent,
@@ -57,6 +56,8 @@ from chains.evm.bridge_codec import (
     TradedEvent,
     VaultLock,
     VenueEvent,
+    collateral_config_from_tuple,
+    collateral_config_tuple,
     decode_settled,
     decode_venue_log,
     lock_attestation_tuple,
@@ -71,12 +72,12 @@ from chains.evm.bridge_codec import (
 )
 from chains.evm.codec import decode_revert
 from chains.evm.locker import TxSender
+from chains.retry import with_retries
 from orchestrator.errors import (
     AlreadyConsumed,
     ChainError,
     ConfigError,
     InputError,
-    RetryableError,
     RpcUnavailable,
     TxRejected,
 )
@@ -200,17 +201,7 @@ class _ContractClient:
     # ----- reads ------------------------------------------------------------------------------
 
     async def _call(self, op: str, fn: Callable[[Web3], Awaitable[T]]) -> T:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._retry.max_attempts),
-            wait=_jitter(multiplier=self._retry.initial_s, max=self._retry.max_s,
-                         jitter=self._retry.initial_s),
-            retry=retry_if_exception_type(RetryableError),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                return await self._once(op, fn)
-        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+        return await with_retries(self._retry, lambda: self._once(op, fn))
 
     async def _once(self, op: str, fn: Callable[[Web3], Awaitable[T]]) -> T:
         index = self._active
@@ -576,15 +567,17 @@ class VenueClient(_ContractClient):
                                        timeout_s=timeout_s)
         return self._mined(receipt, BufferSetEvent, "setBuffer")
 
-    async def set_collateral(self, src_chain_id: int, src_asset: bytes, oracle_id: bytes,
-                             haircut_ppm: int, *, timeout_s: float = 60) -> str:
-        """Owner: price the collateral lane (src_chain_id, src_asset) with ``oracle_id`` and a
-        haircut (ppm). Returns the tx hash. Raises: InputError, TxRejected."""
-        if (isinstance(haircut_ppm, bool) or not isinstance(haircut_ppm, int)
-                or not 0 <= haircut_ppm <= _PPM):
-            raise InputError("haircut_ppm", f"must be an int in 0..1000000, got {haircut_ppm!r}")
-        args = (src_chain_id, _b32(src_asset, "src_asset"), _b32(oracle_id, "oracle_id"),
-                haircut_ppm)
+    async def collateral_config_of(self, src_chain_id: int, src_asset: bytes
+                                   ) -> CollateralConfig:
+        """Oracle id, haircut and price bounds of a collateral lane (oracle id 0: unpriced)."""
+        return collateral_config_from_tuple(
+            await self._view("collateralConfigOf", src_chain_id, _b32(src_asset, "src_asset")))
+
+    async def set_collateral(self, src_chain_id: int, src_asset: bytes,
+                             config: CollateralConfig, *, timeout_s: float = 60) -> str:
+        """Owner: price the collateral lane (src_chain_id, src_asset). Returns the tx hash.
+        Raises: InputError (the contract's rules, checked first), TxRejected."""
+        args = ((src_chain_id, _b32(src_asset, "src_asset"), collateral_config_tuple(config)),)
         return await self._send("setCollateral", args, timeout_s)
 
     async def set_oracle(self, oracle: str, *, timeout_s: float = 60) -> str:

@@ -40,16 +40,11 @@ from solders.rpc.responses import (
 )
 from solders.signature import Signature
 from solders.transaction_status import TransactionDetails
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
 from chains.base import BlockRef, ChainKind, ChainRef, Finality, LockEvent
+from chains.retry import with_retries
 from chains.solana.codec import decode_lock_transaction
-from orchestrator.errors import ChainError, ConfigError, RetryableError, RpcUnavailable
+from orchestrator.errors import ChainError, ConfigError, RpcUnavailable
 from orchestrator.settings import ChainSettings, RetrySettings
 
 __all__ = ["SolanaAdapter"]
@@ -130,16 +125,7 @@ class SolanaAdapter:
     # --- the edge: retries, failover, error conversion -----------------------------------
 
     async def _call(self, op: str, fn: Callable[[AsyncClient], Awaitable[T]]) -> T:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.retry.max_attempts),
-            wait=wait_random_exponential(multiplier=self.retry.initial_s, max=self.retry.max_s),
-            retry=retry_if_exception_type(RetryableError),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                return await self._call_once(op, fn)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await with_retries(self.retry, lambda: self._call_once(op, fn))
 
     async def _call_once(self, op: str, fn: Callable[[AsyncClient], Awaitable[T]]) -> T:
         index = self._active
