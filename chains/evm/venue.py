@@ -40,7 +40,6 @@ from chains.evm.bridge_codec import (
     SHORTFALL_TOPIC0,
     TRADED_TOPIC0,
     BufferSetEvent,
-    CollateralConfig,
     CreditedEvent,
     CreditQueuedEvent,
     CreditSkippedEvent,
@@ -56,8 +55,6 @@ from chains.evm.bridge_codec import (
     TradedEvent,
     VaultLock,
     VenueEvent,
-    collateral_config_from_tuple,
-    collateral_config_tuple,
     decode_settled,
     decode_venue_log,
     lock_attestation_tuple,
@@ -567,17 +564,15 @@ class VenueClient(_ContractClient):
                                        timeout_s=timeout_s)
         return self._mined(receipt, BufferSetEvent, "setBuffer")
 
-    async def collateral_config_of(self, src_chain_id: int, src_asset: bytes
-                                   ) -> CollateralConfig:
-        """Oracle id, haircut and price bounds of a collateral lane (oracle id 0: unpriced)."""
-        return collateral_config_from_tuple(
-            await self._view("collateralConfigOf", src_chain_id, _b32(src_asset, "src_asset")))
-
-    async def set_collateral(self, src_chain_id: int, src_asset: bytes,
-                             config: CollateralConfig, *, timeout_s: float = 60) -> str:
-        """Owner: price the collateral lane (src_chain_id, src_asset). Returns the tx hash.
-        Raises: InputError (the contract's rules, checked first), TxRejected."""
-        args = ((src_chain_id, _b32(src_asset, "src_asset"), collateral_config_tuple(config)),)
+    async def set_collateral(self, src_chain_id: int, src_asset: bytes, oracle_id: bytes,
+                             haircut_ppm: int, *, timeout_s: float = 60) -> str:
+        """Owner: price the collateral lane (src_chain_id, src_asset) with ``oracle_id`` and a
+        haircut (ppm). Returns the tx hash. Raises: InputError, TxRejected."""
+        if (isinstance(haircut_ppm, bool) or not isinstance(haircut_ppm, int)
+                or not 0 <= haircut_ppm <= _PPM):
+            raise InputError("haircut_ppm", f"must be an int in 0..1000000, got {haircut_ppm!r}")
+        args = (src_chain_id, _b32(src_asset, "src_asset"), _b32(oracle_id, "oracle_id"),
+                haircut_ppm)
         return await self._send("setCollateral", args, timeout_s)
 
     async def set_oracle(self, oracle: str, *, timeout_s: float = 60) -> str:
