@@ -1,5 +1,5 @@
-"""Clients for the bridge contracts: the venue (credits, releases) and the source vault
-(settlements), used by the relayer and attester tasks.
+"""Clients for the bridge contracts: the venue (credits, releases, trading, liquidation) and
+the source vault (settlements), used by the relayer, attester, risk and keeper tasks.
 
 Reads go through tenacity (retrying :class:`RetryableError` only, failing over across the RPC
 URLs); sends are never retried here, because a second send of a non-idempotent call is a second
@@ -25,30 +25,48 @@ from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractLogicError, Web3Exception
 from web3.types import BlockIdentifier
 
-from bridges.attestation import LockAttestation, Settlement
+from bridges.attestation import LockAttestation, Settlement, SettlementKind
 from chains.base import ChainRef
 from chains.evm.adapter import _TRANSIENT, make_web3
 from chains.evm.artifacts import load_artifact
 from chains.evm.bridge_codec import (
+    BUFFER_SET_TOPIC0,
     CREDIT_QUEUED_TOPIC0,
     CREDITED_TOPIC0,
+    LIQUIDATED_TOPIC0,
     QUEUED_CREDIT_RELEASED_TOPIC0,
     SETTLED_TOPIC0,
     SETTLEMENT_REQUESTED_TOPIC0,
+    SHORTFALL_TOPIC0,
+    TRADED_TOPIC0,
+    BufferSetEvent,
+    CollateralConfig,
     CreditedEvent,
     CreditQueuedEvent,
     CreditSkippedEvent,
+    LiquidatedEvent,
     LockCredit,
+    MarginState,
+    MarketParams,
+    PositionState,
     QueuedCreditReleasedEvent,
     SettledEvent,
     SettlementRequestedEvent,
+    ShortfallEvent,
+    TradedEvent,
     VaultLock,
     VenueEvent,
+    collateral_config_from_tuple,
+    collateral_config_tuple,
     decode_settled,
     decode_venue_log,
     lock_attestation_tuple,
     lock_credit_from_tuple,
     lock_key,
+    margin_state_from_tuple,
+    market_params_from_tuple,
+    market_params_tuple,
+    position_state_from_tuple,
     settlement_tuple,
     vault_lock_from_tuple,
 )
@@ -65,9 +83,11 @@ from orchestrator.errors import (
 )
 from orchestrator.settings import RetrySettings
 
-__all__ = ["CreditOutcome", "VaultClient", "VenueClient"]
+__all__ = ["CreditOutcome", "TradeOutcome", "VaultClient", "VenueClient"]
 
 T = TypeVar("T")
+_PPM = 10**6
+_SIZE_LIMIT = 2**127  # |size_e18| must stay below it (the venue stores int128)
 E = TypeVar("E")
 Web3 = AsyncWeb3[AsyncHTTPProvider]
 _ERROR_ABIS = ("IsolatedMarginVenue", "CollateralVault")
@@ -88,6 +108,34 @@ class CreditOutcome:
     queued: list[bytes]
     skipped: list[tuple[bytes, str]]
     events: list[VenueEvent] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class TradeOutcome:
+    """What one mined trading call (open/increase/reduce/close/liquidate) did, from its receipt.
+
+    ``traded`` is the ``Traded`` event of a user trade, ``liquidated`` the ``Liquidated`` event
+    of a liquidation; ``settlements`` the seize and release requests of a settlement (a close
+    with a booked loss, or a full liquidation), in log order; ``shortfall`` the loss the
+    position's own collateral could not cover (taken from the insurance fund).
+    """
+
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    traded: TradedEvent | None
+    liquidated: LiquidatedEvent | None
+    settlements: list[SettlementRequestedEvent]
+    shortfall: ShortfallEvent | None
+    events: list[VenueEvent] = field(default_factory=list)
+
+    @property
+    def seized(self) -> list[SettlementRequestedEvent]:
+        return [e for e in self.settlements if e.kind == SettlementKind.SEIZE]
+
+    @property
+    def released(self) -> list[SettlementRequestedEvent]:
+        return [e for e in self.settlements if e.kind == SettlementKind.RELEASE]
 
 
 class _WithGas:
@@ -284,7 +332,8 @@ class _ContractClient:
 
 
 class VenueClient(_ContractClient):
-    """``IsolatedMarginVenue`` on the venue chain: credit attested locks, request releases."""
+    """``IsolatedMarginVenue`` on the venue chain: credit attested locks, request releases, trade
+    and liquidate positions, read margins, and (owner / RISK role) set markets and buffers."""
 
     _ARTIFACT = "IsolatedMarginVenue"
 
@@ -390,7 +439,8 @@ class VenueClient(_ContractClient):
 
         Raises:
             InputError: a malformed argument. TxRejected: NotPositionOwner, NotCredited,
-            ExceedsLockCredit...
+            ExceedsLockCredit; with an open trade also InsufficientMargin(E after, IM),
+            LiquidationPending, StalePrice, PriceOutOfBounds...
         """
         if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
             raise InputError("amount", f"must be a positive int of base units, got {amount!r}")
@@ -416,6 +466,161 @@ class VenueClient(_ContractClient):
         raws = await self._logs(start, end, (QUEUED_CREDIT_RELEASED_TOPIC0,))
         found = [self._decode(raw) for raw in raws]
         return [e for e in found if isinstance(e, QueuedCreditReleasedEvent)]
+
+    # ----- trading (DESIGN §2.5, §3) ---------------------------------------------------------
+
+    async def position_of(self, position_key: bytes) -> PositionState:
+        """The position's trade (market, size, entry) and equity ledger (``positionOf``)."""
+        return position_state_from_tuple(
+            await self._view("positionOf", _b32(position_key, "position_key")))
+
+    async def margin_of(self, position_key: bytes) -> MarginState:
+        """(C, E, IM, MM, N) at the oracle's latest prices (``marginOf``; no age check).
+
+        Raises: ChainError (e.g. ``CollateralNotPriced``, ``PriceUnavailable``), RpcUnavailable.
+        """
+        return margin_state_from_tuple(
+            await self._view("marginOf", _b32(position_key, "position_key")))
+
+    async def market_of(self, market: bytes) -> tuple[MarketParams, int]:
+        """(owner-set parameters, current buffer ppm) of a market (oracle id 0: unknown)."""
+        params, buffer_ppm = await self._view("marketOf", _b32(market, "market"))
+        return market_params_from_tuple(params), int(buffer_ppm)
+
+    async def position_locks(self, position_key: bytes) -> list[bytes]:
+        """Lock keys (remaining > 0) backing the position."""
+        keys = await self._view("positionLocks", _b32(position_key, "position_key"))
+        return [bytes(k) for k in keys]
+
+    async def insurance_fund(self) -> int:
+        """Insurance fund balance, usd_e18 (negative: an uncovered deficit is recorded)."""
+        return int(await self._view("insuranceFund"))
+
+    async def fee_pool(self) -> int:
+        """Taker fees charged so far, usd_e18."""
+        return int(await self._view("feePool"))
+
+    async def open_position(self, position_key: bytes, market: bytes, size_e18: int, *,
+                            timeout_s: float = 60) -> TradeOutcome:
+        """As the position owner, open a trade of ``size_e18`` (signed, long > 0) on a flat
+        position at the oracle mark. Not idempotent.
+
+        Raises:
+            InputError: a malformed argument (nothing sent). TxRejected: NotPositionOwner,
+            PositionOpen, UnknownMarket, StalePrice, PriceOutOfBounds,
+            InsufficientMargin(E, IM), EnforcedPause...
+        """
+        size = _signed_size(size_e18, "size_e18")
+        args = (_b32(position_key, "position_key"), _b32(market, "market"), size)
+        return await self._trade("open", args, timeout_s)
+
+    async def increase_position(self, position_key: bytes, delta_e18: int, *,
+                                timeout_s: float = 60) -> TradeOutcome:
+        """Add ``delta_e18`` (> 0) to the open trade, same side. Raises: as ``open_position``."""
+        args = (_b32(position_key, "position_key"), _size(delta_e18, "delta_e18"))
+        return await self._trade("increase", args, timeout_s)
+
+    async def reduce_position(self, position_key: bytes, delta_e18: int, *,
+                              timeout_s: float = 60) -> TradeOutcome:
+        """Close ``delta_e18`` (0 < delta <= |size|) of the trade; realized PnL and the fee are
+        booked to the position's ledger. Raises: TxRejected (ReduceExceedsSize, NoOpenTrade...).
+        """
+        args = (_b32(position_key, "position_key"), _size(delta_e18, "delta_e18"))
+        return await self._trade("reduce", args, timeout_s)
+
+    async def close_position(self, position_key: bytes, *,
+                             timeout_s: float = 60) -> TradeOutcome:
+        """Close the whole trade; a booked loss is seized from the position's own locks
+        (``settlements``), any excess recorded as ``shortfall``. Raises: TxRejected."""
+        return await self._trade("close", (_b32(position_key, "position_key"),), timeout_s)
+
+    async def liquidate(self, position_key: bytes, fraction_ppm: int, *,
+                        timeout_s: float = 60) -> TradeOutcome:
+        """Keeper: liquidate ``fraction_ppm`` (1..1e6; 1e6 = full) of a position. The venue
+        re-checks E < MM on its own oracle and applies the plan rules (forced full, cooldown,
+        step max, dust). A second call for the same trigger is refused (state changed or
+        cooldown), so a retry after an unknown outcome is safe.
+
+        Raises:
+            InputError: bad fraction. TxRejected: NotLiquidatable(E, MM), NoOpenTrade,
+            LiquidationCooldown(until), StepTooLarge, StalePrice, PriceOutOfBounds...
+        """
+        if (isinstance(fraction_ppm, bool) or not isinstance(fraction_ppm, int)
+                or not 0 < fraction_ppm <= _PPM):
+            raise InputError("fraction_ppm", f"must be an int in 1..1000000, got {fraction_ppm!r}")
+        args = (_b32(position_key, "position_key"), fraction_ppm)
+        return await self._trade("liquidate", args, timeout_s)
+
+    async def set_market(self, market: bytes, params: MarketParams, *,
+                         timeout_s: float = 60) -> str:
+        """Owner: create or change a market. Returns the tx hash.
+        Raises: InputError (the contract's rules, checked first), TxRejected."""
+        args = (_b32(market, "market"), market_params_tuple(params))
+        return await self._send("setMarket", args, timeout_s)
+
+    async def set_buffer(self, market: bytes, buffer_ppm: int, *,
+                         timeout_s: float = 60) -> BufferSetEvent:
+        """RISK role: set a market's maintenance buffer (<= its buffer_max_ppm).
+        Raises: InputError, TxRejected (NotRiskUpdater, BufferAboveMax, UnknownMarket)."""
+        if isinstance(buffer_ppm, bool) or not isinstance(buffer_ppm, int) or buffer_ppm < 0:
+            raise InputError("buffer_ppm", f"must be a non-negative int, got {buffer_ppm!r}")
+        args = (_b32(market, "market"), buffer_ppm)
+        receipt = await self._transact("setBuffer", lambda c: c.functions.setBuffer(*args),
+                                       timeout_s=timeout_s)
+        return self._mined(receipt, BufferSetEvent, "setBuffer")
+
+    async def collateral_config_of(self, src_chain_id: int, src_asset: bytes
+                                   ) -> CollateralConfig:
+        """Oracle id, haircut and price bounds of a collateral lane (oracle id 0: unpriced)."""
+        return collateral_config_from_tuple(
+            await self._view("collateralConfigOf", src_chain_id, _b32(src_asset, "src_asset")))
+
+    async def set_collateral(self, src_chain_id: int, src_asset: bytes,
+                             config: CollateralConfig, *, timeout_s: float = 60) -> str:
+        """Owner: price the collateral lane (src_chain_id, src_asset). Returns the tx hash.
+        Raises: InputError (the contract's rules, checked first), TxRejected."""
+        args = ((src_chain_id, _b32(src_asset, "src_asset"), collateral_config_tuple(config)),)
+        return await self._send("setCollateral", args, timeout_s)
+
+    async def set_oracle(self, oracle: str, *, timeout_s: float = 60) -> str:
+        """Owner: the PriceOracle the venue reads. Returns the tx hash."""
+        return await self._send("setOracle", (_address(oracle),), timeout_s)
+
+    async def set_risk_updater(self, account: str, *, timeout_s: float = 60) -> str:
+        """Owner: name the RISK role (who may call ``set_buffer``). Returns the tx hash."""
+        return await self._send("setRiskUpdater", (_address(account),), timeout_s)
+
+    async def risk_events(
+        self, start: int, end: int
+    ) -> list[TradedEvent | LiquidatedEvent | ShortfallEvent | BufferSetEvent]:
+        """Traded, Liquidated, Shortfall and BufferSet logs in ``start..end``, in chain order."""
+        topics = (TRADED_TOPIC0, LIQUIDATED_TOPIC0, SHORTFALL_TOPIC0, BUFFER_SET_TOPIC0)
+        found = [self._decode(raw) for raw in await self._logs(start, end, topics)]
+        return [e for e in found
+                if isinstance(e, (TradedEvent, LiquidatedEvent, ShortfallEvent, BufferSetEvent))]
+
+    async def _trade(self, fn: str, args: tuple[Any, ...], timeout_s: float) -> TradeOutcome:
+        receipt = await self._transact(fn, lambda c: c.functions[fn](*args), timeout_s=timeout_s)
+        events = self._receipt_events(receipt)
+        traded = [e for e in events if isinstance(e, TradedEvent)]
+        liquidated = [e for e in events if isinstance(e, LiquidatedEvent)]
+        shortfall = [e for e in events if isinstance(e, ShortfallEvent)]
+        if len(traded) + len(liquidated) != 1 or len(shortfall) > 1:
+            raise ChainError(f"{self.chain.key}: {fn} mined without exactly one trade event")
+        return TradeOutcome(
+            tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+            block_number=int(receipt["blockNumber"]),
+            gas_used=int(receipt["gasUsed"]),
+            traded=traded[0] if traded else None,
+            liquidated=liquidated[0] if liquidated else None,
+            settlements=[e for e in events if isinstance(e, SettlementRequestedEvent)],
+            shortfall=shortfall[0] if shortfall else None,
+            events=events,
+        )
+
+    async def _send(self, fn: str, args: tuple[Any, ...], timeout_s: float) -> str:
+        receipt = await self._transact(fn, lambda c: c.functions[fn](*args), timeout_s=timeout_s)
+        return "0x" + bytes(receipt["transactionHash"]).hex()
 
     def _decode(self, raw: Mapping[str, Any]) -> VenueEvent:
         event = decode_venue_log(raw, chain=self.chain.key, error_abis=self._error_abis)
@@ -509,6 +714,19 @@ def _b32(value: bytes, name: str) -> bytes:
     if not isinstance(value, (bytes, bytearray)) or len(value) != 32:
         raise InputError(name, "must be exactly 32 bytes")
     return bytes(value)
+
+
+def _size(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < _SIZE_LIMIT:
+        raise InputError(name, f"must be an int in 1..2^127-1 (size_e18), got {value!r}")
+    return value
+
+
+def _signed_size(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value == 0:
+        raise InputError(name, f"must be a non-zero int (size_e18, long > 0), got {value!r}")
+    _size(abs(value), name)
+    return value
 
 
 def _address(value: str) -> str:

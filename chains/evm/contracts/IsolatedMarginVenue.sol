@@ -6,6 +6,8 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 
 import {AttesterRegistry} from "./AttesterRegistry.sol";
+import {VenueCore} from "./VenueCore.sol";
+import {VenueRiskModule} from "./VenueRiskModule.sol";
 
 /// @title IsolatedMarginVenue
 /// @notice The venue on the venue chain. One position = one market, one side, one size and its
@@ -32,12 +34,26 @@ import {AttesterRegistry} from "./AttesterRegistry.sol";
 ///     queued, so a queued lock can never be credited twice.
 /// Collateral is kept per position in 18 decimals: amount * 10^(18 - decimals). Decimals are
 /// at most 18, so the conversion is exact (the round-down rule of I10 never drops anything).
-/// @dev Later changes add markets, trades, the oracle and liquidation. Append storage only.
-contract IsolatedMarginVenue is AttesterRegistry, EIP712, Pausable {
+/// A position holds at most MAX_POSITION_LOCKS credited locks with a non-zero remainder
+/// (`TooManyLocks`), so valuing or liquidating it is bounded; a queued lock takes its slot when
+/// `releaseQueued` credits it.
+///
+/// Trading and liquidation (DESIGN §3; the integer rules are in `VenueCore`): the owner sets
+/// markets (`setMarket`), each collateral lane's oracle market, haircut and price bounds
+/// (`setCollateral`) and the oracle; the RISK role (`riskUpdater`) sets each market's volatility buffer within the
+/// owner's max. `open`, `increase`, `reduce`, `close` (position owner, not while paused) and
+/// `liquidate` (anyone, also while paused) run in `VenueRiskModule` by DELEGATECALL: the code is
+/// split there to keep each contract under 24 KB; storage, events and errors are the venue's.
+/// Release rule (`requestRelease`, I7, LIQ-03): when the position has an open trade, or a
+/// negative `realized`, the release must leave E >= IM, valued after removing the amount at
+/// prices valid for user actions (the newest oracle state at execution); with an open trade it
+/// is also refused while a liquidation sequence is pending (within cooldownS of the last
+/// liquidation). Releases only ever return collateral: realized losses lower E and so what can
+/// be released; a positive `realized` is never paid out by a release.
+/// @dev Storage lives in `VenueCore` (first base, shared with the module). Append only.
+contract IsolatedMarginVenue is VenueCore, AttesterRegistry, EIP712, Pausable {
     uint8 public constant ATTESTATION_VERSION = 1;
     uint256 public constant WINDOW = 1 days;
-    uint8 public constant KIND_RELEASE = 1;
-    uint8 public constant KIND_SEIZE = 2;
 
     bytes32 public constant LOCK_ATTESTATION_TYPEHASH = keccak256(
         "LockAttestation(uint8 version,uint64 srcChainId,bytes32 srcVault,bytes32 lockId,"
@@ -60,49 +76,8 @@ contract IsolatedMarginVenue is AttesterRegistry, EIP712, Pausable {
         uint32 attesterSetIndex;
     }
 
-    enum LockStatus {
-        None,
-        Queued,
-        Credited
-    }
-
-    /// @notice One consumed lock. `remaining` is the raw source amount still credited (or, while
-    /// queued, waiting); releases and seizures lower it.
-    struct LockCredit {
-        bytes32 positionKey;
-        bytes32 srcAsset;
-        bytes32 srcOwner;
-        uint128 remaining;
-        uint64 srcChainId;
-        LockStatus status;
-        uint8 decimals;
-        uint48 releaseAt;
-    }
-
-    struct LaneAsset {
-        bool registered;
-        uint8 decimals;
-        uint128 ceiling;
-        uint128 outstanding;
-    }
-
-    struct RateLimit {
-        uint128 cap;
-        uint128 largeThreshold;
-        uint64 delay;
-        uint64 windowStart;
-        uint128 used;
-    }
-
-    // ----- credit storage -------------------------------------------------------------------
-    mapping(bytes32 laneAssetKey => LaneAsset) private _laneAssets;
-    mapping(bytes32 rateKey => RateLimit) private _rateLimits;
-    mapping(bytes32 lockKey => LockCredit) private _credits;
-    mapping(bytes32 positionKey => address) private _owners;
-    mapping(bytes32 positionKey => mapping(uint64 srcChainId => mapping(bytes32 srcAsset => uint256)))
-        private _collateral18;
-    /// @notice Settlement requests made so far; the last one's sequence number.
-    uint256 public settlementSequence;
+    /// @notice The trading module this venue DELEGATECALLs (created by the constructor).
+    address public immutable riskModule;
 
     event LaneAssetRegistered(
         uint64 indexed srcChainId, bytes32 indexed srcVault, bytes32 indexed srcAsset, uint8 decimals
@@ -141,16 +116,6 @@ contract IsolatedMarginVenue is AttesterRegistry, EIP712, Pausable {
     );
     /// @notice A batch item that was refused; `reason` is the item's revert data (custom error).
     event CreditSkipped(uint256 indexed index, bytes32 indexed lockKey, bytes reason);
-    event SettlementRequested(
-        bytes32 indexed settlementId,
-        uint64 indexed srcChainId,
-        bytes32 srcVault,
-        bytes32 indexed lockId,
-        bytes32 recipient,
-        uint256 amount,
-        uint8 kind
-    );
-
     error UnsupportedVersion(uint8 version);
     error ZeroAmount();
     error AmountTooLarge(uint256 amount);
@@ -161,7 +126,6 @@ contract IsolatedMarginVenue is AttesterRegistry, EIP712, Pausable {
     error UnregisteredLaneAsset(uint64 srcChainId, bytes32 srcVault, bytes32 srcAsset);
     error DecimalsMismatch(uint8 registered, uint8 given);
     error AlreadyConsumed(bytes32 key);
-    error NotPositionOwner(bytes32 positionKey, address account);
     error LaneCeilingExceeded(bytes32 laneAssetKey, uint256 outstanding, uint256 amount, uint256 ceiling);
     error NoRateLimit(uint64 srcChainId, bytes32 srcAsset);
     error InvalidRateLimit();
@@ -174,8 +138,11 @@ contract IsolatedMarginVenue is AttesterRegistry, EIP712, Pausable {
     error NotCredited(bytes32 key);
     error LockNotInPosition(bytes32 key, bytes32 positionKey);
     error ExceedsLockCredit(uint256 remaining, uint256 amount);
+    error TooManyLocks(bytes32 positionKey, uint256 max);
 
-    constructor(address initialOwner) Ownable(initialOwner) EIP712("Bulkhead", "1") {}
+    constructor(address initialOwner) Ownable(initialOwner) EIP712("Bulkhead", "1") {
+        riskModule = address(new VenueRiskModule());
+    }
 
     // ----- views ----------------------------------------------------------------------------
 
@@ -198,11 +165,11 @@ contract IsolatedMarginVenue is AttesterRegistry, EIP712, Pausable {
         pure
         returns (bytes32)
     {
-        return keccak256(abi.encode(srcChainId, srcVault, srcAsset));
+        return _laneAssetKey(srcChainId, srcVault, srcAsset);
     }
 
     function rateKeyOf(uint64 srcChainId, bytes32 srcAsset) public pure returns (bytes32) {
-        return keccak256(abi.encode(srcChainId, srcAsset));
+        return _pairKey(srcChainId, srcAsset);
     }
 
     /// @notice The full EIP-712 digest (domain of this venue) that attesters sign.
@@ -368,6 +335,7 @@ contract IsolatedMarginVenue is AttesterRegistry, EIP712, Pausable {
         c.releaseAt = 0;
         uint256 amount18 = amount * 10 ** (18 - c.decimals);
         _collateral18[c.positionKey][c.srcChainId][c.srcAsset] += amount18;
+        _addLock(c.positionKey, key);
         emit QueuedCreditReleased(key, c.positionKey, amount, amount18);
     }
 
@@ -416,13 +384,21 @@ contract IsolatedMarginVenue is AttesterRegistry, EIP712, Pausable {
             decimals: a.decimals,
             releaseAt: releaseAt
         });
+        _lockRefs[key] = LockRef({srcVault: a.srcVault, lockId: a.lockId});
         if (reason == 0) {
             uint256 amount18 = amount * 10 ** (18 - a.decimals);
             _collateral18[a.positionKey][a.srcChainId][a.srcAsset] += amount18;
+            _addLock(a.positionKey, key);
             _emitCredited(a, amount18);
         } else {
             _emitQueued(a, key, releaseAt, reason);
         }
+    }
+
+    function _addLock(bytes32 positionKey, bytes32 key) private {
+        bytes32[] storage locks = _positionLocks[positionKey];
+        if (locks.length >= MAX_POSITION_LOCKS) revert TooManyLocks(positionKey, MAX_POSITION_LOCKS);
+        locks.push(key);
     }
 
     function _emitCredited(LockAttestation calldata a, uint256 amount18) private {
@@ -469,7 +445,9 @@ contract IsolatedMarginVenue is AttesterRegistry, EIP712, Pausable {
 
     /// @notice Ask for `amount` (source units) of one credited lock to be released to the
     /// source-chain owner who locked it. Only the position owner; the attesters then sign a
-    /// `Settlement` for the source vault from the SettlementRequested event.
+    /// `Settlement` for the source vault from the SettlementRequested event. With an open trade
+    /// (or a negative realized ledger) the release must leave E >= IM at user-action prices, and
+    /// is refused while a liquidation is pending (see the contract notice).
     function requestRelease(
         bytes32 positionKey,
         uint64 srcChainId,
@@ -478,7 +456,7 @@ contract IsolatedMarginVenue is AttesterRegistry, EIP712, Pausable {
         uint256 amount
     ) external returns (bytes32 settlementId) {
         if (_owners[positionKey] != msg.sender) revert NotPositionOwner(positionKey, msg.sender);
-        _requireNoOpenTrade(positionKey);
+        _requireNoPendingLiquidation(positionKey);
         bytes32 key = lockKeyOf(srcChainId, srcVault, lockId);
         LockCredit storage c = _credits[key];
         if (c.status != LockStatus.Credited) revert NotCredited(key);
@@ -486,18 +464,157 @@ contract IsolatedMarginVenue is AttesterRegistry, EIP712, Pausable {
         if (amount == 0) revert ZeroAmount();
         if (amount > c.remaining) revert ExceedsLockCredit(c.remaining, amount);
 
-        c.remaining -= uint128(amount);
-        _collateral18[positionKey][srcChainId][c.srcAsset] -= amount * 10 ** (18 - c.decimals);
-        _laneAssets[laneAssetKeyOf(srcChainId, srcVault, c.srcAsset)].outstanding -= uint128(amount);
-        uint256 sequence = ++settlementSequence;
-        settlementId = keccak256(
-            abi.encode(block.chainid, address(this), srcChainId, srcVault, lockId, sequence)
-        );
-        emit SettlementRequested(
-            settlementId, srcChainId, srcVault, lockId, c.srcOwner, amount, KIND_RELEASE
-        );
+        settlementId = _requestSettlement(positionKey, c, srcVault, lockId, amount, KIND_RELEASE);
+        if (c.remaining == 0) _removeLock(positionKey, key);
+        // SECURITY (I7, LIQ-03): checked after the effects, at execution, on the newest prices.
+        _requireInitialMargin(positionKey);
     }
 
-    /// @dev Trading lands in a later change; it will refuse while the position has an open trade.
-    function _requireNoOpenTrade(bytes32 positionKey) internal view virtual {}
+    /// @dev A liquidation sequence is pending while an open trade is within cooldownS of its
+    /// last liquidation. (A liquidatable position fails the E >= IM check anyway: MM <= IM.)
+    function _requireNoPendingLiquidation(bytes32 positionKey) private view {
+        Position storage p = _positions[positionKey];
+        uint256 last = p.lastLiquidation;
+        if (p.sizeE18 == 0 || last == 0) return;
+        uint256 until = last + _markets[p.market].cooldownS;
+        if (block.timestamp < until) revert LiquidationPending(positionKey, until);
+    }
+
+    function _removeLock(bytes32 positionKey, bytes32 key) private {
+        bytes32[] storage locks = _positionLocks[positionKey];
+        for (uint256 i = 0; i < locks.length; ++i) {
+            if (locks[i] == key) return _removeLockAt(locks, i);
+        }
+    }
+
+    // ----- trading (DELEGATECALL into the module) -------------------------------------------
+
+    /// @notice Open a trade on a flat position (owner only): see `VenueRiskModule.open`.
+    function open(bytes32, bytes32, int256) external whenNotPaused {
+        _delegate();
+    }
+
+    /// @notice Add to the open trade, same side (owner only): see `VenueRiskModule.increase`.
+    function increase(bytes32, uint256) external whenNotPaused {
+        _delegate();
+    }
+
+    /// @notice Close part of the trade (owner only): see `VenueRiskModule.reduce`.
+    function reduce(bytes32, uint256) external whenNotPaused {
+        _delegate();
+    }
+
+    /// @notice Close the whole trade and settle its losses (owner only): `VenueRiskModule.close`.
+    function close(bytes32) external whenNotPaused {
+        _delegate();
+    }
+
+    /// @notice Liquidate (anyone; works while paused): see `VenueRiskModule.liquidate`.
+    function liquidate(bytes32, uint256) external {
+        _delegate();
+    }
+
+    /// @dev Run the same calldata in the module against this contract's storage; bubble its
+    /// return data or revert data unchanged.
+    function _delegate() private {
+        address module = riskModule;
+        assembly {
+            calldatacopy(0, 0, calldatasize())
+            let ok := delegatecall(gas(), module, 0, calldatasize(), 0, 0)
+            returndatacopy(0, 0, returndatasize())
+            if iszero(ok) { revert(0, returndatasize()) }
+            return(0, returndatasize())
+        }
+    }
+
+    // ----- risk settings (run in the module) -----------------------------------------------
+
+    /// @notice The PriceOracle the venue reads (owner): `VenueRiskModule.setOracle`.
+    function setOracle(address) external onlyOwner {
+        _delegate();
+    }
+
+    /// @notice Name the RISK role (owner): `VenueRiskModule.setRiskUpdater`.
+    function setRiskUpdater(address) external onlyOwner {
+        _delegate();
+    }
+
+    /// @notice Create or change a market (owner): `VenueRiskModule.setMarket`.
+    function setMarket(bytes32, MarketParams calldata) external onlyOwner {
+        _delegate();
+    }
+
+    /// @notice Set a market's volatility buffer (RISK role): `VenueRiskModule.setBuffer`.
+    function setBuffer(bytes32, uint256) external {
+        _delegate();
+    }
+
+    /// @notice Price a collateral lane (owner): `VenueRiskModule.setCollateral`.
+    function setCollateral(CollateralLane calldata) external onlyOwner {
+        _delegate();
+    }
+
+    /// @notice Add to the insurance fund (owner): `VenueRiskModule.fundInsurance`.
+    function fundInsurance(uint256) external onlyOwner {
+        _delegate();
+    }
+
+    // ----- risk views -----------------------------------------------------------------------
+
+    function positionOf(bytes32 positionKey)
+        external
+        view
+        returns (
+            bytes32 market,
+            int256 sizeE18,
+            uint256 entryE8,
+            int256 realizedUsdE18,
+            uint64 lastLiquidation
+        )
+    {
+        Position memory p = _positions[positionKey];
+        return (p.market, p.sizeE18, p.entryE8, p.realizedUsdE18, p.lastLiquidation);
+    }
+
+    /// @notice (C, E, IM, MM, N) of a position at the oracle's LATEST prices, whatever their age
+    /// or bounds (a view for monitors; actions apply their own validity).
+    function marginOf(bytes32 positionKey)
+        external
+        view
+        returns (
+            uint256 collateralUsdE18,
+            int256 equityUsdE18,
+            uint256 initialUsdE18,
+            uint256 maintenanceUsdE18,
+            uint256 notionalUsdE18
+        )
+    {
+        Position memory p = _positions[positionKey];
+        MarketParams memory m = _markets[p.market];
+        uint256 mark;
+        if (p.sizeE18 != 0) (mark,) = _price(m.oracleId, type(uint256).max, 0, type(uint256).max);
+        Margin memory r = _margin(positionKey, p, m, mark, type(uint256).max);
+        return (r.collateral, r.equity, r.initial, r.maintenance, r.notional);
+    }
+
+    function marketOf(bytes32 market)
+        external
+        view
+        returns (MarketParams memory params, uint256 bufferPpm)
+    {
+        return (_markets[market], _buffers[market]);
+    }
+
+    function collateralConfigOf(uint64 srcChainId, bytes32 srcAsset)
+        external
+        view
+        returns (CollateralConfig memory)
+    {
+        return _collateralConfigs[_pairKey(srcChainId, srcAsset)];
+    }
+
+    /// @notice Keys of the credited locks (remaining > 0) backing a position.
+    function positionLocks(bytes32 positionKey) external view returns (bytes32[] memory) {
+        return _positionLocks[positionKey];
+    }
 }

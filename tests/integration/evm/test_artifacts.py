@@ -13,7 +13,7 @@ from chains.evm.build import SOLC_VERSION
 
 pytestmark = pytest.mark.integration
 
-ABSTRACT = ("AttesterRegistry",)  # bases: ABI only, no deployable bytecode
+ABSTRACT = ("AttesterRegistry", "VenueCore")  # bases: ABI only, no deployable bytecode
 CONTRACTS = (
     "AttesterRegistry",
     "CollateralVault",
@@ -22,6 +22,8 @@ CONTRACTS = (
     "LookalikeVault",
     "PriceOracle",
     "TestToken",
+    "VenueCore",
+    "VenueRiskModule",
 )
 
 

@@ -1,0 +1,372 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {SignedMath} from "@openzeppelin/contracts/utils/math/SignedMath.sol";
+
+import {VenueCore} from "./VenueCore.sol";
+
+/// @title VenueRiskModule
+/// @notice Trading, liquidation and risk settings of `IsolatedMarginVenue`, run ONLY by
+/// DELEGATECALL from the venue (which creates it and forwards `open`, `increase`, `reduce`,
+/// `close`, `liquidate` and the settings, after its own `onlyOwner` / `whenNotPaused` checks), so
+/// every read and write below is the venue's storage and every event is the venue's. Called
+/// directly it refuses (`OnlyDelegated`). Rules: see `VenueCore` (fixed point) and each function.
+///
+/// Isolation (I6): every function touches exactly one position: its size, entry, realized
+/// ledger and its own locks. Collateral is never moved between positions; the only shared
+/// numbers are the fee pool and the insurance fund (accounting), which no position's margin
+/// reads.
+contract VenueRiskModule is VenueCore {
+    address private immutable _self = address(this);
+
+    error OnlyDelegated();
+
+    modifier onlyDelegated() {
+        if (address(this) == _self) revert OnlyDelegated();
+        _;
+    }
+
+    // ----- risk settings (the venue checks onlyOwner first) ------------------------------
+
+    function setOracle(address oracle_) external onlyDelegated {
+        if (oracle_ == address(0)) revert ZeroAddress();
+        oracle = oracle_;
+        emit OracleSet(oracle_);
+    }
+
+    /// @notice Name the RISK role: the account that pushes markets' volatility buffers.
+    function setRiskUpdater(address account) external onlyDelegated {
+        riskUpdater = account;
+        emit RiskUpdaterSet(account);
+    }
+
+    /// @notice Create or change a market (see `VenueCore.MarketParams` for the constraints).
+    /// Its buffer is kept, clamped to the new bufferMaxPpm.
+    function setMarket(bytes32 market, MarketParams calldata m) external onlyDelegated {
+        uint256 maintenanceMax = uint256(m.mmrPpm) + m.bufferMaxPpm;
+        if (
+            market == bytes32(0) || m.oracleId == bytes32(0) || m.mmrPpm == 0
+                || maintenanceMax > m.imrPpm || maintenanceMax >= PPM || m.imrPpm > PPM
+                || m.takerFeePpm >= PPM || m.liqFeePpm >= m.mmrPpm || m.stepMaxPpm == 0
+                || m.stepMaxPpm > PPM || m.fullRatioPpm == 0 || m.fullRatioPpm > PPM
+                || m.maxAgeUserS == 0 || m.maxAgeUserS >= m.maxAgeLiqS || m.minPriceE8 == 0
+                || m.minPriceE8 >= m.maxPriceE8
+        ) revert InvalidMarketParams();
+        _markets[market] = m;
+        if (_buffers[market] > m.bufferMaxPpm) {
+            _buffers[market] = m.bufferMaxPpm;
+            emit BufferSet(market, m.bufferMaxPpm);
+        }
+        emit MarketSet(market, m);
+    }
+
+    /// @notice RISK role: set a market's maintenance buffer (EWMA volatility), <= bufferMaxPpm.
+    function setBuffer(bytes32 market, uint256 bufferPpm) external onlyDelegated {
+        if (msg.sender != riskUpdater) revert NotRiskUpdater(msg.sender);
+        MarketParams storage m = _markets[market];
+        if (m.oracleId == bytes32(0)) revert UnknownMarket(market);
+        if (bufferPpm > m.bufferMaxPpm) revert BufferAboveMax(bufferPpm, m.bufferMaxPpm);
+        _buffers[market] = bufferPpm;
+        emit BufferSet(market, bufferPpm);
+    }
+
+    /// @notice Oracle market, haircut (< 1e6) and exclusive price bounds (0 < min < max) of the
+    /// collateral lane (srcChainId, srcAsset); oracle id 0 unprices it (positions holding it can
+    /// then not be valued).
+    function setCollateral(CollateralLane calldata lane) external onlyDelegated {
+        CollateralConfig calldata cfg = lane.config;
+        if (cfg.haircutPpm >= PPM) revert InvalidHaircut(cfg.haircutPpm);
+        bool badBounds = cfg.minPriceE8 == 0 || cfg.minPriceE8 >= cfg.maxPriceE8;
+        if (cfg.oracleId != bytes32(0) && badBounds) revert InvalidMarketParams();
+        _collateralConfigs[_pairKey(lane.srcChainId, lane.srcAsset)] = cfg;
+        emit CollateralConfigSet(lane.srcChainId, lane.srcAsset, cfg);
+    }
+
+    /// @notice Add to the insurance fund's balance (accounting, usdE18).
+    function fundInsurance(uint256 usdE18) external onlyDelegated {
+        insuranceFund += SafeCast.toInt256(usdE18);
+        emit InsuranceFunded(usdE18, insuranceFund);
+    }
+
+    // ----- user actions (owner of the position only, user-action price validity) ------------
+
+    /// @notice Open a trade on a flat position at the oracle mark: size `sizeE18` (long > 0).
+    /// Charges the taker fee fee = ceil(ceil(|size| * mark / 1e8) * takerFeePpm / 1e6) into the
+    /// fee pool (booked to `realized`); entry = mark. Then requires E >= IM (I7), else
+    /// `InsufficientMargin(E, IM)`.
+    function open(bytes32 positionKey, bytes32 market, int256 sizeE18) external onlyDelegated {
+        _onlyOwner(positionKey);
+        Position storage p = _positions[positionKey];
+        if (p.sizeE18 != 0) revert PositionOpen(positionKey);
+        MarketParams memory m = _markets[market];
+        if (m.oracleId == bytes32(0)) revert UnknownMarket(market);
+        uint256 size = _checkedSize(SignedMath.abs(sizeE18));
+        (uint256 mark,) = _mark(m, m.maxAgeUserS);
+        uint256 fee = _fee(size, mark, m.takerFeePpm);
+        p.market = market;
+        p.sizeE18 = int128(sizeE18);
+        p.entryE8 = uint128(mark); // mark < maxPriceE8 <= 2^128 - 1
+        p.realizedUsdE18 -= int256(fee);
+        p.lastLiquidation = 0; // a new trade starts a new liquidation sequence
+        feePool += fee;
+        _requireInitialMargin(positionKey);
+        emit Traded(positionKey, market, sizeE18, mark, fee, 0, sizeE18, mark);
+    }
+
+    /// @notice Add `deltaE18` to the size on the same side, at the mark. The entry becomes the
+    /// size-weighted average, rounded against the trader: up for a long, down for a short.
+    /// Taker fee as in `open`; then E >= IM (I7).
+    function increase(bytes32 positionKey, uint256 deltaE18) external onlyDelegated {
+        _onlyOwner(positionKey);
+        Position storage p = _positions[positionKey];
+        int256 size = p.sizeE18;
+        if (size == 0) revert NoOpenTrade(positionKey);
+        if (deltaE18 == 0) revert ZeroSize();
+        uint256 abs = SignedMath.abs(size);
+        uint256 total = _checkedSize(abs + deltaE18);
+        bytes32 market = p.market;
+        MarketParams memory m = _markets[market];
+        (uint256 mark,) = _mark(m, m.maxAgeUserS);
+        uint256 weighted = abs * p.entryE8 + deltaE18 * mark;
+        // ROUNDING: against the trader (a higher entry hurts a long, a lower one a short).
+        uint256 entry = size > 0 ? Math.ceilDiv(weighted, total) : weighted / total;
+        uint256 fee = _fee(deltaE18, mark, m.takerFeePpm);
+        int256 newSize = size > 0 ? int256(total) : -int256(total);
+        p.sizeE18 = int128(newSize);
+        p.entryE8 = uint128(entry);
+        p.realizedUsdE18 -= int256(fee);
+        feePool += fee;
+        _requireInitialMargin(positionKey);
+        emit Traded(positionKey, market, newSize - size, mark, fee, 0, newSize, entry);
+    }
+
+    /// @notice Close `deltaE18` (0 < delta <= |size|) of the trade at the mark. Realized PnL of
+    /// the closed part, floor(closed * (mark - entry) / 1e8), minus the taker fee, is booked to
+    /// `realized`. No margin check: reducing never adds risk. Closing the whole size also
+    /// settles the booked loss (see `close`).
+    function reduce(bytes32 positionKey, uint256 deltaE18) external onlyDelegated {
+        _reduce(positionKey, deltaE18);
+    }
+
+    /// @notice Close the whole trade at the mark (as `reduce`), then settle: a negative
+    /// `realized` (losses and fees) is seized from the position's own locks, rounded up in
+    /// source units, never more than a lock's remaining, and `realized` becomes 0; whatever the
+    /// locks cannot cover is a `Shortfall` taken from the insurance fund. The remaining
+    /// collateral stays credited (release it with `requestRelease`, or trade again). A positive
+    /// `realized` stays on the ledger (it counts in E of later trades; it is not collateral).
+    function close(bytes32 positionKey) external onlyDelegated {
+        _reduce(positionKey, SignedMath.abs(_positions[positionKey].sizeE18));
+    }
+
+    function _reduce(bytes32 positionKey, uint256 deltaE18) private {
+        _onlyOwner(positionKey);
+        Position storage p = _positions[positionKey];
+        int256 size = p.sizeE18;
+        if (size == 0) revert NoOpenTrade(positionKey);
+        uint256 abs = SignedMath.abs(size);
+        if (deltaE18 == 0 || deltaE18 > abs) revert ReduceExceedsSize(abs, deltaE18);
+        MarketParams memory m = _markets[p.market];
+        (uint256 mark,) = _mark(m, m.maxAgeUserS);
+        bool flat = deltaE18 == abs;
+        _book(positionKey, p, size > 0 ? int256(deltaE18) : -int256(deltaE18), mark, m, flat);
+        if (flat) _settleLoss(positionKey, m.maxAgeUserS, false);
+    }
+
+    /// @dev Book the reduction of `closed` (signed like the size) at `mark` with the taker fee.
+    function _book(
+        bytes32 positionKey,
+        Position storage p,
+        int256 closed,
+        uint256 mark,
+        MarketParams memory m,
+        bool flat
+    ) private {
+        int256 pnl = _pnl(closed, mark, p.entryE8);
+        uint256 fee = _fee(SignedMath.abs(closed), mark, m.takerFeePpm);
+        int256 size = p.sizeE18 - closed;
+        p.realizedUsdE18 += pnl - int256(fee);
+        p.sizeE18 = int128(size);
+        if (flat) p.entryE8 = 0;
+        feePool += fee;
+        emit Traded(positionKey, p.market, -closed, mark, fee, pnl, size, p.entryE8);
+    }
+
+    // ----- liquidation (anyone) ---------------------------------------------------------------
+
+    /// @notice Liquidate `fractionPpm` of a position (keepers). Checked here, on chain: MM > 0
+    /// and E < MM at a price valid for liquidations (`maxAgeLiqS`, bounds), else
+    /// `NotLiquidatable(E, MM)`. Plan, in this order:
+    ///  1. forced full if E * 1e6 < MM * fullRatioPpm (deep: no cooldown, no step limit);
+    ///  2. otherwise the cooldown holds: no liquidation before lastLiquidation + cooldownS
+    ///     (`LiquidationCooldown(until)`) — one liquidation per trigger;
+    ///  3. fractionPpm == 1e6 is a full liquidation; any other fraction must be in
+    ///     1..stepMaxPpm (`StepTooLarge`); the closed size is ceil(|size| * fraction / 1e6);
+    ///     if the remainder is 0 or its notional ceil(rest * mark / 1e8) < dustNotionalUsdE18,
+    ///     the liquidation becomes full.
+    /// Then, once per call: PnL of the closed size is realized, floor(closed * (mark - entry) /
+    /// 1e8); the fee due, min(ceil(ceil(closed * mark / 1e8) * liqFeePpm / 1e6),
+    /// liqFeeCapUsdE18), is taken from equity only: fee = min(due, max(E', 0)) with E' the
+    /// equity before the fee (C + realized + PnL of the rest at the mark); what E' cannot pay is
+    /// waived, never added to a loss. The fee is booked to `realized` and paid into the
+    /// insurance fund; lastLiquidation = now. A partial stops there (its losses stay booked in
+    /// `realized`, seized at close or at a full liquidation). A full liquidation then settles
+    /// (see `_settleLoss`): the loss L = -realized (fees + realized losses) is seized from the
+    /// position's own locks, valued like collateral (haircut, liquidation validity), rounded up
+    /// in source units and never more than a lock's remaining; every lock's remainder is
+    /// released to its source owner; the loss beyond the collateral, -E after the close, is
+    /// taken from the insurance fund and emitted as `Shortfall(positionKey, usdE18)`.
+    function liquidate(bytes32 positionKey, uint256 fractionPpm) external onlyDelegated {
+        Position memory p = _positions[positionKey];
+        if (p.sizeE18 == 0) revert NoOpenTrade(positionKey);
+        if (fractionPpm == 0 || fractionPpm > PPM) revert InvalidFraction(fractionPpm);
+        MarketParams memory m = _markets[p.market];
+        (uint256 mark, uint64 tick) = _mark(m, m.maxAgeLiqS);
+        Margin memory r = _margin(positionKey, p, m, mark, m.maxAgeLiqS);
+        // INVARIANT (I8): liquidate iff E < MM at a valid price.
+        if (r.maintenance == 0 || r.equity >= SafeCast.toInt256(r.maintenance)) {
+            revert NotLiquidatable(r.equity, r.maintenance);
+        }
+        uint256 closeAbs = _plan(p, m, r, mark, fractionPpm);
+        _execute(positionKey, p, m, r.collateral, mark, tick, closeAbs);
+    }
+
+    function _plan(
+        Position memory p,
+        MarketParams memory m,
+        Margin memory r,
+        uint256 mark,
+        uint256 fractionPpm
+    ) private view returns (uint256) {
+        uint256 abs = SignedMath.abs(p.sizeE18);
+        if (r.equity * int256(PPM) < SafeCast.toInt256(r.maintenance * m.fullRatioPpm)) return abs;
+        uint256 until = uint256(p.lastLiquidation) + m.cooldownS;
+        if (p.lastLiquidation != 0 && block.timestamp < until) revert LiquidationCooldown(until);
+        if (fractionPpm == PPM) return abs;
+        if (fractionPpm > m.stepMaxPpm) revert StepTooLarge(fractionPpm, m.stepMaxPpm);
+        uint256 closeAbs = Math.ceilDiv(abs * fractionPpm, PPM);
+        uint256 rest = abs - closeAbs;
+        if (rest == 0 || Math.ceilDiv(rest * mark, PRICE_ONE) < m.dustNotionalUsdE18) return abs;
+        return closeAbs;
+    }
+
+    function _execute(
+        bytes32 positionKey,
+        Position memory p,
+        MarketParams memory m,
+        uint256 collateral,
+        uint256 mark,
+        uint64 tick,
+        uint256 closeAbs
+    ) private {
+        bool full = closeAbs == SignedMath.abs(p.sizeE18);
+        int256 closed = p.sizeE18 > 0 ? int256(closeAbs) : -int256(closeAbs);
+        int256 realized = p.realizedUsdE18 + _pnl(closed, mark, p.entryE8);
+        // The fee is taken from equity only, never beyond it: E before the fee (the closed
+        // part realized, the rest at the mark); what it cannot pay is waived.
+        int256 beforeFee =
+            SafeCast.toInt256(collateral) + realized + _pnl(p.sizeE18 - closed, mark, p.entryE8);
+        uint256 fee = Math.min(_fee(closeAbs, mark, m.liqFeePpm), m.liqFeeCapUsdE18);
+        if (beforeFee <= 0) fee = 0;
+        else if (fee > uint256(beforeFee)) fee = uint256(beforeFee);
+        Position storage s = _positions[positionKey];
+        s.realizedUsdE18 = realized - int256(fee);
+        s.sizeE18 = int128(p.sizeE18 - closed);
+        if (full) s.entryE8 = 0;
+        s.lastLiquidation = uint64(block.timestamp);
+        insuranceFund += int256(fee);
+        emit Liquidated(positionKey, p.market, closed, mark, fee, full, tick);
+        if (full) _settleLoss(positionKey, m.maxAgeLiqS, true);
+    }
+
+    // ----- settlement of a flat position ------------------------------------------------------
+
+    /// @dev Settle a flat position's ledger: the loss L = -realized (if any) is seized from its
+    /// own locks, valued like collateral (haircut applied). If L >= C (E <= 0), every lock is
+    /// seized and Shortfall(L - C) = -E goes to the insurance fund. Otherwise each lock, last
+    /// listed first, gives the fewest source units whose haircut value covers what is left,
+    /// ceil(ceil(ceil(L * 1e6 / (1e6 - haircut)) * 1e8 / price) / 10^(18 - decimals)), at most
+    /// its remaining (a capped lock covers its haircut value, floored). A residue of the per-lock
+    /// rounding (a few wei at most) is recorded as shortfall too. With `releaseRest`, what
+    /// remains of every lock is released to its source owner. A negative ledger ends at 0.
+    function _settleLoss(bytes32 positionKey, uint256 maxAge, bool releaseRest) private {
+        Position storage p = _positions[positionKey];
+        int256 realized = p.realizedUsdE18;
+        uint256 loss = realized < 0 ? uint256(-realized) : 0;
+        if (loss == 0 && !releaseRest) return;
+        uint256 shortfall;
+        bool seizeAll;
+        if (loss != 0) {
+            uint256 collateral = _collateralValue(positionKey, maxAge);
+            if (collateral <= loss) (seizeAll, shortfall) = (true, loss - collateral);
+        }
+        bytes32[] storage locks = _positionLocks[positionKey];
+        for (uint256 i = locks.length; i > 0; --i) {
+            bytes32 key = locks[i - 1];
+            LockCredit storage c = _credits[key];
+            LockRef memory ref = _lockRefs[key];
+            uint256 seized;
+            if (seizeAll) seized = c.remaining;
+            else if (loss != 0) (seized, loss) = _seizable(c, loss, maxAge);
+            if (seized != 0) {
+                _requestSettlement(positionKey, c, ref.srcVault, ref.lockId, seized, KIND_SEIZE);
+            }
+            uint256 rest = c.remaining;
+            if (releaseRest && rest != 0) {
+                _requestSettlement(positionKey, c, ref.srcVault, ref.lockId, rest, KIND_RELEASE);
+                rest = 0;
+            }
+            if (rest == 0) _removeLockAt(locks, i - 1);
+        }
+        if (!seizeAll) shortfall = loss;
+        if (shortfall != 0) {
+            // INVARIANT (I6, LIQ-01): a loss beyond this position's collateral goes to the
+            // insurance fund and is recorded; it never touches another position.
+            insuranceFund -= SafeCast.toInt256(shortfall);
+            emit Shortfall(positionKey, shortfall);
+        }
+        if (realized < 0) p.realizedUsdE18 = 0;
+    }
+
+    /// @dev Source units of lock `c` whose haircut value covers `loss` (usdE18), and the loss
+    /// left uncovered.
+    function _seizable(LockCredit storage c, uint256 loss, uint256 maxAge)
+        private
+        view
+        returns (uint256 seized, uint256 left)
+    {
+        (uint256 price, uint32 haircut) = _collateralPrice(c.srcChainId, c.srcAsset, maxAge, true);
+        uint256 scale = 10 ** (18 - c.decimals);
+        // ROUNDING: up, in the protocol's favour (the seized amount's haircut value, computed
+        // with the collateral rule's floors, is at least `loss`).
+        uint256 gross = Math.mulDiv(loss, PPM, PPM - haircut, Math.Rounding.Ceil);
+        uint256 need = Math.ceilDiv(Math.mulDiv(gross, PRICE_ONE, price, Math.Rounding.Ceil), scale);
+        uint256 remaining = c.remaining;
+        if (need <= remaining) return (need, 0);
+        uint256 covered = _haircutValue(remaining * scale, price, haircut);
+        return (remaining, covered >= loss ? 0 : loss - covered);
+    }
+
+    // ----- helpers ----------------------------------------------------------------------------
+
+    function _onlyOwner(bytes32 positionKey) private view {
+        if (_owners[positionKey] != msg.sender) revert NotPositionOwner(positionKey, msg.sender);
+    }
+
+    function _checkedSize(uint256 abs) private pure returns (uint256) {
+        if (abs == 0) revert ZeroSize();
+        if (abs >= SIZE_LIMIT) revert SizeTooLarge(abs);
+        return abs;
+    }
+
+    /// @dev ceil(ceil(size * mark / 1e8) * ratePpm / 1e6): fees round up.
+    function _fee(uint256 size, uint256 mark, uint256 ratePpm) private pure returns (uint256) {
+        return Math.ceilDiv(Math.ceilDiv(size * mark, PRICE_ONE) * ratePpm, PPM);
+    }
+
+    /// @dev floor(closed * (mark - entry) / 1e8), toward minus infinity.
+    function _pnl(int256 closed, uint256 mark, uint256 entry) private pure returns (int256) {
+        return _floorDiv(closed * (int256(mark) - int256(entry)), int256(PRICE_ONE));
+    }
+}
