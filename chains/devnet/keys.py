@@ -27,6 +27,7 @@ class DevnetRoles:
     deployer: int = 0
     feeder: int = 3
     relayer: int = 4
+    risk: int = 5  # the risk worker: pushes volatility buffers, submits liquidations
     first_trader: int = 1  # alice = 1, bob = 2
 
     def trader_key(self, position: int) -> str:

@@ -149,7 +149,9 @@ async def _deploy(procs: dict[str, ManagedProcess], opts: DevnetOptions) -> dict
         deploy_venue_chain(procs[EVM_B].url, deployer_key=deployer, chain_id=CHAIN_IDS[EVM_B],
                            feeder=Account.from_key(anvil_key(roles.feeder)).address,
                            traders=trader_addrs, mint_per_trader={"USDC": MINT_EVM["USDC"]},
-                           attesters=members, threshold=THRESHOLD),
+                           attesters=members, threshold=THRESHOLD,
+                           feeder_key=anvil_key(roles.feeder),
+                           risk_updater=Account.from_key(anvil_key(roles.risk)).address),
         deploy_solana(procs[SOLANA].url, payer=sol_payer,
                       attesters=[k.pubkey() for k in sol_attesters], threshold=THRESHOLD,
                       traders=sol_traders, mint_per_trader=MINT_SOLANA),
@@ -190,6 +192,7 @@ async def _deploy(procs: dict[str, ManagedProcess], opts: DevnetOptions) -> dict
             "relayer_key": anvil_key(roles.relayer),
             "solana_payer": list(bytes(sol_payer)),
             "feeder_key": anvil_key(roles.feeder),
+            "risk_key": anvil_key(roles.risk),
         },
     }
 
