@@ -20,6 +20,7 @@ __all__ = [
     "load_attester_solana",
     "load_relayer_key",
     "load_relayer_solana",
+    "load_risk_key",
     "write_keystore",
 ]
 
@@ -85,6 +86,18 @@ def load_relayer_solana(settings: Settings) -> Keypair | None:
     """The relayer's Solana fee payer."""
     return _solana_keypair(settings.relayer.solana_keypair, _devnet(settings).get("solana_payer"),
                            "relayer.solana_keypair")
+
+
+def load_risk_key(settings: Settings) -> str:
+    """The risk worker's key (venue RISK role; sends liquidations)."""
+    if settings.risk_key.keystore and settings.risk_key.password_file:
+        account = decrypt_keystore(settings.risk_key.keystore, settings.risk_key.password_file,
+                                   "risk_key")
+        return "0x" + bytes(account.key).hex()
+    key = _devnet(settings).get("risk_key")
+    if not key:
+        raise ConfigError("risk_key", "no keystore configured and no devnet risk key")
+    return str(key)
 
 
 def load_relayer_key(settings: Settings) -> str:

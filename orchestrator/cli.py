@@ -206,6 +206,95 @@ def settlements(as_json: JsonOpt = False) -> None:
     emit_json(rows) if as_json else out.print(views.settlements_table(rows))
 
 
+trade_app = typer.Typer(no_args_is_help=True, help="Trade a position on the reference venue.")
+app.add_typer(trade_app, name="trade")
+
+
+def _owner_key(cfg: Settings, trader: str, key_file: Path | None) -> str:
+    from chains.devnet.stack import read_manifest
+    from orchestrator.trading import TraderKeys
+
+    keys = (TraderKeys.from_key_file(key_file) if key_file is not None
+            else TraderKeys.from_devnet(read_manifest(cfg.home), trader))
+    if keys.evm_key is None:
+        raise InputError("key_file", "trading needs the position owner's EVM key")
+    return keys.evm_key
+
+
+@trade_app.command("open")
+def trade_open(
+    position: Annotated[str, typer.Option(help="Position key: 0x + 64 hex")],
+    size: Annotated[str, typer.Option(help="Size in the market's base unit, e.g. 0.5")],
+    side: Annotated[str, typer.Option(help="long or short")] = "long",
+    market: Annotated[str, typer.Option(help="Market name")] = "ETH-USD",
+    trader: Annotated[str, typer.Option(help="Devnet trader name")] = "alice",
+    key_file: Annotated[Path | None, typer.Option(help="Owner's EVM key file")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Open the position's one trade at the oracle price (needs E >= IM afterwards)."""
+    from orchestrator.trade import open_trade
+
+    cfg = settings()
+    row = guarded(lambda: asyncio.run(open_trade(cfg, _owner_key(cfg, trader, key_file),
+                                                 position=position, market=market, size=size,
+                                                 side=side)))
+    emit_json(row) if as_json else out.print(views.kv_table("opened", row))
+
+
+@trade_app.command("close")
+def trade_close(
+    position: Annotated[str, typer.Option(help="Position key: 0x + 64 hex")],
+    trader: Annotated[str, typer.Option(help="Devnet trader name")] = "alice",
+    key_file: Annotated[Path | None, typer.Option(help="Owner's EVM key file")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Close the position's trade at the oracle price; a loss is seized from its own locks."""
+    from orchestrator.trade import close_trade
+
+    cfg = settings()
+    row = guarded(lambda: asyncio.run(close_trade(cfg, _owner_key(cfg, trader, key_file),
+                                                  position=position)))
+    emit_json(row) if as_json else out.print(views.kv_table("closed", row))
+
+
+@app.command("price")
+def price(
+    market: Annotated[str, typer.Option(help="Market / feed name, e.g. ETH-USD")],
+    value: Annotated[str, typer.Option("--set", help="New price in USD, e.g. 1650.25")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Publish a price as the devnet oracle's feeder (scripted paths for tests and the demo)."""
+    from chains.devnet.stack import read_manifest
+    from orchestrator.trade import set_price
+
+    cfg = settings()
+    row = guarded(lambda: asyncio.run(set_price(
+        cfg, read_manifest(cfg.home)["devnet"]["feeder_key"], market=market, price=value)))
+    emit_json(row) if as_json else out.print(views.kv_table("price", row))
+
+
+@app.command("positions")
+def positions(as_json: JsonOpt = False) -> None:
+    """Every open position backed by credited collateral: equity, initial and maintenance
+    margin (volatility buffer apart), margin ratio, liquidation and bankruptcy prices."""
+    from orchestrator.lock_store import RedisLockStore
+    from orchestrator.locks import LockState
+    from orchestrator.trade import position_rows
+    from workers.runtime import Services
+
+    cfg = settings()
+
+    def run() -> list[dict[str, Any]]:
+        store = RedisLockStore(str(cfg.redis_url))
+        keys = sorted({r.event.position_key for r in store.all_records()
+                       if r.state == LockState.CREDITED})
+        svc = Services(cfg)
+        return svc.run(position_rows(cfg, svc.keeper, [bytes.fromhex(k[2:]) for k in keys]))
+
+    rows = guarded(run)
+    emit_json(rows) if as_json else out.print(views.positions_table(rows))
+
+
 @app.command("locks")
 def locks(
     as_json: JsonOpt = False,
@@ -273,6 +362,7 @@ def watch(once: Annotated[bool, typer.Option(help="One catch-up pass, then exit"
 
 
 class Role(StrEnum):
+    RISK = "risk"
     WATCHER = "watcher"
     ATTESTER = "attester"
     RELAYER = "relayer"

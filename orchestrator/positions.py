@@ -7,7 +7,7 @@ from eth_utils import keccak, to_canonical_address
 
 from chains.base import Bytes32Hex, bytes32_hex
 
-__all__ = ["position_key"]
+__all__ = ["market_id", "position_key"]
 
 
 def position_key(venue_chain_id: int, venue: str, owner: str, salt: bytes) -> Bytes32Hex:
@@ -18,3 +18,8 @@ def position_key(venue_chain_id: int, venue: str, owner: str, salt: bytes) -> By
                      [venue_chain_id, to_canonical_address(venue), to_canonical_address(owner),
                       salt])
     return bytes32_hex(keccak(encoded))
+
+
+def market_id(name: str) -> bytes:
+    """A market's (and its oracle feed's) id: ``keccak256(name)``, e.g. ``ETH-USD``."""
+    return bytes(keccak(name.encode()))

@@ -202,6 +202,7 @@ class Settings(BaseSettings):
     venue_chain: Annotated[str, Field(pattern=CHAIN_KEY)] = "evm-b"
     attesters: AttesterSettings = AttesterSettings()
     relayer: KeySettings = KeySettings()
+    risk_key: KeySettings = KeySettings()
     bridge: BridgeSettings = BridgeSettings()
     retry: RetrySettings = RetrySettings()
 

@@ -114,6 +114,22 @@ def settlements_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
+def positions_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"positions ({len(rows)})")
+    for col in ("position", "size", "equity", "IM", "MM", "buffer", "ratio", "liq px",
+                "bankr px"):
+        table.add_column(col, no_wrap=True)
+    for r in rows:
+        table.add_row(_short(r["position"], 6), format_amount(abs(int(r["size_e18"])), 18)
+                      + (" L" if int(r["size_e18"]) > 0 else " S"), r["equity"], r["initial"],
+                      r["maintenance"], r["buffer"], r["margin_ratio"],
+                      format_amount(r["liquidation_price_e8"], 8)
+                      if r["liquidation_price_e8"] else "-",
+                      format_amount(r["bankruptcy_price_e8"], 8)
+                      if r["bankruptcy_price_e8"] else "-")
+    return table
+
+
 def kv_table(title: str, data: dict[str, Any]) -> Table:
     table = Table(title=title, show_header=False)
     table.add_column("field", style="bold")

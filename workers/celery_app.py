@@ -18,6 +18,7 @@ __all__ = ["app", "beat_schedule", "queues_for"]
 
 VISIBILITY_TIMEOUT_S = 600  # well above the longest task (a credit batch waits <= 60 s)
 RECONCILE_EVERY_S = 2.0
+RISK_TICK_S = 1.0
 # No task carries an `expires`: Celery stamps it with the sender's host clock, so a worker
 # with a skewed clock would silently drop work (TIME-01). Backlogs are bounded instead by
 # the reconciler's queue-length check and by skipping polls that ran moments ago (Redis TIME).
@@ -26,7 +27,7 @@ settings: Settings = load_settings()
 
 app = Celery("bulkhead", broker=str(settings.redis_url), include=[
     "workers.tasks.watch", "workers.tasks.attest", "workers.tasks.relay",
-    "workers.tasks.reconcile", "workers.tasks.settle",
+    "workers.tasks.reconcile", "workers.tasks.settle", "workers.tasks.risk",
 ])
 
 
@@ -40,6 +41,8 @@ def beat_schedule(cfg: Settings) -> dict[str, dict[str, Any]]:
     schedule["poll-venue"] = {"task": "bulkhead.settle.poll_venue",
                               "schedule": cfg.chain(cfg.venue_chain).poll_interval_s,
                               "options": {"queue": f"watch.{cfg.venue_chain}"}}
+    schedule["risk-tick"] = {"task": "bulkhead.risk.tick", "schedule": RISK_TICK_S,
+                             "options": {"queue": "risk"}}
     schedule["reconcile"] = {"task": "bulkhead.reconcile.reconcile", "schedule": RECONCILE_EVERY_S,
                              "options": {"queue": "reconcile"}}
     return schedule
@@ -55,6 +58,8 @@ def queues_for(role: str, cfg: Settings, name: str | None = None) -> list[str]:
         return [f"relay.{cfg.venue_chain}"]
     if role == "reconciler":
         return ["reconcile"]
+    if role == "risk":
+        return ["risk", f"liquidate.{cfg.venue_chain}"]
     raise ValueError(role)
 
 

@@ -46,6 +46,7 @@ class WorkerFleet:
         self.start("watcher", "watcher", "--pool", "solo")
         self.start("reconciler", "reconciler", "--pool", "solo")
         self.start("relayer", "relayer", "--pool", relayer_pool)
+        self.start("risk", "risk", "--pool", "solo")
         for name in attesters:
             self.start(name, "attester", "--name", name, "--pool", "solo")
 

@@ -1,0 +1,109 @@
+"""Trading on the reference venue as ``bulkhead trade`` / ``price`` / ``positions`` do it (I/O).
+
+Sizes are decimal strings in the market's base unit (18 decimals: ``0.5`` ETH); prices decimal
+USD with at most 8 decimals. Values are validated before anything is signed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chains.base import ChainKind, ChainRef
+from orchestrator.errors import InputError
+from orchestrator.inputs import format_amount, parse_amount, parse_bytes32
+from orchestrator.positions import market_id
+from orchestrator.settings import Settings
+
+__all__ = ["close_trade", "open_trade", "position_rows", "set_price"]
+
+
+async def _venue(settings: Settings, key: str | None) -> Any:
+    from chains.evm.venue import VenueClient
+
+    cfg = settings.chain(settings.venue_chain)
+    return await VenueClient.connect(
+        [str(u) for u in cfg.rpc_urls], cfg.contracts["venue"],
+        chain=ChainRef(settings.venue_chain, ChainKind.EVM, cfg.chain_id), sender_key=key,
+        retry=settings.retry)
+
+
+async def open_trade(settings: Settings, owner_key: str, *, position: str, market: str,
+                     size: str, side: str) -> dict[str, Any]:
+    if side not in ("long", "short"):
+        raise InputError("side", "long or short")
+    pos = parse_bytes32(position, field="position")
+    units = parse_amount(size, 18, field="size")
+    venue = await _venue(settings, owner_key)
+    try:
+        out = await venue.open_position(bytes.fromhex(pos[2:]), market_id(market),
+                                        units if side == "long" else -units)
+    finally:
+        await venue.aclose()
+    return {"position": pos, "market": market, "side": side, "size": size, "tx": out.tx_hash,
+            "price_e8": out.traded.price_e8 if out.traded else None}
+
+
+async def close_trade(settings: Settings, owner_key: str, *, position: str) -> dict[str, Any]:
+    pos = parse_bytes32(position, field="position")
+    venue = await _venue(settings, owner_key)
+    try:
+        out = await venue.close_position(bytes.fromhex(pos[2:]))
+    finally:
+        await venue.aclose()
+    return {"position": pos, "tx": out.tx_hash, "settlements": len(out.settlements)}
+
+
+async def set_price(settings: Settings, feeder_key: str, *, market: str,
+                    price: str) -> dict[str, Any]:
+    """Publish a price as the oracle's feeder, stamped with the venue chain's own time."""
+    from chains.evm.adapter import make_web3
+    from chains.evm.artifacts import load_artifact
+    from chains.evm.locker import TxSender
+
+    price_e8 = parse_amount(price, 8, field="price")
+    cfg = settings.chain(settings.venue_chain)
+    sender = await TxSender.connect(str(cfg.rpc_urls[0]), feeder_key)
+    try:
+        w3 = make_web3(str(cfg.rpc_urls[0]), settings.retry.timeout_s)
+        now = int((await w3.eth.get_block("latest"))["timestamp"])
+        oracle = sender.w3.eth.contract(address=cfg.contracts["oracle"],
+                                        abi=load_artifact("PriceOracle").abi)
+        await sender.wait(await sender.send(
+            oracle.functions.setPrice(market_id(market), price_e8, now)))
+    finally:
+        await sender.aclose()
+    return {"market": market, "price_e8": price_e8, "publish_time": now}
+
+
+async def position_rows(settings: Settings, keeper: Any, keys: list[bytes]) -> list[dict[str, Any]]:
+    """Equity, requirements (the volatility buffer apart), ratio, liquidation and bankruptcy
+    prices of every open position among ``keys``."""
+    from orchestrator.risk import position_risk
+    from orchestrator.risk.prices import position_prices
+
+    rows = []
+    for key in keys:
+        snap = await keeper.snapshot(key)
+        if snap is None:
+            continue
+        r = position_risk(snap.position, snap.prices_e8, snap.params, snap.buffer_ppm)
+        prices = position_prices(snap.position, snap.prices_e8, snap.params, snap.buffer_ppm)
+        base_mm = -(-r.notional_usd_e18 * snap.params.mmr_ppm // 1_000_000)
+        mm = r.maintenance_margin_usd_e18
+        rows.append({
+            "position": snap.key, "size_e18": str(snap.position.size_e18),
+            "entry_e8": snap.position.entry_e8,
+            "equity": format_usd(r.equity_usd_e18), "initial": format_usd(r.initial_margin_usd_e18),
+            "maintenance": format_usd(base_mm), "buffer": format_usd(mm - base_mm),
+            "margin_ratio": format_amount(r.equity_usd_e18 * 1000 // mm, 3)
+            if mm and r.equity_usd_e18 > 0 else ("0" if mm else "-"),
+            "liquidatable": r.is_liquidatable(),
+            "liquidation_price_e8": prices.liquidation_price_e8,
+            "bankruptcy_price_e8": prices.bankruptcy_price_e8, "method": str(prices.method),
+        })
+    return rows
+
+
+def format_usd(usd_e18: int) -> str:
+    sign = "-" if usd_e18 < 0 else ""
+    return sign + format_amount(abs(usd_e18), 18) if usd_e18 else "0"
