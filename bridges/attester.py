@@ -51,10 +51,13 @@ class AttesterService:
 
     async def observe_lock(self, chain: str, height: int, key: str) -> Observation:
         """Sign the lock ``key`` if this attester sees it at ``height`` on ``chain``, final.
+        A repeated hint for a lock this attester already signed costs one Redis read.
 
         Raises:
             NotYetFinal: ``height`` is above this attester's final head (retry later).
         """
+        if self.address.lower() in self.pool.signers(key):
+            return Observation(key, "already-signed")
         if height > self._final.get(chain, -1):
             final = await final_head(self.adapters[chain], self.policies[chain])
             self._final[chain] = final.height

@@ -57,12 +57,14 @@ def verify(message: Message, domain: Domain, signatures: Iterable[bytes],
     """
     if message.attester_set_index != attesters.index:
         raise QuorumNotReached(0, attesters.threshold)
-    valid = []
+    valid: dict[str, tuple[str, bytes]] = {}
     for sig in signatures:
         signer = recover(message, domain, sig)
         if signer is not None and attesters.contains(signer):
-            valid.append((signer, sig))
-    ordered = order_for_contract(valid)
+            valid[signer.lower()] = (signer, sig)
+            if len(valid) == attesters.threshold:
+                break  # enough: recovering more signatures only costs time
+    ordered = order_for_contract(valid.values())
     if len(ordered) < attesters.threshold:
         raise QuorumNotReached(len(ordered), attesters.threshold)
     chosen = ordered[: attesters.threshold]  # exactly m: the least calldata and gas

@@ -128,6 +128,12 @@ class ChainAdapter(Protocol):
 
     chain: ChainRef
 
+    @property
+    def history_finality(self) -> Finality:
+        """The commitment ``lock_events`` reads history at: a scan must not move its cursor past
+        ``head(history_finality)``, or locks in newer heights would be skipped for good."""
+        ...
+
     async def head(self, finality: Finality) -> BlockRef:
         """Newest block/slot at ``finality``."""
         ...

@@ -60,8 +60,14 @@ class FakeChain:
         del self.blocks[from_height:]
         self.fork_tag = fork_tag
 
+    history_lag: int = 0  # like Solana: history visible only up to latest - history_lag
+
+    @property
+    def history_finality(self) -> Finality:
+        return Finality.SAFE if self.history_lag else Finality.LATEST
+
     async def head(self, finality: Finality) -> BlockRef:
-        lag = {Finality.LATEST: 0, Finality.SAFE: self.safe_lag,
+        lag = {Finality.LATEST: 0, Finality.SAFE: self.history_lag or self.safe_lag,
                Finality.FINALIZED: self.final_lag}[finality]
         height = max(self.latest - lag, 0)
         return BlockRef(self.key, height, self.blocks[height][0])
@@ -71,7 +77,8 @@ class FakeChain:
 
     async def lock_events(self, start: int, end: int) -> Sequence[LockEvent]:
         self.calls.append((start, end))
-        return [e for h in range(max(start, 0), min(end, self.latest) + 1)
+        visible = self.latest - self.history_lag
+        return [e for h in range(max(start, 0), min(end, visible) + 1)
                 for e in self.blocks[h][1]]
 
     async def aclose(self) -> None:

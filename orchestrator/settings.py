@@ -159,7 +159,7 @@ class BridgeSettings(_Frozen):
     accept/reject decision depends on them (those use chain time, TIME-01)."""
 
     max_batch: Annotated[int, Field(ge=1, le=200)] = 40
-    reask_after_s: Annotated[float, Field(gt=0, le=3600)] = 3.0
+    reask_after_s: Annotated[float, Field(gt=0, le=3600)] = 15.0
     stuck_after_s: Annotated[float, Field(gt=0, le=86_400)] = 60.0
     max_queued_hints: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
 

@@ -84,7 +84,9 @@ class Watcher:
         self._clock_ms = clock_ms
 
     async def poll(self) -> PollReport:
-        latest = await self.adapter.head(Finality.LATEST)
+        # INVARIANT: scan only up to what the adapter's history reads can see completely (on
+        # Solana ``confirmed``), or a lock in a newer slot would be passed by the cursor.
+        latest = await self.adapter.head(self.adapter.history_finality)
         cursor = self.store.cursor(self.chain)
         if cursor is None:
             cursor = self.start_height - 1

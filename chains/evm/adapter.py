@@ -128,6 +128,11 @@ class EvmAdapter:
         except Web3Exception as exc:
             raise ChainError(f"{self.chain.key}: {op} failed: {exc}") from exc
 
+    @property
+    def history_finality(self) -> Finality:
+        """eth_getLogs over a block range reads whatever is canonical now (latest)."""
+        return Finality.LATEST
+
     # ----- ChainAdapter ---------------------------------------------------------------------
 
     async def head(self, finality: Finality) -> BlockRef:

@@ -148,7 +148,12 @@ class SolanaAdapter:
             self._active = (failed + 1) % len(self._clients)
 
     def _history_commitment(self) -> Commitment:
-        return Confirmed if self.finality == Finality.LATEST else _COMMITMENT[self.finality]
+        return _COMMITMENT[self.history_finality]
+
+    @property
+    def history_finality(self) -> Finality:
+        """Nodes refuse ``processed`` for history: a LATEST adapter reads at ``confirmed``."""
+        return Finality.SAFE if self.finality == Finality.LATEST else self.finality
 
     # --- ChainAdapter ----------------------------------------------------------------------
 

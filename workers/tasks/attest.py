@@ -18,7 +18,11 @@ def attest_lock(self, chain: str, height: int, key: str) -> str | None:  # type:
     """Observe and sign one lock (idempotent: re-signing posts the same signature again)."""
     from workers.tasks.relay import relay_pending
 
-    observation = services().run(services().attester.observe_lock(chain, height, key))
-    if observation.digest is not None:
-        relay_pending.apply_async(queue=f"relay.{services().settings.venue_chain}")
+    svc = services()
+    observation = svc.run(svc.attester.observe_lock(chain, height, key))
+    # Nudge the relayer only when this signature can complete a quorum (the reconciler
+    # nudges it anyway while anything awaits credit).
+    if observation.digest is not None and \
+            len(svc.pool.signers(key)) >= svc.attester_set.threshold:
+        relay_pending.apply_async(queue=f"relay.{svc.settings.venue_chain}")
     return observation.digest

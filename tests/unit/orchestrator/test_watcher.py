@@ -31,7 +31,7 @@ def test_lock_moves_seen_safe_finalized_with_heights() -> None:
     watcher, store = make(chain)
     h = chain.mine(make_event("fake", 1, 100))
     run(watcher.poll())
-    assert states(store) == {1: LockState.SEEN}
+    assert list(states(store)) == [1]  # found (already safe: safe == readable here)
     chain.mine(), chain.mine()
     run(watcher.poll())
     assert states(store) == {1: LockState.SAFE}
@@ -52,7 +52,7 @@ def test_confirmations_policy() -> None:
     for _ in range(2):
         chain.mine()
         run(watcher.poll())
-        assert states(store) == {1: LockState.SEEN}
+        assert list(states(store)) == [1]  # found (already safe: safe == readable here)
     chain.mine()
     run(watcher.poll())
     assert states(store) == {1: LockState.FINALIZED}
@@ -151,3 +151,18 @@ def test_repeated_polls_are_idempotent(polls: int) -> None:
     for _ in range(polls):
         run(watcher.poll())
     assert len(store.all_records()) == 1
+
+
+def test_scan_stops_where_history_reads_stop() -> None:
+    """On Solana history is readable only up to ``confirmed``: a lock in the newest slot must
+    not be passed by the cursor before it becomes readable (it would be lost for good)."""
+    chain = FakeChain(history_lag=1)
+    watcher, store = make(chain)
+    chain.mine()
+    run(watcher.poll())
+    chain.mine(make_event("fake", 1, 100))  # newest height: not yet in readable history
+    report = run(watcher.poll())
+    assert report.cursor == chain.latest - 1 and states(store) == {}
+    chain.mine()
+    run(watcher.poll())
+    assert list(states(store)) == [1]  # found (already safe: safe == readable here)
