@@ -16,11 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bridge, foundation
+from benchmarks import bridge, foundation, risk_screen
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "foundation": lambda _opts: foundation.main(),
     "bridge": lambda opts: bridge.main(locks=opts.locks),
+    "risk_screen": lambda _opts: risk_screen.main(),
 }
 
 
