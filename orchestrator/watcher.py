@@ -27,6 +27,7 @@ import structlog
 
 from chains.base import BlockRef, ChainAdapter, Finality, LockEvent
 from chains.finality import final_head
+from orchestrator.errors import NotYetFinal
 from orchestrator.lock_store import LockStore
 from orchestrator.locks import LockRecord, LockState, lock_key
 from orchestrator.settings import FinalityPolicy
@@ -98,7 +99,10 @@ class Watcher:
         cursor = await self._scan(cursor, latest, report)
         report.cursor = cursor
         safe = await self.adapter.head(Finality.SAFE)
-        final = await final_head(self.adapter, self.policy, latest)
+        try:
+            final = await final_head(self.adapter, self.policy, latest)
+        except NotYetFinal:  # a young chain (fewer than k blocks): nothing is final yet
+            final = BlockRef(self.chain, -1, "")
         report.safe, report.final = safe.height, final.height
         await self._advance(safe, final, report)
         self._prune_hashes(min(final.height, cursor))

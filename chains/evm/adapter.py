@@ -34,10 +34,9 @@ from orchestrator.errors import (
     ChainError,
     ConfigError,
     InputError,
-    NotYetFinal,
     RpcUnavailable,
 )
-from orchestrator.settings import ChainSettings, FinalityPolicy, RetrySettings
+from orchestrator.settings import ChainSettings, RetrySettings
 
 __all__ = ["EvmAdapter", "make_web3"]
 
@@ -154,24 +153,6 @@ class EvmAdapter:
         except BlockNotFound:
             return None
         return self._block_ref(block).hash
-
-    async def final_head(self, policy: FinalityPolicy) -> BlockRef:
-        """The newest block that is final under ``policy``.
-
-        Raises:
-            NotYetFinal: confirmations mode and the chain is shorter than ``k`` blocks.
-        """
-        if policy.mode == "tag":
-            return await self.head(policy.tag)
-        latest = await self.head(Finality.LATEST)
-        height = latest.height - policy.confirmations
-        if height < 0:
-            raise NotYetFinal(self.chain.key, 0, f"{policy.confirmations} confirmations")
-        try:
-            block = await self._call(f"block({height})", lambda w3: w3.eth.get_block(height))
-        except BlockNotFound as exc:  # the chain shrank under us (reorg): try again later
-            raise NotYetFinal(self.chain.key, height, "present") from exc
-        return self._block_ref(block)
 
     async def lock_events(self, start: int, end: int) -> Sequence[LockEvent]:
         """Locks into registered vaults in blocks ``start..end`` inclusive, in chain order.

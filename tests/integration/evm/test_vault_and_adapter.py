@@ -24,6 +24,7 @@ from chains.evm.adapter import EvmAdapter
 from chains.evm.artifacts import load_artifact
 from chains.evm.codec import LOCKED_TOPIC0, parse_locked_log
 from chains.evm.locker import LockReceipt, TxSender, lock_on_evm
+from chains.finality import final_head
 from orchestrator.errors import NotYetFinal, RpcUnavailable, TxRejected
 from orchestrator.settings import FinalityPolicy, RetrySettings
 from tests.integration.evm.conftest import (
@@ -115,7 +116,7 @@ def test_confirmations_policy_waits_for_k_blocks_on_top(evm_a: Deployed) -> None
 
     def final_locks() -> list[int]:
         async def body(adapter: EvmAdapter) -> list[int]:
-            final = await adapter.final_head(policy)
+            final = await final_head(adapter, policy)
             assert final.hash == await adapter.block_hash(final.height)
             if final.height < receipt.block_number:
                 return []
@@ -135,14 +136,14 @@ def test_confirmations_policy_waits_for_k_blocks_on_top(evm_a: Deployed) -> None
 def test_confirmations_deeper_than_the_chain_is_not_final(evm_a: Deployed) -> None:
     policy = FinalityPolicy(mode="confirmations", confirmations=10_000)
     with pytest.raises(NotYetFinal):
-        run(evm_a, lambda a: a.final_head(policy))
+        run(evm_a, lambda a: final_head(a, policy))
 
 
 def test_finalized_tag_follows_anvil(evm_a: Deployed) -> None:
     receipt = lock(evm_a)
     for tag in ("safe", "finalized"):
         raw = rpc(evm_a.url, "eth_getBlockByNumber", tag, False)
-        head = run(evm_a, lambda a, t=tag: a.final_head(FinalityPolicy(tag=Finality(t))))
+        head = run(evm_a, lambda a, t=tag: final_head(a, FinalityPolicy(tag=Finality(t))))
         assert (head.height, head.hash) == (int(raw["number"], 16), raw["hash"])
     final = run(evm_a, lambda a: a.head(Finality.FINALIZED))
     assert final.height < receipt.block_number  # anvil: finalized = latest - 2 * epoch (4)
