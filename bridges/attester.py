@@ -50,29 +50,41 @@ class AttesterService:
         return str(self.account.address)
 
     async def observe_lock(self, chain: str, height: int, key: str) -> Observation:
-        """Sign the lock ``key`` if this attester sees it at ``height`` on ``chain``, final.
-        A repeated hint for a lock this attester already signed costs one Redis read.
+        """Sign the lock ``key`` if this attester sees it at ``height`` on ``chain``, final."""
+        return (await self.observe_locks(chain, height, [key]))[0]
+
+    async def observe_locks(self, chain: str, height: int,
+                            keys: Sequence[str]) -> list[Observation]:
+        """Sign every lock among ``keys`` this attester sees at ``height``, final: one head
+        read and one history read per height, however many locks landed there. A lock this
+        attester already signed costs one Redis read.
 
         Raises:
             NotYetFinal: ``height`` is above this attester's final head (retry later).
         """
-        if self.address.lower() in self.pool.signers(key):
-            return Observation(key, "already-signed")
         if height > self._final.get(chain, -1):
             final = await final_head(self.adapters[chain], self.policies[chain])
             self._final[chain] = final.height
             if height > final.height:
                 raise NotYetFinal(chain, height, "final for this attester")
-        found = [e for e in await self._final_events(chain, height) if lock_key(e) == key]
-        if not found or not found[0].attributed:
-            log.warning("attest_refused_not_observed", attester=self.name, chain=chain,
-                        height=height, lock=key)
-            return Observation(key, None)
-        attestation = attestation_for(found[0], self.set_index)
-        signature = sign(attestation, self.venue, self.account.key)
-        dig = self.pool.post(key, attestation, self.venue, self.address, signature)
-        log.info("attested", attester=self.name, chain=chain, lock=key, digest=dig)
-        return Observation(key, dig)
+        observed = {lock_key(e): e for e in await self._final_events(chain, height)}
+        out = []
+        for key in keys:
+            if self.address.lower() in self.pool.signers(key):
+                out.append(Observation(key, "already-signed"))
+                continue
+            event = observed.get(key)
+            if event is None or not event.attributed:
+                log.warning("attest_refused_not_observed", attester=self.name, chain=chain,
+                            height=height, lock=key)
+                out.append(Observation(key, None))
+                continue
+            attestation = attestation_for(event, self.set_index)
+            signature = sign(attestation, self.venue, self.account.key)
+            dig = self.pool.post(key, attestation, self.venue, self.address, signature)
+            log.info("attested", attester=self.name, chain=chain, lock=key, digest=dig)
+            out.append(Observation(key, dig))
+        return out
 
     async def _final_events(self, chain: str, height: int) -> Sequence[LockEvent]:
         """Locks at a height this attester already saw final; a final height never changes, so

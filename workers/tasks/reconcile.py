@@ -43,7 +43,7 @@ def reconcile() -> dict[str, int]:
         signed = svc.pool.signers(record.key)
         missing = {n for n, addr in names.items() if addr not in signed}
         if missing:
-            ask_attesters(record.event.chain, record.event.height, record.key, only=missing)
+            ask_attesters(record.event.chain, record.event.height, [record.key], only=missing)
             svc.redis.set(f"bh:asked:{record.key}", now, px=60_000)
             reasked += 1
     if pending:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from celery.utils.log import get_task_logger
 
 from orchestrator.errors import RetryableError
@@ -24,10 +26,13 @@ def poll_chain(self, chain: str) -> int:  # type: ignore[no-untyped-def]
             return 0
         report = svc.run(svc.watcher(chain).poll())
     final = [key for key, state in report.advanced if state == LockState.FINALIZED]
+    by_height: dict[int, list[str]] = defaultdict(list)
     for key in final:
         record = svc.store.get(key)
         if record is not None and awaits_credit(record):
-            ask_attesters(chain, record.event.height, key)
+            by_height[record.event.height].append(key)
+    for height, keys in sorted(by_height.items()):
+        ask_attesters(chain, height, keys)
     return len(final)
 
 
@@ -47,11 +52,12 @@ def hint_backlog(queue: str) -> int:
     return int(services().redis.llen(queue))
 
 
-def ask_attesters(chain: str, height: int, key: str, only: set[str] | None = None) -> None:
-    """Hint every attester (or ``only`` these) to look at lock ``key``; each checks for itself."""
-    from workers.tasks.attest import attest_lock
+def ask_attesters(chain: str, height: int, keys: list[str], only: set[str] | None = None) -> None:
+    """Hint every attester (or ``only`` these) to look at ``keys`` at ``height``; each checks
+    for itself."""
+    from workers.tasks.attest import attest_locks
 
     limit = services().settings.bridge.max_queued_hints
     for member in services().settings.attesters.members:
         if (only is None or member.name in only) and hint_backlog(f"attest.{member.name}") < limit:
-            attest_lock.apply_async(args=(chain, height, key), queue=f"attest.{member.name}")
+            attest_locks.apply_async(args=(chain, height, keys), queue=f"attest.{member.name}")
