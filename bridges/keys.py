@@ -12,7 +12,7 @@ from eth_account.signers.local import LocalAccount
 from solders.keypair import Keypair
 
 from orchestrator.errors import ConfigError
-from orchestrator.settings import AttesterMember, Settings
+from orchestrator.settings import AttesterMember, KeySettings, Settings
 
 __all__ = [
     "decrypt_keystore",
@@ -90,22 +90,19 @@ def load_relayer_solana(settings: Settings) -> Keypair | None:
 
 def load_risk_key(settings: Settings) -> str:
     """The risk worker's key (venue RISK role; sends liquidations)."""
-    if settings.risk_key.keystore and settings.risk_key.password_file:
-        account = decrypt_keystore(settings.risk_key.keystore, settings.risk_key.password_file,
-                                   "risk_key")
-        return "0x" + bytes(account.key).hex()
-    key = _devnet(settings).get("risk_key")
-    if not key:
-        raise ConfigError("risk_key", "no keystore configured and no devnet risk key")
-    return str(key)
+    return _role_key(settings, settings.risk_key, "risk_key", "risk_key")
 
 
 def load_relayer_key(settings: Settings) -> str:
-    if settings.relayer.keystore and settings.relayer.password_file:
-        account = decrypt_keystore(settings.relayer.keystore, settings.relayer.password_file,
-                                   "relayer")
-        return "0x" + bytes(account.key).hex()
-    key = _devnet(settings).get("relayer_key")
+    """The relayer's key (sends credits and settlements)."""
+    return _role_key(settings, settings.relayer, "relayer_key", "relayer")
+
+
+def _role_key(settings: Settings, keys: KeySettings, devnet_name: str, field: str) -> str:
+    """A role's EVM key: its keystore + password file, else the devnet manifest's key."""
+    if keys.keystore and keys.password_file:
+        return "0x" + bytes(decrypt_keystore(keys.keystore, keys.password_file, field).key).hex()
+    key = _devnet(settings).get(devnet_name)
     if not key:
-        raise ConfigError("relayer", "no keystore configured and no devnet relayer key")
+        raise ConfigError(field, "no keystore configured and no devnet key")
     return str(key)

@@ -136,6 +136,12 @@ async def lock_on_solana(
         vault_token_account=vault_token_account, mint=mint, decimals=decimals, amount=amount,
         dst_chain_id=dst_chain_id, dst_venue=dst_venue, position_key=position_key,
         beneficiary=beneficiary)
+    return await _send(rpc_url, trader, ixs, commitment)
+
+
+async def _send(rpc_url: str, trader: Keypair, ixs: list[Instruction],
+                commitment: Commitment) -> str:
+    """Send with library errors converted at this edge."""
     try:
         async with AsyncClient(rpc_url) as client:
             return await send_instructions(client, trader, ixs, commitment=commitment)
@@ -164,8 +170,7 @@ async def transfer_without_memo(
 ) -> str:
     """A plain TransferChecked (no memo): an unattributed deposit if ``dest`` is a vault."""
     ix = _transfer(trader, trader_token_account, dest_token_account, mint, decimals, amount)
-    async with AsyncClient(rpc_url) as client:
-        return await send_instructions(client, trader, [ix], commitment=commitment)
+    return await _send(rpc_url, trader, [ix], commitment)
 
 
 async def transfer_with_memo_text(
@@ -183,16 +188,4 @@ async def transfer_with_memo_text(
     """TransferChecked plus an arbitrary, unchecked memo (e.g. a malformed lock memo)."""
     ixs = [_transfer(trader, trader_token_account, dest_token_account, mint, decimals, amount),
            _memo(trader, memo)]
-    try:
-        async with AsyncClient(rpc_url) as client:
-            return await send_instructions(client, trader, ixs, commitment=commitment)
-    except RPCException as exc:  # the node answered: preflight or signature refusal
-        raise TxRejected("solana", None, _rpc_reason(exc)) from exc
-    except (SolanaRpcException, httpx2.HTTPError, OSError) as exc:
-        raise RpcUnavailable("solana", rpc_url, str(exc) or type(exc).__name__) from exc
-
-
-def _rpc_reason(exc: RPCException) -> str:
-    arg = exc.args[0] if exc.args else exc
-    message = getattr(arg, "message", None)
-    return str(message if message is not None else arg)
+    return await _send(rpc_url, trader, ixs, commitment)

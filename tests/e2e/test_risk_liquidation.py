@@ -5,7 +5,6 @@ as a shortfall, and B's position, margin and collateral are bit-identical before
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,21 +12,15 @@ from web3 import Web3
 
 from chains.evm.artifacts import load_artifact
 from tests.e2e.conftest import Cli, wait_for
-from tests.e2e.test_bridge_credit import credited, evm_balance
+from tests.e2e.test_bridge_credit import (
+    credited,
+    evm_balance,
+    fleet,  # noqa: F401 - the module's worker fleet
+)
 from tests.e2e.test_devnet_locks import key_for
 from workers.fleet import WorkerFleet
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
-
-
-@pytest.fixture(scope="module")
-def fleet(devnet: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerFleet]:
-    workers = WorkerFleet(devnet["home"], tmp_path_factory.mktemp("risk-logs"))
-    workers.start_all(["att-1", "att-2", "att-3", "att-4"])
-    try:
-        yield workers
-    finally:
-        workers.stop()
 
 
 def venue(devnet: dict[str, Any]) -> Any:
@@ -45,7 +38,7 @@ def snapshot(devnet: dict[str, Any], key: str) -> tuple[Any, ...]:
 
 
 def test_liq_01_02_crash_liquidates_one_position_and_never_touches_the_other(
-        devnet: dict[str, Any], cli: Cli, fleet: WorkerFleet) -> None:
+        devnet: dict[str, Any], cli: Cli, fleet: WorkerFleet) -> None:  # noqa: F811
     a_key, b_key = key_for(devnet, "alice", b"liq-A"), key_for(devnet, "alice", b"liq-B")
     locks = [cli.json("lock", "--chain", "evm-a", "--asset", "USDC", "--amount", amount,
                       "--position", key) for key, amount in ((a_key, "320"), (b_key, "1000"))]
