@@ -8,6 +8,7 @@ might be ready; losing it loses time, never a credit.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -75,7 +76,7 @@ class RelayReport:
 
 class RelayService:
     def __init__(self, venue: Any, domain: Domain, attesters: AttesterSet, store: LockStore,
-                 pool: SignaturePool, *, max_batch: int = 40) -> None:
+                 pool: SignaturePool, *, max_batch: int = 60) -> None:
         """``venue`` is a ``chains.evm.venue.VenueClient`` (or anything with its interface)."""
         self.venue, self.domain, self.attesters = venue, domain, attesters
         self.store, self.pool, self.max_batch = store, pool, max_batch
@@ -100,8 +101,14 @@ class RelayService:
                 self.store.advance(record.key, LockState.ATTESTED, record.event.height,
                                    _now_ms())
             ready.append((record.key, verified))
-        for start in range(0, len(ready), self.max_batch):
-            await self._submit(ready[start:start + self.max_batch], report)
+        # Batches go out back to back (the client serializes nonces) and are awaited together,
+        # so a pass costs about one block however many batches it has.
+        batches = [ready[i:i + self.max_batch] for i in range(0, len(ready), self.max_batch)]
+        results = await asyncio.gather(*(self._submit(b, report) for b in batches),
+                                       return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         return report
 
     async def credit_one(self, key: str) -> str:
