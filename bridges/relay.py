@@ -76,7 +76,7 @@ class RelayReport:
 
 class RelayService:
     def __init__(self, venue: Any, domain: Domain, attesters: AttesterSet, store: LockStore,
-                 pool: SignaturePool, *, max_batch: int = 60) -> None:
+                 pool: SignaturePool, *, max_batch: int = 40) -> None:
         """``venue`` is a ``chains.evm.venue.VenueClient`` (or anything with its interface)."""
         self.venue, self.domain, self.attesters = venue, domain, attesters
         self.store, self.pool, self.max_batch = store, pool, max_batch

@@ -284,8 +284,12 @@ class _ContractClient:
                 raise RpcUnavailable(self.chain.key, str(sender.w3.provider), repr(exc)) from exc
             except Web3Exception as exc:
                 raise TxRejected(self.chain.key, None, f"{op}: {exc}") from exc
+            # INVARIANT: never above the block gas limit: such a transaction is never mined and
+            # its nonce would block every later one from this sender.
+            block = await sender.w3.eth.get_block("latest")
+            limit = min(gas + extra_gas(gas), int(block["gasLimit"]))
             try:
-                tx_hash = await sender.send(_WithGas(call, gas + extra_gas(gas)))
+                tx_hash = await sender.send(_WithGas(call, limit))
             except TxRejected as exc:
                 self._drop_sender()  # the local nonce may now be wrong: re-read it next time
                 if isinstance(exc.__cause__, _TRANSIENT):
