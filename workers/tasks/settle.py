@@ -55,24 +55,28 @@ def ask_settlement(settlement_id: str, height: int, only: set[str] | None = None
             target.apply_async(args=(settlement_id, height), queue=f"attest.{member.name}")
 
 
-@app.task(name="bulkhead.settle.attest_settlement", acks_late=True,
-          autoretry_for=(RetryableError,), retry_backoff=1, retry_backoff_max=10,
-          retry_jitter=False, max_retries=12)
+ATTESTER_TASK = {"acks_late": True, "autoretry_for": (RetryableError,), "retry_backoff": 1,
+                 "retry_backoff_max": 10, "retry_jitter": False, "max_retries": 12}
+
+
+def _attester_step(step: str, settlement_id: str, height: int) -> str:
+    """Run one attester step (``attest`` or ``sign_proposal``), then nudge the relayer."""
+    svc = services()
+    outcome: str = svc.run(getattr(svc.settlements.attester, step)(settlement_id, height))
+    relay_settlements.apply_async(queue=f"relay.{svc.settings.venue_chain}")
+    return outcome
+
+
+@app.task(name="bulkhead.settle.attest_settlement", **ATTESTER_TASK)
 def attest_settlement(settlement_id: str, height: int) -> str:
-    svc = services()
-    outcome = svc.run(svc.settlements.attester.attest(settlement_id, height))
-    relay_settlements.apply_async(queue=f"relay.{svc.settings.venue_chain}")
-    return outcome
+    """Round 1: sign (EVM source) or approve (Solana source) an observed request."""
+    return _attester_step("attest", settlement_id, height)
 
 
-@app.task(name="bulkhead.settle.sign_settlement_proposal", acks_late=True,
-          autoretry_for=(RetryableError,), retry_backoff=1, retry_backoff_max=10,
-          retry_jitter=False, max_retries=12)
+@app.task(name="bulkhead.settle.sign_settlement_proposal", **ATTESTER_TASK)
 def sign_settlement_proposal(settlement_id: str, height: int) -> str:
-    svc = services()
-    outcome = svc.run(svc.settlements.attester.sign_proposal(settlement_id, height))
-    relay_settlements.apply_async(queue=f"relay.{svc.settings.venue_chain}")
-    return outcome
+    """Round 2 on Solana: sign the relayer's proposal iff it matches what was observed."""
+    return _attester_step("sign_proposal", settlement_id, height)
 
 
 @app.task(name="bulkhead.settle.relay_settlements", acks_late=True,
