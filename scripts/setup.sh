@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything Bulkhead needs from the project's own files; safe to run repeatedly.
 #   Python: uv (pinned) + uv.lock -> .venv      Node: package-lock.json -> node_modules
-#   redis-server, faketime: Debian packages, only if missing
+#   redis-server, faketime, chromium: Debian packages, only if missing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,10 +19,12 @@ if [ ! -x node_modules/.bin/solcjs ] || [ package-lock.json -nt node_modules/.pa
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-# redis-server for the tests and the devnet; faketime for the clock-skew fault test (TIME-01)
+# redis-server for the tests and the devnet; faketime for the clock-skew fault test (TIME-01);
+# chromium for the dashboard test (headless)
 missing=""
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 command -v faketime >/dev/null 2>&1 || missing="$missing faketime"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 if [ -n "$missing" ]; then
   echo "setup: installing$missing"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
