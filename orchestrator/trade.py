@@ -56,7 +56,6 @@ async def close_trade(settings: Settings, owner_key: str, *, position: str) -> d
 async def set_price(settings: Settings, feeder_key: str, *, market: str,
                     price: str) -> dict[str, Any]:
     """Publish a price as the oracle's feeder, stamped with the venue chain's own time."""
-    from chains.evm.adapter import make_web3
     from chains.evm.artifacts import load_artifact
     from chains.evm.locker import TxSender
 
@@ -64,8 +63,7 @@ async def set_price(settings: Settings, feeder_key: str, *, market: str,
     cfg = settings.chain(settings.venue_chain)
     sender = await TxSender.connect(str(cfg.rpc_urls[0]), feeder_key)
     try:
-        w3 = make_web3(str(cfg.rpc_urls[0]), settings.retry.timeout_s)
-        now = int((await w3.eth.get_block("latest"))["timestamp"])
+        now = int((await sender.w3.eth.get_block("latest"))["timestamp"])
         oracle = sender.w3.eth.contract(address=cfg.contracts["oracle"],
                                         abi=load_artifact("PriceOracle").abi)
         await sender.wait(await sender.send(
