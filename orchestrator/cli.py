@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 
 from orchestrator import views
+from orchestrator.cli_feed import feed_app
 from orchestrator.errors import ConfigError, InputError, OrchestratorError
 from orchestrator.settings import Settings, load_settings
 
@@ -27,6 +28,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="Bulkhead: cross-chain collateral for isolated margin positions.")
 devnet_app = typer.Typer(no_args_is_help=True, help="The embedded local devnet (DESIGN §1).")
 app.add_typer(devnet_app, name="devnet")
+app.add_typer(feed_app, name="feed")
 
 out = Console()
 err = Console(stderr=True)
@@ -421,6 +423,39 @@ def demo(
 
     code = guarded(lambda: run_demo(settings().home, out, keep=keep))
     raise typer.Exit(code)
+
+
+@app.command("run")
+def run(
+    block_time: Annotated[float, typer.Option(min=0.1, max=60, help="anvil block time, s")] = 1.0,
+    slot_ms: Annotated[int, typer.Option(min=50, max=5000, help="Solana slot time, ms")] = 400,
+    host: Annotated[str, typer.Option(help="API listen address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="API port")] = 8000,
+    stop_after: Annotated[float | None, typer.Option(
+        min=1, help="Stop by itself after this many seconds (smoke tests)")] = None,
+) -> None:
+    """Everything on the local default in one process tree — devnet, attesters, relayer,
+    reconciler, risk worker, beat and the API — until Ctrl-C, then a clean shutdown."""
+    from chains.devnet.stack import DevnetOptions
+    from orchestrator.run_local import run_local
+
+    opts = DevnetOptions(block_time_s=block_time, slot_ms=slot_ms, detach=False)
+    code = guarded(lambda: run_local(settings().home, out, opts=opts, api_host=host,
+                                     api_port=port, stop_after_s=stop_after))
+    raise typer.Exit(code)
+
+
+@app.command("api")
+def api(
+    host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Listen port")] = 8000,
+    loglevel: Annotated[str, typer.Option()] = "info",
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs), /metrics and the dashboard."""
+    from orchestrator.api.server import serve
+
+    cfg = settings()
+    serve(cfg, host, port, log_level=loglevel)
 
 
 def main() -> None:

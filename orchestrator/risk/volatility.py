@@ -32,16 +32,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Context, Decimal
 
-from orchestrator.risk.errors import PriceInvalid
+from orchestrator.risk.errors import InvalidRiskParams, PriceInvalid
 from orchestrator.risk.oracle import PriceTick
 from orchestrator.risk.params import RiskParams
 
 __all__ = [
+    "BufferRule",
     "VolState",
+    "buffer_from_variance",
     "buffer_ppm",
     "ewma_update",
     "initial_vol_state",
     "sigma_per_sqrt_s",
+    "sigma_ppb_up",
+    "vol_state_from_prices",
     "vol_state_from_ticks",
     "volatility_buffer_ppm",
 ]
@@ -59,10 +63,52 @@ class VolState:
     returns: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class BufferRule:
+    """The buffer's estimator without the rest of a market's :class:`RiskParams` (the same
+    fields and units): what a risk worker needs to turn a tick history into a buffer.
+
+    Invariants (checked on construction, else :class:`InvalidRiskParams` naming the field):
+    every field an int; ``0 < lambda_ppm < 1_000_000``;
+    ``k_ppm, horizon_s, sigma0_ppb >= 0``; ``0 <= max_ppm < 1_000_000``.
+    """
+
+    k_ppm: int
+    horizon_s: int
+    max_ppm: int
+    lambda_ppm: int
+    sigma0_ppb: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("k_ppm", "horizon_s", "max_ppm", "lambda_ppm", "sigma0_ppb"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidRiskParams(name, value, "must be a non-negative int")
+        if not 0 < self.lambda_ppm < 1_000_000:
+            raise InvalidRiskParams("lambda_ppm", self.lambda_ppm, "must be in 1..999999")
+        if self.max_ppm >= 1_000_000:
+            raise InvalidRiskParams("max_ppm", self.max_ppm, "must be below 1_000_000")
+
+    @classmethod
+    def of(cls, params: RiskParams) -> BufferRule:
+        """The rule inside a market's risk parameters."""
+        return cls(params.buffer_k_ppm, params.buffer_horizon_s, params.buffer_max_ppm,
+                   params.vol_lambda_ppm, params.vol_sigma0_ppb)
+
+    def initial_state(self) -> VolState:
+        """State before any observation: ``var = (sigma0_ppb / 1e9) ** 2``."""
+        sigma0 = self.sigma0_ppb / 1e9
+        return VolState(variance_per_s=sigma0 * sigma0)
+
+    def buffer_ppm(self, state: VolState) -> int:
+        """The buffer of ``state`` under this rule (see :func:`buffer_from_variance`)."""
+        return buffer_from_variance(state.variance_per_s, k_ppm=self.k_ppm,
+                                    horizon_s=self.horizon_s, max_ppm=self.max_ppm)
+
+
 def initial_vol_state(params: RiskParams) -> VolState:
     """State before any observation: ``var = (vol_sigma0_ppb / 1e9) ** 2``."""
-    sigma0 = params.vol_sigma0_ppb / 1e9
-    return VolState(variance_per_s=sigma0 * sigma0)
+    return BufferRule.of(params).initial_state()
 
 
 def log_return(p0_e8: int, p1_e8: int) -> float:
@@ -99,13 +145,41 @@ def vol_state_from_ticks(ticks: Iterable[PriceTick], params: RiskParams,
     return current
 
 
+def vol_state_from_prices(points: Iterable[tuple[int, int]], rule: BufferRule,
+                          state: VolState | None = None) -> VolState:
+    """Fold ``(price_e8, publish_time_s)`` pairs (in publish order) into ``state`` (default:
+    the rule's initial state). Same fold as :func:`vol_state_from_ticks`.
+
+    Raises:
+        PriceInvalid: a price is not a positive integer.
+    """
+    current = rule.initial_state() if state is None else state
+    for price_e8, time_s in points:
+        current = ewma_update(current, price_e8, time_s, rule.lambda_ppm)
+    return current
+
+
 def sigma_per_sqrt_s(state: VolState) -> float:
     """The EWMA sigma per sqrt(second), a rate (never an amount)."""
     return math.sqrt(state.variance_per_s)
 
 
-def buffer_ppm(state: VolState, params: RiskParams) -> int:
-    """``clamp(ceil(buffer_k_ppm * sqrt(variance_per_s * horizon_s)), 0, buffer_max_ppm)``.
+def sigma_ppb_up(state: VolState) -> int:
+    """sigma per sqrt(second) in parts per billion, rounded UP, exactly (for reports and logs):
+    the smallest integer ``s`` with ``s**2 >= variance_per_s * 1e18``; -1 if not finite."""
+    variance = state.variance_per_s
+    if not math.isfinite(variance):
+        return -1
+    if variance <= 0.0:
+        return 0
+    num, den = variance.as_integer_ratio()
+    need = -((-num * 10**18) // den)
+    return math.isqrt(need - 1) + 1
+
+
+def buffer_from_variance(variance_per_s: float, *, k_ppm: int, horizon_s: int,
+                         max_ppm: int) -> int:
+    """``clamp(ceil(k_ppm * sqrt(variance_per_s * horizon_s)), 0, max_ppm)``.
 
     INVARIANT: the only float -> int conversion of the risk core, and it is exact: the float
     variance is an exact binary fraction ``num / den``, and the result is the smallest integer
@@ -113,16 +187,23 @@ def buffer_ppm(state: VolState, params: RiskParams) -> int:
     buffer rounded UP with no float rounding after the EWMA. A NaN or infinite variance (it
     cannot arise from valid ticks) maps to the cap, never to zero.
     """
-    variance = state.variance_per_s
-    if not math.isfinite(variance):
-        return params.buffer_max_ppm
-    if variance <= 0.0:
+    if not math.isfinite(variance_per_s):
+        return max_ppm
+    if variance_per_s <= 0.0:
         return 0
-    num, den = variance.as_integer_ratio()
-    target = num * params.buffer_horizon_s * params.buffer_k_ppm**2
+    num, den = variance_per_s.as_integer_ratio()
+    target = num * horizon_s * k_ppm**2
     need = -((-target) // den)  # ceil(target / den): b**2 is an integer
     smallest = math.isqrt(need - 1) + 1 if need > 0 else 0
-    return min(smallest, params.buffer_max_ppm)
+    return min(smallest, max_ppm)
+
+
+def buffer_ppm(state: VolState, params: RiskParams) -> int:
+    """``clamp(ceil(buffer_k_ppm * sqrt(variance_per_s * horizon_s)), 0, buffer_max_ppm)``
+    (:func:`buffer_from_variance` with the market's parameters)."""
+    return buffer_from_variance(state.variance_per_s, k_ppm=params.buffer_k_ppm,
+                                horizon_s=params.buffer_horizon_s,
+                                max_ppm=params.buffer_max_ppm)
 
 
 def volatility_buffer_ppm(ticks: Iterable[PriceTick], params: RiskParams) -> int:

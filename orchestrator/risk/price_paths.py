@@ -1,0 +1,353 @@
+"""Scripted oracle price paths for devnets, tests and the demo (pure, integers only).
+
+Every price is an ``int`` ``price_e8`` (USD per whole unit, scaled 1e8) and every rate an
+``int`` ppm (1_000_000 = 100 %); no float ever holds a price (I10). A path starts from
+``start_e8`` and returns the ``steps`` prices that FOLLOW it (the start itself is not repeated):
+
+- ``calm``  small bounded oscillation: each price is ``start * (1e6 + d) / 1e6`` (floor) with
+  ``d`` drawn uniformly from ``[-amplitude_ppm, +amplitude_ppm]`` by a seeded integer PRNG
+  (splitmix64), so ``|p - start| <= start * amplitude_ppm / 1e6`` and there is no drift.
+- ``trend`` steady compounding drift: ``p[i] = p[i-1] * (1e6 + drift_ppm) / 1e6`` rounded half
+  up, never below 1; ``drift_ppm`` > 0 up, < 0 down.
+- ``crash`` a drop of ``pct_ppm`` over ``steps`` ticks (one tick with ``steps = 1``): target
+  ``floor(start * (1e6 - pct_ppm) / 1e6)``, linear in price with intermediate prices rounded UP
+  (never below the line), and the last tick is the target exactly.
+- ``spike`` a jump of ``pct_ppm`` up over ``up_steps`` ticks to ``start + floor(start * pct /
+  1e6)``, then linear back to ``start`` exactly on the last tick.
+
+A scenario (TOML or JSON) lists feeds, each a market, an optional start and segments run one
+after another, each from the previous one's last price::
+
+    interval_s = 1
+    [[feeds]]
+    market = "ETH-USD"
+    start = "3000"               # or start_e8 = 300000000000; omitted: the oracle's price
+    [[feeds.segments]]
+    path = "calm"
+    steps = 10
+    amplitude_ppm = 500
+    seed = 7
+    [[feeds.segments]]
+    path = "crash"
+    steps = 1
+    pct_ppm = 450000
+
+:func:`load_scenario` / :func:`parse_scenario` refuse a bad file with :class:`InputError`
+naming the field (``feeds.0.segments.1.crash.pct_ppm``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from orchestrator.errors import InputError
+
+__all__ = [
+    "MAX_PRICE_E8",
+    "MAX_STEPS",
+    "PPM",
+    "CalmSegment",
+    "CrashSegment",
+    "FeedPlan",
+    "Scenario",
+    "Segment",
+    "SpikeSegment",
+    "TrendSegment",
+    "calm",
+    "crash",
+    "crash_target_e8",
+    "load_scenario",
+    "parse_scenario",
+    "path_prices",
+    "segment_prices",
+    "spike",
+    "splitmix64",
+    "trend",
+]
+
+PPM = 1_000_000
+MAX_STEPS = 100_000
+MAX_PRICE_E8 = 10**30
+_MASK64 = 2**64 - 1
+_DECIMAL_E8 = re.compile(r"^(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]{1,8}))?$")
+
+
+def splitmix64(state: int) -> tuple[int, int]:
+    """One step of splitmix64: ``(next_state, output)``, both 64-bit unsigned ints."""
+    state = (state + 0x9E3779B97F4A7C15) & _MASK64
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return state, z ^ (z >> 31)
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InputError(name, f"must be an int in {low}..{high}, got {value!r}")
+    return value
+
+
+def _check_start(start_e8: int, steps: int) -> None:
+    _check_int("start_e8", start_e8, 1, MAX_PRICE_E8)
+    _check_int("steps", steps, 1, MAX_STEPS)
+
+
+def calm(start_e8: int, steps: int, *, amplitude_ppm: int = 1_000, seed: int = 0) -> list[int]:
+    """Bounded oscillation around ``start_e8`` (no drift); deterministic in ``seed``.
+
+    Raises:
+        InputError: an argument out of range (``amplitude_ppm`` in 0..999_999).
+    """
+    _check_start(start_e8, steps)
+    _check_int("amplitude_ppm", amplitude_ppm, 0, PPM - 1)
+    _check_int("seed", seed, 0, _MASK64)
+    state, width, prices = seed, 2 * amplitude_ppm + 1, []
+    for _ in range(steps):
+        state, out = splitmix64(state)
+        d = out % width - amplitude_ppm  # modulo bias < width / 2**64: irrelevant here
+        prices.append(max(1, start_e8 * (PPM + d) // PPM))
+    return prices
+
+
+def trend(start_e8: int, steps: int, *, drift_ppm: int) -> list[int]:
+    """Compounding drift of ``drift_ppm`` per step (half-up rounding, never below 1).
+
+    Raises:
+        InputError: an argument out of range (``drift_ppm`` in -999_999..1_000_000).
+    """
+    _check_start(start_e8, steps)
+    _check_int("drift_ppm", drift_ppm, -(PPM - 1), PPM)
+    price = start_e8
+    prices: list[int] = []
+    for _ in range(steps):
+        price = max(1, (price * (PPM + drift_ppm) + PPM // 2) // PPM)
+        if price > MAX_PRICE_E8:
+            raise InputError("drift_ppm", f"the path leaves the price range after {len(prices)}"
+                                          " steps")
+        prices.append(price)
+    return prices
+
+
+def crash_target_e8(start_e8: int, pct_ppm: int) -> int:
+    """``floor(start * (1e6 - pct_ppm) / 1e6)``. Raises: InputError if it is not > 0."""
+    _check_int("pct_ppm", pct_ppm, 1, PPM - 1)
+    target = start_e8 * (PPM - pct_ppm) // PPM
+    if target <= 0:
+        raise InputError("pct_ppm", f"a {pct_ppm} ppm crash from {start_e8} leaves no price")
+    return target
+
+
+def _line(start_e8: int, end_e8: int, steps: int) -> list[int]:
+    """``steps`` prices from just after ``start`` to ``end`` exactly, each rounded away from
+    ``end`` toward ``start`` (a crash never undershoots its line, a revert never overshoots)."""
+    span = start_e8 - end_e8
+    return [end_e8 + (span * (steps - i) + steps - 1) // steps if span >= 0
+            else end_e8 - ((-span) * (steps - i) + steps - 1) // steps
+            for i in range(1, steps + 1)]
+
+
+def crash(start_e8: int, steps: int, *, pct_ppm: int) -> list[int]:
+    """A drop of ``pct_ppm`` over ``steps`` ticks, ending exactly on :func:`crash_target_e8`.
+
+    Raises:
+        InputError: an argument out of range (``pct_ppm`` in 1..999_999).
+    """
+    _check_start(start_e8, steps)
+    return _line(start_e8, crash_target_e8(start_e8, pct_ppm), steps)
+
+
+def spike(start_e8: int, steps: int, *, pct_ppm: int, up_steps: int = 1) -> list[int]:
+    """A jump of ``pct_ppm`` over ``up_steps`` ticks, then back to ``start_e8`` exactly.
+
+    Raises:
+        InputError: an argument out of range (``pct_ppm`` in 1..10_000_000, and
+            ``1 <= up_steps < steps``).
+    """
+    _check_start(start_e8, steps)
+    _check_int("pct_ppm", pct_ppm, 1, 10 * PPM)
+    _check_int("up_steps", up_steps, 1, MAX_STEPS)
+    if up_steps >= steps:
+        raise InputError("up_steps", f"must be below steps ({steps}) to leave room to revert")
+    peak = start_e8 + start_e8 * pct_ppm // PPM
+    if peak > MAX_PRICE_E8:
+        raise InputError("pct_ppm", "the spike leaves the price range")
+    return _line(start_e8, peak, up_steps) + _line(peak, start_e8, steps - up_steps)
+
+
+# ----- scenario file ----------------------------------------------------------------------------
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid", strict=True)
+_Steps = Annotated[int, Field(ge=1, le=MAX_STEPS)]
+
+
+class CalmSegment(BaseModel):
+    model_config = _FROZEN
+    path: Literal["calm"]
+    steps: _Steps
+    amplitude_ppm: int = Field(default=1_000, ge=0, lt=PPM)
+    seed: int = Field(default=0, ge=0, le=_MASK64)
+
+
+class TrendSegment(BaseModel):
+    model_config = _FROZEN
+    path: Literal["trend"]
+    steps: _Steps
+    drift_ppm: int = Field(gt=-PPM, le=PPM)
+
+
+class CrashSegment(BaseModel):
+    model_config = _FROZEN
+    path: Literal["crash"]
+    steps: _Steps
+    pct_ppm: int = Field(gt=0, lt=PPM)
+
+
+class SpikeSegment(BaseModel):
+    model_config = _FROZEN
+    path: Literal["spike"]
+    steps: Annotated[int, Field(ge=2, le=MAX_STEPS)]
+    pct_ppm: int = Field(gt=0, le=10 * PPM)
+    up_steps: int = Field(default=1, ge=1, le=MAX_STEPS)
+
+    @model_validator(mode="after")
+    def _room_to_revert(self) -> Self:
+        if self.up_steps >= self.steps:
+            raise ValueError("up_steps must be below steps")
+        return self
+
+
+Segment = Annotated[CalmSegment | TrendSegment | CrashSegment | SpikeSegment,
+                    Field(discriminator="path")]
+
+
+class FeedPlan(BaseModel):
+    """One market's path: ``start`` (decimal USD, <= 8 decimals) or ``start_e8``, or neither
+    (start from the oracle's current price, which is then not published again)."""
+
+    model_config = _FROZEN
+    market: str = Field(min_length=1, max_length=64)
+    start: str | None = None
+    start_e8: int | None = Field(default=None, gt=0, le=MAX_PRICE_E8)
+    segments: list[Segment] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_start(self) -> Self:
+        if self.start is not None and self.start_e8 is not None:
+            raise ValueError("give start or start_e8, not both")
+        if self.start is not None and _decimal_e8(self.start) is None:
+            raise ValueError("start must be a positive decimal with at most 8 decimals")
+        return self
+
+    @property
+    def start_price_e8(self) -> int | None:
+        return _decimal_e8(self.start) if self.start is not None else self.start_e8
+
+    @property
+    def steps(self) -> int:
+        return sum(s.steps for s in self.segments)
+
+
+class Scenario(BaseModel):
+    """Feeds pushed in lockstep: tick ``i`` publishes the ``i``-th price of every feed that
+    still has one, then waits ``interval_s`` (wall clock; publish times come from the chain)."""
+
+    model_config = _FROZEN
+    interval_s: float = Field(default=1.0, ge=0, le=3_600)
+    feeds: list[FeedPlan] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct_markets(self) -> Self:
+        names = [f.market for f in self.feeds]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a market appears twice: {names}")
+        return self
+
+    def prices(self, current_e8: Mapping[str, int] | None = None) -> dict[str, list[int]]:
+        """``{market: prices to publish}``: the start (when the feed names one) then every
+        segment's prices. A feed without a start continues from ``current_e8[market]``.
+
+        Raises:
+            InputError: a feed has no start and no current price, or a path is out of range.
+        """
+        out: dict[str, list[int]] = {}
+        for index, feed in enumerate(self.feeds):
+            start = feed.start_price_e8
+            if start is None:
+                if current_e8 is None or feed.market not in current_e8:
+                    raise InputError(f"feeds.{index}.start", f"{feed.market} has no start price"
+                                                             " and no current oracle price")
+                out[feed.market] = path_prices(current_e8[feed.market], feed.segments)
+            else:
+                out[feed.market] = [start, *path_prices(start, feed.segments)]
+        return out
+
+
+def _decimal_e8(text: str) -> int | None:
+    match = _DECIMAL_E8.match(text.strip())
+    if match is None:
+        return None
+    value = int(match.group("int") + (match.group("frac") or "").ljust(8, "0"))
+    return value if 0 < value <= MAX_PRICE_E8 else None
+
+
+def segment_prices(start_e8: int, segment: CalmSegment | TrendSegment | CrashSegment
+                   | SpikeSegment) -> list[int]:
+    """The prices of one validated segment after ``start_e8``."""
+    if isinstance(segment, CalmSegment):
+        return calm(start_e8, segment.steps, amplitude_ppm=segment.amplitude_ppm,
+                    seed=segment.seed)
+    if isinstance(segment, TrendSegment):
+        return trend(start_e8, segment.steps, drift_ppm=segment.drift_ppm)
+    if isinstance(segment, CrashSegment):
+        return crash(start_e8, segment.steps, pct_ppm=segment.pct_ppm)
+    return spike(start_e8, segment.steps, pct_ppm=segment.pct_ppm, up_steps=segment.up_steps)
+
+
+def path_prices(start_e8: int, segments: Sequence[CalmSegment | TrendSegment | CrashSegment
+                                                  | SpikeSegment]) -> list[int]:
+    """Segments run one after another, each from the previous one's last price."""
+    prices: list[int] = []
+    for segment in segments:
+        prices += segment_prices(prices[-1] if prices else start_e8, segment)
+    return prices
+
+
+def parse_scenario(data: Mapping[str, Any]) -> Scenario:
+    """Validate a scenario mapping (parsed TOML or JSON).
+
+    Raises:
+        InputError: naming the first bad field by its dotted path.
+    """
+    try:
+        return Scenario.model_validate(dict(data))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "scenario"
+        raise InputError(field, first["msg"]) from exc
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Read a ``.toml`` or ``.json`` scenario file (by suffix; anything else is tried as TOML).
+
+    Raises:
+        InputError: unreadable or malformed file (field ``scenario``), or a bad field.
+    """
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError("scenario", f"{path}: {exc.strerror or exc}") from exc
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError("scenario", f"{path}: not valid {path.suffix.lstrip('.') or 'toml'}:"
+                                     f" {exc}") from exc
+    if not isinstance(data, dict):
+        raise InputError("scenario", f"{path}: the top level must be a table / object")
+    return parse_scenario(data)

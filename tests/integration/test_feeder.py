@@ -1,0 +1,208 @@
+"""The price feeder and the volatility buffer on a real devnet (anvil evm-b, redis).
+
+- ``bulkhead feed`` pushes a 45 % crash to the real PriceOracle, chain-time stamped, and the
+  oracle reads it back; a scenario file feeds two markets in lockstep.
+- TickHistory records the real oracle's ticks in Redis (deduplicated, kept across a restart,
+  rebuilt from the oracle's logs after a loss); a calm path within the hysteresis sends no
+  transaction, a crash puts the cap on chain through ``set_buffer`` (read back with
+  ``market_of``), and a calm tick right after it sends nothing again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Self, TypeVar
+
+import pytest
+import redis
+
+from chains.base import ChainKind, ChainRef
+from chains.evm.venue import VenueClient
+from orchestrator.feeder import Feeder, OracleClient, PushedTick
+from orchestrator.liquidation.ticks import BufferTuning, BufferUpdater, TickHistory
+from orchestrator.positions import market_id
+from orchestrator.risk.price_paths import calm, crash_target_e8
+from orchestrator.settings import Settings, load_settings
+from tests.e2e.conftest import Cli, cli, devnet  # noqa: F401 - fixtures
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+E8 = 10**8
+T = TypeVar("T")
+ETH = "ETH-USD"
+
+
+def run(fn: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(fn())  # type: ignore[arg-type]
+
+
+def settings_for(runner: Cli) -> Settings:
+    saved = dict(os.environ)
+    try:
+        os.environ.update(runner.env)
+        return load_settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def feed_cli(runner: Cli, *args: str) -> list[dict[str, Any]]:
+    """``bulkhead feed ... --json`` as a real subprocess (the sub-app, until cli.py mounts it)."""
+    code = "from orchestrator.cli_feed import feed_app; feed_app(prog_name='bulkhead feed')"
+    proc = subprocess.run([sys.executable, "-c", code, *args, "--json"], env=runner.env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+
+
+def test_cli_feeds_a_crash_and_the_oracle_reads_it_back(cli: Cli) -> None:  # noqa: F811
+    ticks = feed_cli(cli, "--market", ETH, "--path", "crash", "--from", "3000", "--pct", "45",
+                     "--steps", "1", "--interval", "1")
+    assert [t["price_e8"] for t in ticks] == [3_000 * E8, 1_650 * E8]
+    assert ticks[0]["publish_time_s"] < ticks[1]["publish_time_s"]
+    cfg = settings_for(cli)
+
+    async def read_back() -> tuple[Any, int, list[Any]]:
+        oracle = await OracleClient.from_settings(cfg)
+        try:
+            latest = await oracle.block_number()
+            logs = await oracle.price_updates(ticks[0]["block_number"], latest, [market_id(ETH)])
+            return await oracle.price_of(ETH), await oracle.chain_time(), logs
+        finally:
+            await oracle.aclose()
+
+    (price, published), now, logs = run(read_back)
+    assert (price, published) == (1_650 * E8, ticks[1]["publish_time_s"])
+    assert published <= now  # stamped with the chain's clock, never ahead of it
+    assert [(u.price_e8, u.publish_time_s) for u in logs] == [
+        (t["price_e8"], t["publish_time_s"]) for t in ticks]
+
+    refused = subprocess.run(
+        [sys.executable, "-c", "from orchestrator.cli_feed import feed_app; feed_app()",
+         "--market", ETH, "--path", "crash", "--pct", "100", "--steps", "1"],
+        env=cli.env, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 2 and "pct_ppm" in refused.stderr
+
+
+def test_scenario_file_feeds_two_markets_in_lockstep(cli: Cli, tmp_path: Path) -> None:  # noqa: F811
+    scenario = tmp_path / "scenario.toml"
+    scenario.write_text(
+        'interval_s = 0\n'
+        '[[feeds]]\nmarket = "ETH-USD"\nstart = "2000"\n'
+        '[[feeds.segments]]\npath = "spike"\nsteps = 2\npct_ppm = 100000\n'
+        '[[feeds]]\nmarket = "USDC"\n'
+        '[[feeds.segments]]\npath = "calm"\nsteps = 3\namplitude_ppm = 100\nseed = 3\n')
+    ticks = feed_cli(cli, "--scenario", str(scenario))
+    eth = [t for t in ticks if t["market"] == ETH]
+    usdc = [t for t in ticks if t["market"] == "USDC"]
+    assert [t["price_e8"] for t in eth] == [2_000 * E8, 2_200 * E8, 2_000 * E8]
+    assert [t["price_e8"] for t in usdc] == calm(E8, 3, amplitude_ppm=100, seed=3)
+    for a, b in zip(eth, usdc, strict=True):  # one tick: one publish time for every market
+        assert a["publish_time_s"] == b["publish_time_s"] and a["index"] == b["index"]
+
+
+class Rig:
+    """Feeder (feeder key), updater (risk key) and a private Redis prefix on the devnet."""
+
+    def __init__(self, manifest: dict[str, Any], cfg: Settings, prefix: str) -> None:
+        self.devnet, self.cfg, self.prefix = manifest, cfg, prefix
+        self.redis = redis.Redis.from_url(manifest["redis_url"])
+
+    async def __aenter__(self) -> Self:
+        b = self.cfg.chain("evm-b")
+        self.venue = await VenueClient.connect(
+            [str(u) for u in b.rpc_urls], b.contracts["venue"],
+            chain=ChainRef("evm-b", ChainKind.EVM, b.chain_id),
+            sender_key=self.devnet["devnet"]["risk_key"], retry=self.cfg.retry)
+        self.feeder_oracle = await OracleClient.from_settings(
+            self.cfg, feeder_key=self.devnet["devnet"]["feeder_key"])
+        self.reader = await OracleClient.from_settings(self.cfg)
+        self.start = await self.reader.block_number()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        for client in (self.venue, self.feeder_oracle, self.reader):
+            await client.aclose()
+        self.redis.close()
+
+    def updater(self) -> BufferUpdater:
+        return BufferUpdater(self.venue, self.reader, TickHistory(self.redis, prefix=self.prefix),
+                             tuning=BufferTuning(hysteresis_ppm=1_000),
+                             start_height=self.start)
+
+    async def feed(self, prices: list[int]) -> list[PushedTick]:
+        seen: list[PushedTick] = []
+        await Feeder(self.feeder_oracle, interval_s=0, progress=seen.append).run({ETH: prices})
+        return seen
+
+    async def onchain_buffer(self) -> int:
+        return (await self.venue.market_of(market_id(ETH)))[1]
+
+
+def test_buffer_follows_volatility_with_hysteresis(devnet: dict[str, Any], cli: Cli) -> None:  # noqa: F811
+    cfg = settings_for(cli)
+    prefix = f"test:ticks:{uuid.uuid4().hex[:8]}"
+
+    async def body() -> None:
+        async with Rig(devnet, cfg, prefix) as rig:
+            assert await rig.onchain_buffer() == 0
+            current = (await rig.reader.price_of(ETH))
+            assert current is not None
+            updater = rig.updater()
+            pushed: list[PushedTick] = []
+            # Calm: +-5 ppm a tick -> sigma ~ 5e-6 per sqrt(s) -> buffer ~ 370 ppm, within the
+            # 1,000 ppm hysteresis: the estimator moves, the chain is left alone.
+            for i, price in enumerate(calm(current[0], 4, amplitude_ppm=5, seed=11)):
+                pushed += await rig.feed([price])
+                row = (await updater.observe_and_update([ETH]))[ETH]
+                assert row["new_ticks"] == 1 and row["ticks"] == i + 1
+                assert row["updated"] is False and row["tx"] is None
+                assert row["buffer_ppm"] <= 1_000
+                assert await rig.onchain_buffer() == 0
+            assert row["returns"] == 3
+
+            # Crash 45 % in one tick: the buffer jumps to the market's cap, on chain.
+            target = crash_target_e8(pushed[-1].price_e8, 450_000)
+            pushed += await rig.feed([target])
+            row = (await updater.observe_and_update([ETH]))[ETH]
+            assert row["updated"] is True and row["tx"]
+            assert row["buffer_ppm"] == row["onchain_ppm"] == 50_000
+            params, buffer_ppm = await rig.venue.market_of(market_id(ETH))
+            assert buffer_ppm == 50_000 == params.buffer_max_ppm
+
+            # One calm tick after the crash: still at the cap, no transaction.
+            pushed += await rig.feed([target + 1])
+            row = (await updater.observe_and_update([ETH]))[ETH]
+            assert row["updated"] is False and row["buffer_ppm"] == 50_000
+            assert await rig.onchain_buffer() == 50_000
+
+            # Idempotent: the same observation twice records nothing new.
+            again = (await updater.observe_and_update([ETH]))[ETH]
+            assert again["new_ticks"] == 0 and again["ticks"] == row["ticks"]
+
+            # A restarted worker finds the history in Redis...
+            history = TickHistory(rig.redis, prefix=prefix)
+            stored = history.ticks(ETH)
+            assert [(t.price_e8, t.publish_time_s) for t in stored] == [
+                (p.price_e8, p.publish_time_s) for p in pushed]
+            # ...and after losing Redis it is rebuilt from the oracle's logs, identically.
+            history.clear(ETH)
+            assert history.ticks(ETH) == [] and history.cursor(ETH) is None
+            rebuilt = (await rig.updater().observe_and_update([ETH]))[ETH]
+            assert rebuilt["new_ticks"] == len(pushed) and history.ticks(ETH) == stored
+            assert rebuilt["buffer_ppm"] == 50_000 and rebuilt["updated"] is False
+
+    run(body)
+    keys = redis.Redis.from_url(devnet["redis_url"])
+    try:
+        for key in keys.scan_iter(f"{prefix}:*"):
+            keys.delete(key)
+    finally:
+        keys.close()
