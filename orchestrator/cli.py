@@ -19,6 +19,7 @@ from rich.console import Console
 
 from orchestrator import views
 from orchestrator.cli_feed import feed_app
+from orchestrator.cli_topup import topup_app
 from orchestrator.errors import ConfigError, InputError, OrchestratorError
 from orchestrator.settings import Settings, load_settings
 
@@ -210,6 +211,7 @@ def settlements(as_json: JsonOpt = False) -> None:
 
 trade_app = typer.Typer(no_args_is_help=True, help="Trade a position on the reference venue.")
 app.add_typer(trade_app, name="trade")
+app.add_typer(topup_app, name="topup")
 
 
 def _owner_key(cfg: Settings, trader: str, key_file: Path | None) -> str:

@@ -643,6 +643,171 @@ class VenueClient(_ContractClient):
             events=events,
         )
 
+    # ----- automated top-up (DESIGN §3 "Automated rebalancing") ------------------------------
+
+    async def set_topup_rule(self, position_key: bytes, source_key: bytes, threshold_ppm: int,
+                             max_usd_e18: int, *, timeout_s: float = 60) -> str:
+        """As the owner of both positions, register (or replace) the top-up rule of
+        ``position_key`` drawing on the reserve ``source_key``. Returns the tx hash.
+
+        Raises:
+            InputError: threshold_ppm not in 1000001..2^32-1, max_usd_e18 not positive, or
+                the two keys equal (nothing sent). TxRejected: NotPositionOwner,
+                InvalidTopUpRule.
+        """
+        pos, src = _b32(position_key, "position_key"), _b32(source_key, "source_key")
+        if pos == src:
+            raise InputError("source_key", "the reserve must be another position")
+        if (isinstance(threshold_ppm, bool) or not isinstance(threshold_ppm, int)
+                or not _PPM < threshold_ppm < 2**32):
+            raise InputError("threshold_ppm", f"must be an int in 1000001..2^32-1, got "
+                             f"{threshold_ppm!r}")
+        if (isinstance(max_usd_e18, bool) or not isinstance(max_usd_e18, int)
+                or not 0 < max_usd_e18 < 2**256):
+            raise InputError("max_usd_e18", f"must be a positive int, got {max_usd_e18!r}")
+        return await self._send("setTopUpRule", (pos, src, threshold_ppm, max_usd_e18),
+                                timeout_s)
+
+    async def clear_topup_rule(self, position_key: bytes, *, timeout_s: float = 60) -> str:
+        """As the position owner, remove its top-up rule. Returns the tx hash.
+        Raises: TxRejected (NotPositionOwner, NoTopUpRule)."""
+        return await self._send("clearTopUpRule", (_b32(position_key, "position_key"),),
+                                timeout_s)
+
+    async def topup_rule_of(self, position_key: bytes) -> Any:
+        """The position's rule as an ``orchestrator.risk.topup.TopUpRule``, or None."""
+        from orchestrator.risk.topup import TopUpRule
+
+        source, threshold, max_usd, used = await self._view(
+            "topUpRuleOf", _b32(position_key, "position_key"))
+        if bytes(source) == bytes(32):
+            return None
+        return TopUpRule("0x" + bytes(source).hex(), int(threshold), int(max_usd), int(used))
+
+    async def top_up(self, position_key: bytes, lock_key: bytes, *,
+                     timeout_s: float = 60) -> Any:
+        """Keeper (anyone): move the whole reserve lock ``lock_key`` into ``position_key`` under
+        its rule; the venue re-checks every condition. A second call for the same lock is
+        refused (``LockNotInPosition``), so a retry after an unknown outcome is safe.
+
+        Returns: the mined ``orchestrator.risk.topup.ToppedUp``.
+        Raises:
+            TxRejected: NoTopUpRule, PositionOpen (reserve trading), NotCredited,
+            LockNotInPosition, NoOpenTrade, LiquidationPending, TopUpNotNeeded(E, MM, t),
+            TopUpAboveMax(used, value, max), TooManyLocks, StalePrice, PriceOutOfBounds...
+        """
+        from eth_utils.crypto import keccak
+
+        from orchestrator.risk.topup import ToppedUp
+
+        args = (_b32(position_key, "position_key"), _b32(lock_key, "lock_key"))
+        receipt = await self._transact("topUp", lambda c: c.functions.topUp(*args),
+                                       timeout_s=timeout_s)
+        topic0 = keccak(text="ToppedUp(bytes32,bytes32,bytes32,uint256,uint256)")
+        found = []
+        for log in receipt["logs"]:
+            topics = [bytes(t) for t in log["topics"]]
+            if self._emitted(log) and len(topics) == 4 and topics[0] == topic0:
+                data = bytes(log["data"])
+                if len(data) != 64:
+                    raise ChainError(f"{self.chain.key}: ToppedUp with {len(data)} data bytes")
+                found.append(ToppedUp(
+                    "0x" + topics[1].hex(), "0x" + topics[2].hex(), "0x" + topics[3].hex(),
+                    int.from_bytes(data[:32], "big"), int.from_bytes(data[32:], "big"),
+                    "0x" + bytes(receipt["transactionHash"]).hex(), int(receipt["blockNumber"])))
+        if len(found) != 1:
+            raise ChainError(f"{self.chain.key}: topUp mined with {len(found)} ToppedUp")
+        return found[0]
+
+    # ----- operator admin (owner; DESIGN §2.7, §5 `bulkhead admin`) --------------------------
+
+    async def owner(self) -> str:
+        """The venue's owner: the only account that may pause, set limits and ceilings."""
+        return str(to_checksum_address(await self._view("owner")))
+
+    async def is_paused(self) -> bool:
+        """True while credits, queued releases and user trades are stopped."""
+        return bool(await self._view("paused"))
+
+    async def pause(self, *, timeout_s: float = 60) -> str:
+        """Owner: stop credits, ``releaseQueued`` and user trades (liquidations go on).
+        Returns the tx hash. Raises: TxRejected (EnforcedPause, OwnableUnauthorizedAccount)."""
+        return await self._send("pause", (), timeout_s)
+
+    async def unpause(self, *, timeout_s: float = 60) -> str:
+        """Owner: resume after ``pause``. Returns the tx hash.
+        Raises: TxRejected (ExpectedPause, OwnableUnauthorizedAccount)."""
+        return await self._send("unpause", (), timeout_s)
+
+    async def chain_time(self) -> tuple[int, int]:
+        """(height, timestamp) of the latest block: the clock ``releaseQueued`` is judged by."""
+        block = await self._call("getBlock", lambda w3: w3.eth.get_block("latest"))
+        return int(block["number"]), int(block["timestamp"])
+
+    async def rate_limit(self, src_chain_id: int, src_asset: bytes) -> dict[str, int]:
+        """The governor of (src_chain_id, src_asset), source base units: ``cap``,
+        ``large_threshold``, ``delay_s``, ``window_start`` (chain time) and ``used`` in that
+        window. All zero: no limit set (credits of that pair are refused, NoRateLimit)."""
+        cap, large, delay, window_start, used = await self._view(
+            "rateLimit", self._admin_uint(src_chain_id, 64, "src_chain_id"),
+            _b32(src_asset, "src_asset"))
+        return {"cap": int(cap), "large_threshold": int(large), "delay_s": int(delay),
+                "window_start": int(window_start), "used": int(used)}
+
+    async def lane_asset(self, src_chain_id: int, src_vault: bytes,
+                         src_asset: bytes) -> dict[str, int]:
+        """The accountant's lane (chain, vault, asset), source base units: ``registered``
+        (0/1), ``decimals``, ``ceiling`` and ``outstanding`` (credited incl. queued - released -
+        seized)."""
+        registered, decimals, ceiling, outstanding = await self._view(
+            "laneAsset", self._admin_uint(src_chain_id, 64, "src_chain_id"),
+            _b32(src_vault, "src_vault"), _b32(src_asset, "src_asset"))
+        return {"registered": int(bool(registered)), "decimals": int(decimals),
+                "ceiling": int(ceiling), "outstanding": int(outstanding)}
+
+    async def set_rate_limit(self, src_chain_id: int, src_asset: bytes, cap: int,
+                             large_threshold: int, delay_s: int, *,
+                             timeout_s: float = 60) -> str:
+        """Owner: set the governor of (src_chain_id, src_asset). Returns the tx hash.
+
+        Raises:
+            InputError: not 0 < large_threshold <= cap < 2^128, or delay_s not in 0..2^64-1
+                (checked before anything is sent). TxRejected: OwnableUnauthorizedAccount.
+        """
+        cap = self._admin_uint(cap, 128, "cap")
+        large = self._admin_uint(large_threshold, 128, "large_threshold")
+        if cap == 0 or large == 0:
+            raise InputError("cap" if cap == 0 else "large_threshold", "must be greater than zero")
+        if large > cap:
+            raise InputError("large_threshold", f"{large} is above the cap {cap}")
+        args = (self._admin_uint(src_chain_id, 64, "src_chain_id"), _b32(src_asset, "src_asset"), cap,
+                large, self._admin_uint(delay_s, 64, "delay_s"))
+        return await self._send("setRateLimit", args, timeout_s)
+
+    async def set_lane_ceiling(self, src_chain_id: int, src_vault: bytes, src_asset: bytes,
+                               ceiling: int, *, timeout_s: float = 60) -> str:
+        """Owner: the accountant ceiling of a registered lane (source units; below the
+        outstanding amount it blocks new credits until releases bring it down).
+
+        Raises: InputError (ceiling not in 0..2^128-1), TxRejected (UnregisteredLaneAsset,
+        OwnableUnauthorizedAccount).
+        """
+        args = (self._admin_uint(src_chain_id, 64, "src_chain_id"), _b32(src_vault, "src_vault"),
+                _b32(src_asset, "src_asset"), self._admin_uint(ceiling, 128, "ceiling"))
+        return await self._send("setLaneCeiling", args, timeout_s)
+
+    async def queued_events(self, start: int, end: int) -> list[CreditQueuedEvent]:
+        """CreditQueued logs (credits held by the governor) in ``start..end``, in chain order."""
+        found = [self._decode(raw) for raw in await self._logs(start, end,
+                                                               (CREDIT_QUEUED_TOPIC0,))]
+        return [e for e in found if isinstance(e, CreditQueuedEvent)]
+
+    @staticmethod
+    def _admin_uint(value: int, bits: int, name: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**bits:
+            raise InputError(name, f"must be an int in 0..2^{bits}-1, got {value!r}")
+        return value
+
 
 class VaultClient(_ContractClient):
     """``CollateralVault`` on a collateral chain: execute attested settlements (the way back)."""

@@ -50,6 +50,18 @@ import {VenueRiskModule} from "./VenueRiskModule.sol";
 /// is also refused while a liquidation sequence is pending (within cooldownS of the last
 /// liquidation). Releases only ever return collateral: realized losses lower E and so what can
 /// be released; a positive `realized` is never paid out by a release.
+///
+/// Automated top-up (DESIGN §3 "Automated rebalancing"; details at `VenueRiskModule.topUp`): the
+/// owner of two positions may register on one of them (the target) a rule naming the other as
+/// its reserve (`setTopUpRule(target, source, thresholdPpm, maxUsdE18)`). Free collateral is a
+/// credited lock on the reserve while the reserve has no open trade. When the target's
+/// E * 1e6 < MM * thresholdPpm at liquidation-class prices, anyone (the risk worker's keeper)
+/// may move one WHOLE reserve lock into the target with `topUp(target, lockKey)`, up to the
+/// rule's cumulative `maxUsdE18`. This is the one operation that changes two positions, and
+/// only by the owner's standing instruction between the owner's own positions (I6). The lock
+/// keeps its source lane, source owner and remaining amount; only the position it backs
+/// changes, so every later release or seizure of it settles, per lock as always, to the same
+/// source vault and source-chain owner, and the lane's outstanding credit (I1) is unchanged.
 /// @dev Storage lives in `VenueCore` (first base, shared with the module). Append only.
 contract IsolatedMarginVenue is VenueCore, AttesterRegistry, EIP712, Pausable {
     uint8 public constant ATTESTATION_VERSION = 1;
@@ -135,10 +147,7 @@ contract IsolatedMarginVenue is VenueCore, AttesterRegistry, EIP712, Pausable {
     error WindowFull(uint256 used, uint256 amount, uint256 cap, uint256 nextWindow);
     error BatchLengthMismatch(uint256 attestations, uint256 signatureSets);
     error OnlySelf();
-    error NotCredited(bytes32 key);
-    error LockNotInPosition(bytes32 key, bytes32 positionKey);
     error ExceedsLockCredit(uint256 remaining, uint256 amount);
-    error TooManyLocks(bytes32 positionKey, uint256 max);
 
     constructor(address initialOwner) Ownable(initialOwner) EIP712("Bulkhead", "1") {
         riskModule = address(new VenueRiskModule());
@@ -395,12 +404,6 @@ contract IsolatedMarginVenue is VenueCore, AttesterRegistry, EIP712, Pausable {
         }
     }
 
-    function _addLock(bytes32 positionKey, bytes32 key) private {
-        bytes32[] storage locks = _positionLocks[positionKey];
-        if (locks.length >= MAX_POSITION_LOCKS) revert TooManyLocks(positionKey, MAX_POSITION_LOCKS);
-        locks.push(key);
-    }
-
     function _emitCredited(LockAttestation calldata a, uint256 amount18) private {
         emit Credited(
             a.positionKey, a.srcChainId, a.srcVault, a.lockId, a.srcAsset, a.amount, amount18,
@@ -480,13 +483,6 @@ contract IsolatedMarginVenue is VenueCore, AttesterRegistry, EIP712, Pausable {
         if (block.timestamp < until) revert LiquidationPending(positionKey, until);
     }
 
-    function _removeLock(bytes32 positionKey, bytes32 key) private {
-        bytes32[] storage locks = _positionLocks[positionKey];
-        for (uint256 i = 0; i < locks.length; ++i) {
-            if (locks[i] == key) return _removeLockAt(locks, i);
-        }
-    }
-
     // ----- trading (DELEGATECALL into the module) -------------------------------------------
 
     /// @notice Open a trade on a flat position (owner only): see `VenueRiskModule.open`.
@@ -557,6 +553,34 @@ contract IsolatedMarginVenue is VenueCore, AttesterRegistry, EIP712, Pausable {
     /// @notice Add to the insurance fund (owner): `VenueRiskModule.fundInsurance`.
     function fundInsurance(uint256) external onlyOwner {
         _delegate();
+    }
+
+    // ----- automated top-up (run in the module; position owners and keepers) ----------------
+
+    /// @notice Register a top-up rule (owner of both positions): `VenueRiskModule.setTopUpRule`.
+    function setTopUpRule(bytes32, bytes32, uint32, uint256) external {
+        _delegate();
+    }
+
+    /// @notice Remove a position's top-up rule (its owner): `VenueRiskModule.clearTopUpRule`.
+    function clearTopUpRule(bytes32) external {
+        _delegate();
+    }
+
+    /// @notice Move one reserve lock into a position under its rule (anyone; works while
+    /// paused, like `liquidate`, which it exists to prevent): `VenueRiskModule.topUp`.
+    function topUp(bytes32, bytes32) external {
+        _delegate();
+    }
+
+    /// @notice The top-up rule of `positionKey` (sourceKey 0: none) and the value it moved.
+    function topUpRuleOf(bytes32 positionKey)
+        external
+        view
+        returns (bytes32 sourceKey, uint32 thresholdPpm, uint256 maxUsdE18, uint256 usedUsdE18)
+    {
+        TopUpRule memory r = _topUpRules[positionKey];
+        return (r.sourceKey, r.thresholdPpm, r.maxUsdE18, r.usedUsdE18);
     }
 
     // ----- risk views -----------------------------------------------------------------------

@@ -147,6 +147,18 @@ abstract contract VenueCore {
         bytes32 lockId;
     }
 
+    /// @notice An owner's automated top-up rule for one position (DESIGN §3, "Automated
+    /// rebalancing"); see `VenueRiskModule.topUp`. `sourceKey` is the owner's reserve position
+    /// (free collateral: credited locks on a position with no open trade); `thresholdPpm` the
+    /// margin ratio E/MM (ppm, > 1e6) below which collateral may be moved in; `maxUsdE18` the
+    /// cumulative value the rule may move, `usedUsdE18` what it has moved so far.
+    struct TopUpRule {
+        bytes32 sourceKey;
+        uint32 thresholdPpm;
+        uint256 maxUsdE18;
+        uint256 usedUsdE18;
+    }
+
     struct Margin {
         uint256 collateral;
         int256 equity;
@@ -182,6 +194,10 @@ abstract contract VenueCore {
     /// @dev Lock keys with remaining > 0 credited to a position (order changes on removal).
     mapping(bytes32 positionKey => bytes32[]) internal _positionLocks;
     mapping(bytes32 lockKey => LockRef) internal _lockRefs;
+
+    // ----- top-up storage -------------------------------------------------------------------
+    /// @dev The top-up rule of a target position (sourceKey 0: none).
+    mapping(bytes32 positionKey => TopUpRule) internal _topUpRules;
 
     event SettlementRequested(
         bytes32 indexed settlementId,
@@ -227,6 +243,21 @@ abstract contract VenueCore {
         uint64 indexed srcChainId, bytes32 indexed srcAsset, CollateralConfig config
     );
     event InsuranceFunded(uint256 usdE18, int256 balance);
+    /// @notice The owner of both positions registered (or replaced) a top-up rule; the moved
+    /// total starts again at 0.
+    event TopUpRuleSet(
+        bytes32 indexed positionKey, bytes32 indexed sourceKey, uint32 thresholdPpm, uint256 maxUsdE18
+    );
+    event TopUpRuleCleared(bytes32 indexed positionKey);
+    /// @notice The whole lock `lockKey` moved from the reserve `sourceKey` to `positionKey`:
+    /// `amount18` its credit in 18 decimals, `valueUsdE18` what it counted against the rule.
+    event ToppedUp(
+        bytes32 indexed positionKey,
+        bytes32 indexed sourceKey,
+        bytes32 indexed lockKey,
+        uint256 amount18,
+        uint256 valueUsdE18
+    );
 
     error NotPositionOwner(bytes32 positionKey, address account);
     error InsufficientMargin(int256 equity, uint256 initialMargin);
@@ -251,6 +282,14 @@ abstract contract VenueCore {
     error InvalidHaircut(uint32 haircutPpm);
     error NotRiskUpdater(address account);
     error BufferAboveMax(uint256 bufferPpm, uint256 maxPpm);
+    error NotCredited(bytes32 key);
+    error LockNotInPosition(bytes32 key, bytes32 positionKey);
+    error TooManyLocks(bytes32 positionKey, uint256 max);
+    error InvalidTopUpRule();
+    error NoTopUpRule(bytes32 positionKey);
+    /// @notice The position is at or above its rule's threshold: E * 1e6 >= MM * thresholdPpm.
+    error TopUpNotNeeded(int256 equity, uint256 maintenanceMargin, uint256 thresholdPpm);
+    error TopUpAboveMax(uint256 usedUsdE18, uint256 valueUsdE18, uint256 maxUsdE18);
 
     // ----- keys -----------------------------------------------------------------------------
 
@@ -439,5 +478,20 @@ abstract contract VenueCore {
         uint256 last = locks.length - 1;
         if (index != last) locks[index] = locks[last];
         locks.pop();
+    }
+
+    /// @dev List `key` on a position, at most MAX_POSITION_LOCKS locks per position.
+    function _addLock(bytes32 positionKey, bytes32 key) internal {
+        bytes32[] storage locks = _positionLocks[positionKey];
+        if (locks.length >= MAX_POSITION_LOCKS) revert TooManyLocks(positionKey, MAX_POSITION_LOCKS);
+        locks.push(key);
+    }
+
+    /// @dev Drop `key` from a position's list (no-op if it is not listed).
+    function _removeLock(bytes32 positionKey, bytes32 key) internal {
+        bytes32[] storage locks = _positionLocks[positionKey];
+        for (uint256 i = 0; i < locks.length; ++i) {
+            if (locks[i] == key) return _removeLockAt(locks, i);
+        }
     }
 }

@@ -15,9 +15,10 @@ import {VenueCore} from "./VenueCore.sol";
 /// directly it refuses (`OnlyDelegated`). Rules: see `VenueCore` (fixed point) and each function.
 ///
 /// Isolation (I6): every function touches exactly one position: its size, entry, realized
-/// ledger and its own locks. Collateral is never moved between positions; the only shared
-/// numbers are the fee pool and the insurance fund (accounting), which no position's margin
-/// reads.
+/// ledger and its own locks. Collateral is never moved between positions, except by `topUp`,
+/// which moves a whole lock between two positions of the same owner under the rule that owner
+/// registered; the only shared numbers are the fee pool and the insurance fund (accounting),
+/// which no position's margin reads.
 contract VenueRiskModule is VenueCore {
     address private immutable _self = address(this);
 
@@ -278,6 +279,109 @@ contract VenueRiskModule is VenueCore {
         insuranceFund += int256(fee);
         emit Liquidated(positionKey, p.market, closed, mark, fee, full, tick);
         if (full) _settleLoss(positionKey, m.maxAgeLiqS, true);
+    }
+
+    // ----- automated top-up (DESIGN §3 "Automated rebalancing") --------------------------------
+
+    /// @notice Register (or replace) the top-up rule of `positionKey`: the caller must own both
+    /// `positionKey` and the reserve `sourceKey` (a different key); `thresholdPpm` > 1e6 is the
+    /// margin ratio E/MM below which collateral may be moved in; `maxUsdE18` > 0 caps the value
+    /// moved under this rule in total. Replacing a rule starts its moved total again at 0 (the
+    /// owner grants a fresh budget). Else `NotPositionOwner` / `InvalidTopUpRule`.
+    function setTopUpRule(
+        bytes32 positionKey,
+        bytes32 sourceKey,
+        uint32 thresholdPpm,
+        uint256 maxUsdE18
+    ) external onlyDelegated {
+        _onlyOwner(positionKey);
+        _onlyOwner(sourceKey);
+        if (positionKey == sourceKey || thresholdPpm <= PPM || maxUsdE18 == 0) {
+            revert InvalidTopUpRule();
+        }
+        _topUpRules[positionKey] = TopUpRule(sourceKey, thresholdPpm, maxUsdE18, 0);
+        emit TopUpRuleSet(positionKey, sourceKey, thresholdPpm, maxUsdE18);
+    }
+
+    /// @notice Remove the top-up rule of `positionKey` (its owner; `NoTopUpRule` if none).
+    function clearTopUpRule(bytes32 positionKey) external onlyDelegated {
+        _onlyOwner(positionKey);
+        if (_topUpRules[positionKey].sourceKey == bytes32(0)) revert NoTopUpRule(positionKey);
+        delete _topUpRules[positionKey];
+        emit TopUpRuleCleared(positionKey);
+    }
+
+    /// @notice Move the WHOLE credited lock `lockKey` from the rule's reserve position into
+    /// `positionKey` (anyone may call: it only executes the owner's standing instruction; the
+    /// caller picks the lock, and the rule's cap bounds what any caller can move). A whole lock
+    /// moves, never part of one, so each lock still backs exactly one position.
+    /// Checked, in this order:
+    ///  1. `positionKey` has a rule (`NoTopUpRule`);
+    ///  2. the reserve has no open trade (`PositionOpen(sourceKey)`): only free collateral moves;
+    ///  3. the lock is credited (`NotCredited`) and backs the reserve (`LockNotInPosition(lock,
+    ///     sourceKey)`) — a second call for a lock already moved is refused here;
+    ///  4. the target has an open trade (`NoOpenTrade`) and no liquidation is pending, i.e. not
+    ///     within cooldownS of its last liquidation (`LiquidationPending`);
+    ///  5. at prices valid for liquidations (`maxAgeLiqS`, bounds): E * 1e6 < MM * thresholdPpm
+    ///     (`TopUpNotNeeded(E, MM, threshold)`); a position already below MM may be topped up;
+    ///  6. the lock's value, ceil(amount18 * price / 1e8) at the same validity (no haircut,
+    ///     rounded UP so the cap is never exceeded), keeps the rule's total within maxUsdE18
+    ///     (`TopUpAboveMax(used, value, max)`); the total grows by it;
+    ///  7. the target holds fewer than MAX_POSITION_LOCKS locks (`TooManyLocks`).
+    /// Effects: the lock leaves the reserve's list and joins the target's; its 18-decimal amount
+    /// moves between the two positions' (srcChainId, srcAsset) entries; `LockCredit.positionKey`
+    /// becomes the target. Source lane, vault, lock id, source owner, remaining and the lane's
+    /// outstanding credit are unchanged, so releases and seizures of the lock settle to the same
+    /// source chain, vault and owner (per lock, as always). The target's E rises by the lock's
+    /// haircut value. Finally the reserve must still meet the release rule (E >= IM at user
+    /// prices; nothing to check when flat with a non-negative ledger, the normal case).
+    /// Emits `ToppedUp(positionKey, sourceKey, lockKey, amount18, valueUsdE18)`.
+    function topUp(bytes32 positionKey, bytes32 lockKey) external onlyDelegated {
+        TopUpRule storage rule = _topUpRules[positionKey];
+        bytes32 sourceKey = rule.sourceKey;
+        if (sourceKey == bytes32(0)) revert NoTopUpRule(positionKey);
+        if (_positions[sourceKey].sizeE18 != 0) revert PositionOpen(sourceKey);
+        LockCredit storage c = _credits[lockKey];
+        if (c.status != LockStatus.Credited) revert NotCredited(lockKey);
+        if (c.positionKey != sourceKey) revert LockNotInPosition(lockKey, sourceKey);
+        uint256 maxAge = _requireBelowThreshold(positionKey, rule.thresholdPpm);
+        uint256 amount18 = uint256(c.remaining) * 10 ** (18 - c.decimals);
+        (uint256 price,) = _collateralPrice(c.srcChainId, c.srcAsset, maxAge, true);
+        // ROUNDING: up, so the value counted against the owner's cap is never understated.
+        uint256 value = Math.mulDiv(amount18, price, PRICE_ONE, Math.Rounding.Ceil);
+        uint256 used = rule.usedUsdE18;
+        if (used + value > rule.maxUsdE18) revert TopUpAboveMax(used, value, rule.maxUsdE18);
+        rule.usedUsdE18 = used + value;
+        // INVARIANT (I1): only the position a lock backs changes; its lane, remaining amount,
+        // source owner and the lane's outstanding credit stay, so settlement stays per lock.
+        _removeLock(sourceKey, lockKey);
+        _addLock(positionKey, lockKey);
+        _collateral18[sourceKey][c.srcChainId][c.srcAsset] -= amount18;
+        _collateral18[positionKey][c.srcChainId][c.srcAsset] += amount18;
+        c.positionKey = positionKey;
+        emit ToppedUp(positionKey, sourceKey, lockKey, amount18, value);
+        _requireInitialMargin(sourceKey);
+    }
+
+    /// @dev Steps 4 and 5 of `topUp`; returns the liquidation max age of the target's market.
+    function _requireBelowThreshold(bytes32 positionKey, uint256 thresholdPpm)
+        private
+        view
+        returns (uint256)
+    {
+        Position memory p = _positions[positionKey];
+        if (p.sizeE18 == 0) revert NoOpenTrade(positionKey);
+        MarketParams memory m = _markets[p.market];
+        uint256 until = uint256(p.lastLiquidation) + m.cooldownS;
+        if (p.lastLiquidation != 0 && block.timestamp < until) {
+            revert LiquidationPending(positionKey, until);
+        }
+        (uint256 mark,) = _mark(m, m.maxAgeLiqS);
+        Margin memory r = _margin(positionKey, p, m, mark, m.maxAgeLiqS);
+        if (r.equity * int256(PPM) >= SafeCast.toInt256(r.maintenance * thresholdPpm)) {
+            revert TopUpNotNeeded(r.equity, r.maintenance, thresholdPpm);
+        }
+        return m.maxAgeLiqS;
     }
 
     // ----- settlement of a flat position ------------------------------------------------------

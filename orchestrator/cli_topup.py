@@ -1,0 +1,213 @@
+"""``bulkhead topup``: register, clear and show automated top-up rules (DESIGN §3).
+
+    bulkhead topup set --position 0x<target> --source 0x<reserve> --threshold 1.5 --max 500
+    bulkhead topup clear --position 0x<target>
+    bulkhead topup show --position 0x<target> [--json]
+
+``--threshold`` is the margin ratio E/MM (decimal, above 1, at most 6 decimals) below which the
+risk worker moves a whole reserve lock in; ``--max`` the total USD value (decimal, at most 18
+decimals) the rule may move. ``set`` and ``clear`` sign as the owner of the positions (a devnet
+trader, or ``--key-file``). Exit codes as ``bulkhead``: 2 for a refused input, 1 for a failed
+operation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from orchestrator.errors import ConfigError, InputError, OrchestratorError
+from orchestrator.inputs import format_amount, parse_amount, parse_bytes32
+from orchestrator.settings import Settings, load_settings
+
+__all__ = ["clear_rule", "set_rule", "show_rule", "topup_app"]
+
+topup_app = typer.Typer(no_args_is_help=True,
+                        help="Automated top-up rules: move reserve collateral in before "
+                             "liquidation.")
+_out = Console()
+_err = Console(stderr=True)
+T = TypeVar("T")
+_PPM_DECIMALS, _USD_DECIMALS = 6, 18
+
+Position = Annotated[str, typer.Option(help="Target position key: 0x + 64 hex")]
+Trader = Annotated[str, typer.Option(help="Devnet trader name (the positions' owner)")]
+KeyFile = Annotated[Path | None, typer.Option(help="Owner's EVM key file")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _fail(exc: Exception) -> NoReturn:
+    _err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    raise typer.Exit(2 if isinstance(exc, InputError | ConfigError) else 1)
+
+
+def _guarded(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except OrchestratorError as exc:
+        _fail(exc)
+
+
+def _emit(row: dict[str, Any], as_json: bool, title: str) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(row, indent=2, sort_keys=True) + "\n")
+        return
+    from orchestrator import views
+
+    _out.print(views.kv_table(title, {k: v for k, v in row.items() if not isinstance(v, list)}))
+    for lock in row.get("reserve", []):
+        _out.print(f"  reserve lock {lock['lock']}: value {lock['value_usd']} USD, "
+                   f"adds {lock['credit_usd']} USD", highlight=False)
+
+
+def _owner_key(cfg: Settings, trader: str, key_file: Path | None) -> str:
+    from chains.devnet.stack import read_manifest
+    from orchestrator.trading import TraderKeys
+
+    keys = (TraderKeys.from_key_file(key_file) if key_file is not None
+            else TraderKeys.from_devnet(read_manifest(cfg.home), trader))
+    if keys.evm_key is None:
+        raise InputError("key_file", "top-up rules need the positions' owner's EVM key")
+    return keys.evm_key
+
+
+async def _venue(cfg: Settings, key: str | None) -> Any:
+    from chains.base import ChainKind, ChainRef
+    from chains.evm.venue import VenueClient
+
+    chain = cfg.chain(cfg.venue_chain)
+    return await VenueClient.connect(
+        [str(u) for u in chain.rpc_urls], chain.contracts["venue"],
+        chain=ChainRef(cfg.venue_chain, ChainKind.EVM, chain.chain_id), sender_key=key,
+        retry=cfg.retry)
+
+
+# ----- operations (I/O) ------------------------------------------------------------------------
+
+
+async def set_rule(cfg: Settings, owner_key: str, *, position: str, source: str,
+                   threshold: str, max_usd: str) -> dict[str, Any]:
+    """Validate, then register the rule as the owner. Raises: InputError, TxRejected."""
+    pos = parse_bytes32(position, field="position")
+    src = parse_bytes32(source, field="source")
+    if pos == src:
+        raise InputError("source", "the reserve must be another position")
+    threshold_ppm = parse_amount(threshold, _PPM_DECIMALS, field="threshold")
+    if not 10**6 < threshold_ppm < 2**32:
+        raise InputError("threshold", "must be a ratio above 1 (e.g. 1.5) and below 4294")
+    max_usd_e18 = parse_amount(max_usd, _USD_DECIMALS, field="max")
+    venue = await _venue(cfg, owner_key)
+    try:
+        tx = await venue.set_topup_rule(bytes.fromhex(pos[2:]), bytes.fromhex(src[2:]),
+                                        threshold_ppm, max_usd_e18)
+    finally:
+        await venue.aclose()
+    return {"position": pos, "source": src, "threshold_ppm": threshold_ppm,
+            "max_usd_e18": str(max_usd_e18), "tx": tx}
+
+
+async def clear_rule(cfg: Settings, owner_key: str, *, position: str) -> dict[str, Any]:
+    """Remove the rule as the owner. Raises: InputError, TxRejected (NoTopUpRule...)."""
+    pos = parse_bytes32(position, field="position")
+    venue = await _venue(cfg, owner_key)
+    try:
+        tx = await venue.clear_topup_rule(bytes.fromhex(pos[2:]))
+    finally:
+        await venue.aclose()
+    return {"position": pos, "tx": tx}
+
+
+async def show_rule(cfg: Settings, *, position: str) -> dict[str, Any]:
+    """The rule, the target's state against it and what the keeper would move now."""
+    from eth_utils.address import to_checksum_address
+
+    from chains.evm.adapter import make_web3
+    from chains.evm.artifacts import load_artifact
+    from orchestrator.liquidation.topup_keeper import TopUpKeeper
+
+    pos = parse_bytes32(position, field="position")
+    key = bytes.fromhex(pos[2:])
+    chain = cfg.chain(cfg.venue_chain)
+    w3 = make_web3(str(chain.rpc_urls[0]), cfg.retry.timeout_s)
+    oracle = w3.eth.contract(address=to_checksum_address(chain.contracts["oracle"]),
+                             abi=load_artifact("PriceOracle").abi)
+
+    async def now() -> int:
+        return int((await w3.eth.get_block("latest"))["timestamp"])
+
+    venue = await _venue(cfg, None)
+    try:
+        rule = await venue.topup_rule_of(key)
+        if rule is None:
+            return {"position": pos, "rule": None}
+        view = await TopUpKeeper(venue, oracle, chain_time=now).view(key, await now())
+    finally:
+        await venue.aclose()
+        await w3.provider.disconnect()
+    row: dict[str, Any] = {
+        "position": pos, "source": rule.source_key,
+        "threshold": format_amount(rule.threshold_ppm, _PPM_DECIMALS),
+        "threshold_ppm": rule.threshold_ppm, "max_usd_e18": str(rule.max_usd_e18),
+        "used_usd_e18": str(rule.used_usd_e18),
+        "remaining_usd": format_amount(rule.remaining_usd_e18, _USD_DECIMALS),
+    }
+    if view is None:
+        return row | {"state": "no open trade"}
+    t = view.target
+    row |= {"equity_usd_e18": str(t.equity_usd_e18),
+            "maintenance_usd_e18": str(t.maintenance_usd_e18),
+            "liquidation_pending": t.liquidation_pending, "reserve_open": view.reserve_open,
+            "reserve": [{"lock": r.lock_key, "value_usd": format_amount(r.value_usd_e18, 18),
+                         "credit_usd": format_amount(r.credit_usd_e18, 18)}
+                        for r in view.reserve],
+            "would_move": [m.lock_key for m in view.plan.moves] if view.plan else []}
+    if t.maintenance_usd_e18 > 0:  # E/MM floored to 6 decimals
+        ratio_ppm = t.equity_usd_e18 * 10**6 // t.maintenance_usd_e18
+        row["ratio"] = ("-" if ratio_ppm < 0 else "") + format_amount(abs(ratio_ppm), 6)
+    return row
+
+
+# ----- commands --------------------------------------------------------------------------------
+
+
+@topup_app.command("set")
+def topup_set(
+    position: Position,
+    source: Annotated[str, typer.Option(help="Reserve position key (same owner, no trade)")],
+    threshold: Annotated[str, typer.Option(help="Margin ratio E/MM to act below, e.g. 1.5")],
+    max_usd: Annotated[str, typer.Option("--max", help="Total USD the rule may move, e.g. 500")],
+    trader: Trader = "alice",
+    key_file: KeyFile = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register (or replace) the position's top-up rule; replacing starts a fresh budget."""
+    cfg = _guarded(load_settings)
+    row = _guarded(lambda: asyncio.run(set_rule(cfg, _owner_key(cfg, trader, key_file),
+                                                position=position, source=source,
+                                                threshold=threshold, max_usd=max_usd)))
+    _emit(row, as_json, "top-up rule set")
+
+
+@topup_app.command("clear")
+def topup_clear(position: Position, trader: Trader = "alice", key_file: KeyFile = None,
+                as_json: JsonOpt = False) -> None:
+    """Remove the position's top-up rule."""
+    cfg = _guarded(load_settings)
+    row = _guarded(lambda: asyncio.run(clear_rule(cfg, _owner_key(cfg, trader, key_file),
+                                                  position=position)))
+    _emit(row, as_json, "top-up rule cleared")
+
+
+@topup_app.command("show")
+def topup_show(position: Position, as_json: JsonOpt = False) -> None:
+    """The rule, the position's margin against it, the reserve's locks and the next move."""
+    cfg = _guarded(load_settings)
+    row = _guarded(lambda: asyncio.run(show_rule(cfg, position=position)))
+    _emit(row, as_json, "top-up rule")
