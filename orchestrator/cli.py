@@ -18,7 +18,10 @@ import typer
 from rich.console import Console
 
 from orchestrator import views
+from orchestrator.cli_admin import admin_app
+from orchestrator.cli_deploy import deploy as deploy_command
 from orchestrator.cli_feed import feed_app
+from orchestrator.cli_keys import keys_app
 from orchestrator.cli_topup import topup_app
 from orchestrator.errors import ConfigError, InputError, OrchestratorError
 from orchestrator.settings import Settings, load_settings
@@ -30,6 +33,9 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 devnet_app = typer.Typer(no_args_is_help=True, help="The embedded local devnet (DESIGN §1).")
 app.add_typer(devnet_app, name="devnet")
 app.add_typer(feed_app, name="feed")
+app.add_typer(keys_app, name="keys")
+app.add_typer(admin_app, name="admin")
+app.command("deploy")(deploy_command)
 
 out = Console()
 err = Console(stderr=True)
@@ -398,6 +404,9 @@ def worker(
             cfg.attesters.member(name)
         _ = Services(cfg).attester_set  # KEY-02: unsafe sets refuse to start
         check_redis(str(cfg.redis_url))
+        from orchestrator.logs import parse_level
+
+        parse_level(loglevel)
 
     guarded(preflight)
     if name:
@@ -420,7 +429,9 @@ def worker(
 def demo(
     keep: Annotated[bool, typer.Option(help="Leave the devnet running afterwards")] = False,
 ) -> None:
-    """Bring the devnet up, lock on evm-a and solana, follow both locks to finalized."""
+    """The whole story on the local default: locks on evm-a and solana credited on evm-b,
+    isolated positions, a scripted crash (one position liquidated partially, then fully, its
+    collateral seized; the other untouched), releases, a report, a chart, a clean audit."""
     from orchestrator.demo import run_demo
 
     code = guarded(lambda: run_demo(settings().home, out, keep=keep))

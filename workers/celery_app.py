@@ -12,6 +12,7 @@ from typing import Any
 
 from celery import Celery
 
+import workers.log_context  # noqa: F401  (structlog JSON logs + task context via Celery signals)
 from orchestrator.settings import Settings, load_settings
 
 __all__ = ["app", "beat_schedule", "queues_for"]
