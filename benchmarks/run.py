@@ -1,7 +1,8 @@
 """Run benchmarks and write one JSON document (stdout and benchmarks/out/results.json).
 
 ``python -m benchmarks.run [name ...] [--locks N]``: every benchmark when no name is given;
-``--locks`` sizes the bridge burst (default 2,000). Results of benchmarks not run this time are
+``--locks`` sizes the bridge burst (default 2,000), ``--positions`` the liquidation figure
+(default 1,000). Results of benchmarks not run this time are
 kept from the previous results.json.
 """
 
@@ -16,12 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import bridge, foundation, risk_screen
+from benchmarks import bridge, foundation, liquidations, risk_screen
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "foundation": lambda _opts: foundation.main(),
     "bridge": lambda opts: bridge.main(locks=opts.locks),
     "risk_screen": lambda _opts: risk_screen.main(),
+    "liquidations": lambda opts: liquidations.main(n=opts.positions),
 }
 
 
@@ -31,6 +33,8 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"benchmarks to run ({', '.join(BENCHMARKS)}); default all")
     parser.add_argument("--locks", type=int, default=bridge.N_LOCKS,
                         help="bridge: locks in the burst, half on evm-a, half on solana")
+    parser.add_argument("--positions", type=int, default=liquidations.N_POSITIONS,
+                        help="liquidations: positions made liquidatable by one tick")
     opts = parser.parse_args(argv)
     unknown = [n for n in opts.names if n not in BENCHMARKS]
     if unknown:

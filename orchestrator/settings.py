@@ -200,6 +200,9 @@ class Settings(BaseSettings):
     redis_url: RedisDsn = RedisDsn("redis://127.0.0.1:6379/0")
     chains: dict[Annotated[str, Field(pattern=CHAIN_KEY)], ChainSettings] = {}
     venue_chain: Annotated[str, Field(pattern=CHAIN_KEY)] = "evm-b"
+    # Which venue adapter the risk worker and API use: a name in the `bulkhead.venues`
+    # entry-point group (a partner ships its own package); the reference venue by default.
+    venue_adapter: Annotated[str, Field(min_length=1, max_length=64)] = "reference"
     attesters: AttesterSettings = AttesterSettings()
     relayer: KeySettings = KeySettings()
     risk_key: KeySettings = KeySettings()

@@ -80,10 +80,7 @@ async def position_rows(settings: Settings, keeper: Any, keys: list[bytes]) -> l
     from orchestrator.risk.prices import position_prices
 
     rows = []
-    for key in keys:
-        snap = await keeper.snapshot(key)
-        if snap is None:
-            continue
+    for snap in await keeper.snapshots(keys):  # one pass; positions without a trade left out
         r = position_risk(snap.position, snap.prices_e8, snap.params, snap.buffer_ppm)
         prices = position_prices(snap.position, snap.prices_e8, snap.params, snap.buffer_ppm)
         base_mm = -(-r.notional_usd_e18 * snap.params.mmr_ppm // 1_000_000)

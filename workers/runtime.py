@@ -73,32 +73,15 @@ class Services:
 
     @cached_property
     def keeper(self) -> Any:
-        """The risk worker's keeper, sending liquidations with the risk key."""
+        """The risk worker's keeper over the configured venue adapter (registry name, default
+        ``reference``), sending liquidations with the risk key."""
         from bridges.keys import load_risk_key
-        from chains.base import ChainRef
-        from chains.evm.adapter import make_web3
-        from chains.evm.artifacts import load_artifact
-        from chains.evm.venue import VenueClient
         from orchestrator.liquidation.keeper import Keeper
+        from orchestrator.venues.registry import open_venue
 
         s = self.settings
-        cfg = s.chain(s.venue_chain)
-        venue = self.run(VenueClient.connect(
-            [str(u) for u in cfg.rpc_urls], cfg.contracts["venue"],
-            chain=ChainRef(s.venue_chain, ChainKind.EVM, cfg.chain_id),
-            sender_key=load_risk_key(s), retry=s.retry))
-        w3 = make_web3(str(cfg.rpc_urls[0]), s.retry.timeout_s)
-        oracle = w3.eth.contract(address=cfg.contracts["oracle"],
-                                 abi=load_artifact("PriceOracle").abi)
-        adapter = self.adapter(s.venue_chain)
-
-        async def chain_time() -> int:
-            head = await adapter.head(Finality.LATEST)
-            block = await w3.eth.get_block(head.height)
-            return int(block["timestamp"])
-
-        return Keeper(venue, oracle, venue_name=f"{s.venue_chain}:{cfg.contracts['venue']}",
-                      chain_time=chain_time)
+        name = s.venue_adapter
+        return Keeper(self.run(open_venue(name, s, sender_key=load_risk_key(s))))
 
     @cached_property
     def settlements(self) -> _SettlementParts:

@@ -1,84 +1,136 @@
-"""The risk worker's keeper: screen positions, re-check exactly, plan, execute once (I/O).
+"""The risk worker's keeper: snapshot, screen, re-check exactly, plan, execute once (I/O).
 
-Flow per tick (DESIGN §3): every open position is read from the venue; the pure core decides
-whether it is liquidatable (the same integer rule the contract applies) and plans the smallest
-restoring step or a full close; the plan id — (position, its last step, the price tick) — makes
-a trigger execute once: a second attempt finds the venue's state changed and is a no-op.
-The venue re-checks E < MM on its own oracle before it liquidates.
+Flow per tick (DESIGN §3), over any :class:`~orchestrator.venues.VenueAdapter`:
+
+1. one bulk snapshot of every position (``read_positions``: one pass, one height);
+2. the vectorized screen (:func:`orchestrator.liquidation.snapshot.screen_candidates`, numpy)
+   proposes candidates — it never misses one the integer rule would liquidate;
+3. each candidate only is read again (a fresh snapshot) and re-checked with the exact integer
+   core (``position_risk``); the liquidatable ones get the smallest restoring step or a full
+   close (``plan_at_prices``);
+4. ``execute`` submits one plan; the venue re-checks ``E < MM`` on its own oracle.
+
+The plan id — (position, its last step, the price tick) — makes a trigger execute once: a
+second submission finds the venue's state changed and is refused with a typed no-op
+(:class:`~orchestrator.venues.LiquidationRefused` with ``no_op``), which ``execute`` reports as
+success, so the Celery task may be redelivered safely.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
-from orchestrator.errors import TxRejected
-from orchestrator.liquidation.snapshot import PositionSnapshot, RiskTuning, read_position
-from orchestrator.risk import position_risk
+from orchestrator.liquidation.snapshot import PositionSnapshot, screen_candidates
+from orchestrator.risk import RiskError, position_risk
 from orchestrator.risk.errors import AccountNotLiquidatable, LiquidationCooldown
 from orchestrator.risk.planner import LiquidationPlan, plan_at_prices
+from orchestrator.venues.errors import LiquidationRefused
+from orchestrator.venues.protocol import VenueAdapter
 
-__all__ = ["Keeper", "PlannedLiquidation"]
+__all__ = ["Keeper", "KeeperTick", "PlannedLiquidation", "ScreenStats"]
 
 log = structlog.get_logger(__name__)
-_NO_OP = ("NotLiquidatable", "LiquidationCooldown", "NoOpenTrade", "StepTooLarge")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedLiquidation:
     plan: LiquidationPlan
     position_key: str
 
 
+@dataclass(frozen=True, slots=True)
+class ScreenStats:
+    """One tick's figures: open positions screened, candidates the screen proposed, how many
+    the exact re-check confirmed, and the time of the vectorized screen and of the bulk read
+    (microseconds of the host's monotonic clock: a measurement, never a decision)."""
+
+    positions: int = 0
+    candidates: int = 0
+    liquidatable: int = 0
+    duration_us: int = 0
+    snapshot_us: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class KeeperTick:
+    plans: list[PlannedLiquidation] = field(default_factory=list)
+    stats: ScreenStats = field(default_factory=ScreenStats)
+
+
+def _key_hex(key: bytes | str) -> str:
+    if isinstance(key, (bytes, bytearray)):
+        return "0x" + bytes(key).hex()
+    return key.lower()
+
+
 class Keeper:
-    def __init__(self, venue: Any, oracle: Any, *, venue_name: str, chain_time: Any,
-                 tuning: RiskTuning | None = None) -> None:
-        """``venue`` a VenueClient (with the risk role's key to execute), ``oracle`` a web3
-        contract for PriceOracle, ``chain_time`` an async callable -> the venue chain's time."""
-        self.venue, self.oracle, self.venue_name = venue, oracle, venue_name
-        self.chain_time, self.tuning = chain_time, tuning or RiskTuning()
+    def __init__(self, venue: VenueAdapter) -> None:
+        """``venue`` reads positions and submits liquidations (with the risk role's key)."""
+        self.venue = venue
 
-    async def snapshot(self, key: bytes) -> PositionSnapshot | None:
-        return await read_position(self.venue, self.oracle, key, venue_name=self.venue_name,
-                                   tuning=self.tuning)
+    async def snapshots(self, keys: Iterable[bytes | str]) -> list[PositionSnapshot]:
+        """Open positions among ``keys`` in one pass (the adapter's ``read_positions``)."""
+        return await self.venue.read_positions([_key_hex(k) for k in keys])
 
-    async def plan(self, keys: Iterable[bytes]) -> list[PlannedLiquidation]:
-        """Plans for every liquidatable position among ``keys`` (exact integer re-check)."""
-        now = await self.chain_time()
-        plans = []
-        for key in keys:
-            snap = await self.snapshot(key)
-            if snap is None:
-                continue
+    async def snapshot(self, key: bytes | str) -> PositionSnapshot | None:
+        """One open position, or None when it has no open trade."""
+        found = await self.snapshots([key])
+        return found[0] if found else None
+
+    async def plan(self, keys: Iterable[bytes | str]) -> KeeperTick:
+        """Plans for every liquidatable position among ``keys``, with the tick's figures."""
+        started = time.perf_counter_ns()
+        snaps = await self.snapshots(keys)
+        screened = time.perf_counter_ns()
+        result = screen_candidates(snaps)
+        duration_us = (time.perf_counter_ns() - screened) // 1_000
+        plans: list[PlannedLiquidation] = []
+        if result.candidates:
+            # INVARIANT: the screen only proposes; the exact integers decide, on a fresh read.
+            fresh = await self.snapshots(snaps[i].key for i in result.candidates)
+            now = await self.venue.chain_time()
+            plans = [p for snap in fresh if (p := self._exact(snap, now)) is not None]
+        stats = ScreenStats(positions=len(snaps), candidates=len(result.candidates),
+                            liquidatable=len(plans), duration_us=duration_us,
+                            snapshot_us=(screened - started) // 1_000)
+        log.info("risk_screen", venue=self.venue.name, positions=stats.positions,
+                 candidates=stats.candidates, liquidatable=stats.liquidatable,
+                 duration_us=stats.duration_us, snapshot_us=stats.snapshot_us,
+                 forced=result.forced)
+        return KeeperTick(plans, stats)
+
+    def _exact(self, snap: PositionSnapshot, now: int) -> PlannedLiquidation | None:
+        try:
             risk = position_risk(snap.position, snap.prices_e8, snap.params, snap.buffer_ppm)
             if not risk.is_liquidatable():
-                continue
-            try:
-                plan = plan_at_prices(snap.position, snap.prices_e8, snap.params,
-                                      snap.buffer_ppm, tick_id=str(snap.publish_time),
-                                      now_chain_s=now,
-                                      last_step_at_s=snap.last_liquidation or None)
-            except (AccountNotLiquidatable, LiquidationCooldown):
-                continue
-            plans.append(PlannedLiquidation(plan, snap.key))
-        return plans
+                return None
+            plan = plan_at_prices(snap.position, snap.prices_e8, snap.params, snap.buffer_ppm,
+                                  tick_id=snap.tick_id, now_chain_s=now,
+                                  last_step_at_s=snap.last_liquidation or None)
+        except (AccountNotLiquidatable, LiquidationCooldown):
+            return None
+        except RiskError as exc:  # one malformed position never blocks the others (I6)
+            log.error("position_not_planned", position=snap.key, error=str(exc))
+            return None
+        return PlannedLiquidation(plan, snap.key)
 
     async def execute(self, position_key: str, fraction_ppm: int) -> dict[str, Any]:
         """Submit one plan; the venue's refusal because the trigger was already handled (state
         changed, cooldown) is success for an idempotent task."""
         try:
-            outcome = await self.venue.liquidate(bytes.fromhex(position_key[2:]), fraction_ppm)
-        except TxRejected as exc:
-            if exc.reason.startswith(_NO_OP):
+            outcome = await self.venue.submit_liquidation(position_key, fraction_ppm)
+        except LiquidationRefused as exc:
+            if exc.no_op:
                 log.info("liquidation_noop", position=position_key, reason=exc.reason)
                 return {"position": position_key, "outcome": "no-op", "reason": exc.reason}
             raise
-        full = bool(outcome.liquidated and outcome.liquidated.full)
-        log.info("liquidated", position=position_key, tx=outcome.tx_hash, full=full,
+        log.info("liquidated", position=position_key, tx=outcome.tx_id, full=outcome.full,
                  settlements=len(outcome.settlements))
-        return {"position": position_key, "outcome": "full" if full else "partial",
-                "tx": outcome.tx_hash, "settlements": len(outcome.settlements),
-                "shortfall": str(outcome.shortfall.usd_e18) if outcome.shortfall else "0"}
+        return {"position": position_key, "outcome": "full" if outcome.full else "partial",
+                "tx": outcome.tx_id, "settlements": len(outcome.settlements),
+                "shortfall": str(outcome.shortfall_usd_e18)}

@@ -1,0 +1,97 @@
+"""``bulkhead run``: the whole local default in one process tree, then a clean Ctrl-C.
+
+The API answers, every devnet process and worker is alive while it runs, and after SIGINT the
+command exits 0 with no process of the tree left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from chains.devnet.process import pid_alive
+from chains.devnet.stack import running_processes
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(240)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get_json(url: str) -> tuple[int, object]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    out, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.add(child)
+            todo.append(child)
+    return out
+
+
+def test_run_serves_everything_and_shuts_down_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("BULKHEAD_")},
+           "BULKHEAD_HOME": str(tmp_path), "COLUMNS": "160"}
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "--block-time", "0.5",
+                             "--slot-ms", "100", "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        deadline, status = time.monotonic() + 120, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                status, body = get_json(f"http://127.0.0.1:{port}/healthz")
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        assert status == 200, "the API never answered"
+        devnet = running_processes(tmp_path)
+        assert set(devnet) == {"redis", "evm-a", "evm-b", "solana"}
+        assert all(pid_alive(int(p["pid"])) for p in devnet.values())
+        tree = descendants(proc.pid)
+        assert len(tree) >= 10  # devnet (4), workers (9), the API
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # every chain adapter connects: ready
+            status, body = get_json(f"http://127.0.0.1:{port}/readyz")
+            if status == 200:
+                break
+            time.sleep(1)
+        assert status == 200, body
+
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=90)
+        assert proc.returncode == 0, out.decode(errors="replace")[-3000:]
+        assert b"stopped" in out
+        left = [pid for pid in tree if pid_alive(pid)]
+        assert left == [], f"left behind: {left}"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
