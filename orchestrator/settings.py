@@ -154,6 +154,14 @@ class KeySettings(_Frozen):
     solana_keypair: Path | None = None  # the relayer's Solana fee payer (solana-keygen JSON)
 
 
+class RiskSettings(_Frozen):
+    """Risk worker tuning. ``buffer_markets``: oracle markets whose EWMA volatility buffer the
+    worker pushes to the venue (empty: the buffer stays what the venue owner set). Off by
+    default so a deployment opts in knowingly: a widening buffer raises every position's MM."""
+
+    buffer_markets: list[Annotated[str, Field(min_length=1, max_length=32)]] = []
+
+
 class BridgeSettings(_Frozen):
     """Worker tuning. Times are intervals on the workers' own monotonic schedule; no
     accept/reject decision depends on them (those use chain time, TIME-01)."""
@@ -207,6 +215,7 @@ class Settings(BaseSettings):
     relayer: KeySettings = KeySettings()
     risk_key: KeySettings = KeySettings()
     bridge: BridgeSettings = BridgeSettings()
+    risk: RiskSettings = RiskSettings()
     retry: RetrySettings = RetrySettings()
 
     @classmethod

@@ -84,6 +84,37 @@ class Services:
         return Keeper(self.run(open_venue(name, s, sender_key=load_risk_key(s))))
 
     @cached_property
+    def topups(self) -> Any:
+        """Owners' top-up rules, sent with the keeper's (risk) key and venue client."""
+        from chains.evm.adapter import make_web3
+        from chains.evm.artifacts import load_artifact
+        from orchestrator.liquidation.topup_keeper import TopUpKeeper
+
+        cfg = self.settings.chain(self.settings.venue_chain)
+        w3 = make_web3(str(cfg.rpc_urls[0]), self.settings.retry.timeout_s)
+        oracle = w3.eth.contract(address=cfg.contracts["oracle"],
+                                 abi=load_artifact("PriceOracle").abi)
+        venue = self.keeper.venue
+        return TopUpKeeper(venue.client, oracle, chain_time=venue.chain_time)
+
+    @cached_property
+    def topup_rules(self) -> Any:
+        from chains.evm.adapter import make_web3
+        from orchestrator.liquidation.topup_keeper import RuleIndex
+
+        cfg = self.settings.chain(self.settings.venue_chain)
+        return RuleIndex(make_web3(str(cfg.rpc_urls[0]), self.settings.retry.timeout_s),
+                         cfg.contracts["venue"], start_height=cfg.deployment_height,
+                         max_block_range=cfg.max_block_range)
+
+    @cached_property
+    def buffers(self) -> Any:
+        """Tick history + buffer updater on the keeper's venue client (one sender per key)."""
+        from orchestrator.liquidation.ticks import build_buffer_updater
+
+        return self.run(build_buffer_updater(self.settings, self.redis, self.keeper.venue.client))
+
+    @cached_property
     def settlements(self) -> _SettlementParts:
         return _SettlementParts(self)
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from web3 import Web3
+from web3.exceptions import Web3Exception
 
 from orchestrator.errors import ChainError, TxRejected
 from orchestrator.risk.topup import (
@@ -28,7 +30,7 @@ from orchestrator.risk.topup import (
     plan_top_up,
 )
 
-__all__ = ["TopUpKeeper", "TopUpView"]
+__all__ = ["RuleIndex", "TopUpKeeper", "TopUpView"]
 
 log = structlog.get_logger(__name__)
 # Venue refusals that mean the move is no longer wanted or already happened.
@@ -148,3 +150,35 @@ class TopUpKeeper:
                          "amount18": str(done.amount18),
                          "value_usd_e18": str(done.value_usd_e18)})
         return rows
+
+
+class RuleIndex:
+    """Positions with a live top-up rule, from the venue's ``TopUpRuleSet`` /
+    ``TopUpRuleCleared`` logs scanned forward from the deployment height (rebuilt from the chain
+    after a restart), so a tick reads rules only for positions that have one."""
+
+    _SET = "0x" + Web3.keccak(text="TopUpRuleSet(bytes32,bytes32,uint32,uint256)").hex()
+    _CLEARED = "0x" + Web3.keccak(text="TopUpRuleCleared(bytes32)").hex()
+
+    def __init__(self, w3: Any, venue: str, *, start_height: int, max_block_range: int) -> None:
+        self.w3, self.venue = w3, venue
+        self.cursor, self.max_range = start_height, max(1, max_block_range)
+        self.keys: set[str] = set()
+
+    async def refresh(self) -> set[str]:
+        """Scan new blocks; returns the keys (0x-hex, lower case) with a rule now."""
+        try:
+            head = int(await self.w3.eth.block_number)
+            while self.cursor <= head:
+                end = min(head, self.cursor + self.max_range - 1)
+                logs = await self.w3.eth.get_logs({
+                    "address": self.venue, "fromBlock": self.cursor, "toBlock": end,
+                    "topics": [[self._SET, self._CLEARED]]})
+                for entry in sorted(logs, key=lambda e: (e["blockNumber"], e["logIndex"])):
+                    topic0 = "0x" + bytes(entry["topics"][0]).hex()
+                    key = "0x" + bytes(entry["topics"][1]).hex()
+                    (self.keys.add if topic0 == self._SET else self.keys.discard)(key)
+                self.cursor = end + 1
+        except (Web3Exception, OSError, TimeoutError) as exc:
+            raise ChainError(f"top-up rule scan: {exc!r}") from exc
+        return set(self.keys)

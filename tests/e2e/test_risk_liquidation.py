@@ -5,6 +5,7 @@ as a shortfall, and B's position, margin and collateral are bit-identical before
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -82,5 +83,38 @@ def test_liq_01_02_crash_liquidates_one_position_and_never_touches_the_other(
     rows = {r["tx_id"]: r for r in cli.json("locks", "--no-sync")}
     assert rows[locks[0]["tx_id"]]["seized"] == "320000000"
     assert rows[locks[1]["tx_id"]]["seized"] == "0" and rows[locks[1]["tx_id"]]["released"] == "0"
+    audit = cli.run("audit", "--json", ok=False)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
+def test_topup_rule_moves_reserve_collateral_before_liquidation(
+        devnet: dict[str, Any], cli: Cli, fleet: WorkerFleet) -> None:  # noqa: F811
+    """An owner's rule (threshold 1.5, reserve R): when T's E / MM falls below 1.5 the risk
+    worker moves R's lock into T, and a later price that would have liquidated T does not."""
+    t_key, r_key = key_for(devnet, "alice", b"topup-T"), key_for(devnet, "alice", b"topup-R")
+    locks = [cli.json("lock", "--chain", "evm-a", "--asset", "USDC", "--amount", amount,
+                      "--position", key) for key, amount in ((t_key, "320"), (r_key, "500"))]
+    credited(cli, {lock["tx_id"] for lock in locks}, fleet)
+    cli.json("price", "--market", "USDC", "--set", "1")
+    cli.json("price", "--market", "ETH-USD", "--set", "3000")
+    cli.json("trade", "open", "--position", t_key, "--size", "1")
+    cli.json("topup", "set", "--position", t_key, "--source", r_key, "--threshold", "1.5",
+             "--max", "1000")
+    v, raw_t = venue(devnet), bytes.fromhex(t_key[2:])
+    reserve_locks = tuple(v.functions.positionLocks(bytes.fromhex(r_key[2:])).call())
+    assert len(reserve_locks) == 1
+
+    cli.json("price", "--market", "ETH-USD", "--set", "2880")  # T at E / MM ~ 1.38: not liquidatable
+    wait_for(lambda: reserve_locks[0] in venue(devnet).functions.positionLocks(raw_t).call(),
+             60, "the reserve lock moved into T")
+    moved = [e for e in venue(devnet).events.ToppedUp().get_logs(from_block=0)
+             if e.args.positionKey == raw_t]
+    assert len(moved) == 1 and moved[0].args.lockKey == reserve_locks[0]
+
+    cli.json("price", "--market", "ETH-USD", "--set", "2750")  # T alone would be below MM here
+    time.sleep(6)  # several risk ticks
+    assert venue(devnet).functions.positionOf(raw_t).call()[1] != 0  # still open
+    assert not [e for e in venue(devnet).events.Liquidated().get_logs(from_block=0)
+                if e.args.positionKey == raw_t]
     audit = cli.run("audit", "--json", ok=False)
     assert audit.returncode == 0, audit.stdout + audit.stderr

@@ -1,6 +1,11 @@
-"""Risk worker tasks: ``risk.tick`` (queue ``risk``, driven by beat) screens every position the
-bridge credited and plans; ``execute_liquidation`` (queue ``liquidate.<venue chain>``) submits
-one plan. Idempotent on the plan id; seizures then settle through the bridge's settlement path.
+"""Risk worker tasks: ``risk.tick`` (queue ``risk``, driven by beat) first lets owners'
+top-up rules move reserve collateral in, pushes the volatility buffer of the configured markets
+when it moved, then screens every position the bridge credited and plans;
+``execute_liquidations`` (queue ``liquidate.<venue chain>``) submits up to ``BATCH`` plans at
+once — the sends are serialized per key but their receipts are awaited together, so 1,000
+liquidations need not wait 1,000 blocks. Idempotent on the plan id (claimed in Redis) and on the
+venue's own check (a second liquidation of the same trigger is a typed no-op); seizures then
+settle through the bridge's settlement path.
 
 Each tick publishes its screen figures in the Redis hash ``bh:risk:last_screen`` (integer
 fields ``duration_us``, ``positions``, ``candidates``, ``at_ms``), read by the API.
@@ -8,12 +13,14 @@ fields ``duration_us``, ``positions``, ``candidates``, ``at_ms``), read by the A
 
 from __future__ import annotations
 
+import asyncio
 import time
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from celery.utils.log import get_task_logger
 
-from orchestrator.errors import RetryableError
+from orchestrator.errors import OrchestratorError, RetryableError
 from orchestrator.locks import LockState
 from workers.celery_app import app
 from workers.locks import only_one_running
@@ -25,6 +32,7 @@ if TYPE_CHECKING:
 logger = get_task_logger(__name__)
 PLAN_TTL_MS = 10 * 60_000
 LAST_SCREEN_KEY = "bh:risk:last_screen"
+BATCH = 50  # plans per execute_liquidations task
 
 
 def position_keys() -> list[str]:
@@ -43,32 +51,70 @@ def publish_screen(client: Any, stats: ScreenStats, at_ms: int) -> None:
 @app.task(name="bulkhead.risk.tick", acks_late=True,
           autoretry_for=(RetryableError,), retry_backoff=True, max_retries=3)
 def tick() -> int:
-    """Screen and plan; enqueue each new plan once (plan id claimed in Redis)."""
+    """Top up, update buffers, screen and plan; enqueue each new plan once (plan id claimed in
+    Redis), in batches."""
     svc = services()
     with only_one_running(svc.redis, "risk-tick", ttl_s=60) as held:
         if not held:
             return 0
-        result = svc.run(svc.keeper.plan(position_keys()))
+        keys = position_keys()
+        _before_screen(svc, keys)
+        result = svc.run(svc.keeper.plan(keys))
     publish_screen(svc.redis, result.stats, at_ms=time.time_ns() // 1_000_000)
-    queued = 0
-    for planned in result.plans:
-        plan = planned.plan
-        if svc.redis.set(f"bh:plan:{plan.plan_id}", 1, nx=True, px=PLAN_TTL_MS):
-            execute_liquidation.apply_async(
-                args=(plan.plan_id, planned.position_key, plan.close_fraction_ppm),
-                queue=f"liquidate.{svc.settings.venue_chain}")
-            queued += 1
-    return queued
+    fresh = [(p.plan.plan_id, p.position_key, p.plan.close_fraction_ppm) for p in result.plans
+             if svc.redis.set(f"bh:plan:{p.plan.plan_id}", 1, nx=True, px=PLAN_TTL_MS)]
+    for i in range(0, len(fresh), BATCH):
+        execute_liquidations.apply_async(args=(fresh[i:i + BATCH],),
+                                         queue=f"liquidate.{svc.settings.venue_chain}")
+    return len(fresh)
+
+
+def _before_screen(svc: Any, keys: list[str]) -> None:
+    """Owners' top-up rules first (a rescued position is then not liquidated), then the
+    volatility buffer; a failure here is logged and never stops liquidations."""
+    try:
+        ruled = svc.run(svc.topup_rules.refresh())
+        targets = [bytes.fromhex(k[2:]) for k in keys if k in ruled]
+        if targets:
+            svc.run(svc.topups.run(targets))
+    except OrchestratorError as exc:
+        logger.warning("top-up step failed: %s", exc)
+    if svc.settings.risk.buffer_markets:
+        try:
+            svc.run(svc.buffers.observe_and_update(list(svc.settings.risk.buffer_markets)))
+        except OrchestratorError as exc:
+            logger.warning("buffer update failed: %s", exc)
+
+
+@app.task(name="bulkhead.risk.execute_liquidations", acks_late=True,
+          autoretry_for=(RetryableError,), retry_backoff=True, max_retries=6)
+def execute_liquidations(plans: list[list[Any]]) -> list[dict[str, Any]]:
+    """Plans ``[plan_id, position_key, fraction_ppm]``, each at most once: a position another
+    live task is liquidating is skipped (``busy``); the venue refuses a second liquidation of
+    the same trigger, which counts as done."""
+    svc = services()
+    with ExitStack() as stack:
+        mine = [p for p in plans if stack.enter_context(
+            only_one_running(svc.redis, f"liquidate:{p[1]}", ttl_s=120))]
+        results = svc.run(_execute_all(svc.keeper, mine))
+    busy = [{"position": p[1], "plan_id": p[0], "outcome": "busy"} for p in plans
+            if p not in mine]
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:  # the others are done; a retry re-runs only what the venue has not seen
+        raise failed[0]
+    return [*results, *busy]
+
+
+async def _execute_all(keeper: Any, plans: list[list[Any]]) -> list[Any]:
+    async def one(plan_id: str, key: str, fraction: int) -> dict[str, Any]:
+        out: dict[str, Any] = await keeper.execute(key, fraction)
+        return {**out, "plan_id": plan_id}
+
+    return await asyncio.gather(*(one(*p) for p in plans), return_exceptions=True)
 
 
 @app.task(name="bulkhead.risk.execute_liquidation", acks_late=True,
           autoretry_for=(RetryableError,), retry_backoff=True, max_retries=6)
 def execute_liquidation(plan_id: str, position_key: str, fraction_ppm: int) -> dict:  # type: ignore[type-arg]
-    """One plan, once: the venue refuses a second liquidation of the same trigger."""
-    svc = services()
-    with only_one_running(svc.redis, f"liquidate:{position_key}", ttl_s=120) as held:
-        if not held:
-            return {"position": position_key, "outcome": "busy"}
-        result = svc.run(svc.keeper.execute(position_key, fraction_ppm))
-    result["plan_id"] = plan_id
-    return result
+    """One plan (kept for operators re-driving a single plan by hand)."""
+    return execute_liquidations([[plan_id, position_key, fraction_ppm]])[0]  # type: ignore[no-any-return]
