@@ -1,6 +1,7 @@
 """Read every configured chain into an :class:`AuditInput` and run the rules (``bulkhead audit``).
 
-I/O only; the rules are in :mod:`orchestrator.audit_rules`. Each chain is read from its
+I/O only; the rules are in :mod:`orchestrator.audit_rules` (and the risk invariants I6–I10,
+collected by :mod:`orchestrator.audit_risk_io`, in :mod:`orchestrator.audit_risk_rules`). Each chain is read from its
 ``deployment_height`` to its latest head: locks through the chain's adapter, the venue's
 credits and settlement requests through :class:`VenueClient`, EVM settlements through
 :class:`VaultClient`, Solana settlements from the vault's history (settle memo + vault debit),
@@ -36,6 +37,8 @@ from chains.factory import adapter_for
 from chains.finality import final_head
 from chains.solana.codec import MEMO_PROGRAMS, b58decode, vault_delta
 from chains.solana.settlement import SETTLE_MEMO_PREFIX
+from orchestrator.audit_risk_io import collect_risk
+from orchestrator.audit_risk_rules import RiskAuditInput, audit_risk, summarize_risk
 from orchestrator.audit_rules import (
     AttesterIndexSample,
     AuditInput,
@@ -110,6 +113,15 @@ class _RawEvm:
                     continue
                 found.append(handle.process_log(raw))
         return sorted(found, key=lambda e: (e["blockNumber"], e["logIndex"]))
+
+    def contract(self, address: str, artifact: str) -> Any:
+        """A web3 contract on this chain (for :meth:`view` calls)."""
+        return self._w3.eth.contract(address=self._w3.to_checksum_address(address),
+                                     abi=load_artifact(artifact).abi)
+
+    async def view(self, call: Any, block: int | str = "latest") -> Any:
+        """One ``eth_call`` of a bound contract function at ``block`` (anvil keeps history)."""
+        return await self._do(f"{call.fn_name} at {block}", call.call(block_identifier=block))
 
     async def rate_cap(self, venue: str, src_chain_id: int, asset: str) -> int:
         contract = self._w3.eth.contract(address=self._w3.to_checksum_address(venue),
@@ -305,8 +317,10 @@ def _records(store: LockStore | None) -> tuple[list[LockRecord], bool]:
         return [], False
 
 
-async def collect(settings: Settings, store: LockStore | None) -> AuditInput:
-    """Read every configured chain (deployment height .. latest head) and the lock store.
+async def collect(settings: Settings, store: LockStore | None
+                  ) -> tuple[AuditInput, RiskAuditInput]:
+    """Read every configured chain (deployment height .. latest head) and the lock store: the
+    bridge invariants' input and the risk invariants' (I6–I10, venue chain only).
 
     Raises:
         ConfigError: no venue configured. RpcUnavailable, ChainError, LogMalformed: a chain
@@ -330,21 +344,33 @@ async def collect(settings: Settings, store: LockStore | None) -> AuditInput:
                 indices += more
             elif settings.chain(k).vaults:
                 executed += await _solana_settlements(settings, k)
+        records, store_checked = _records(store)
+        risk = await collect_risk(settings, raws[settings.venue_chain],
+                                  latest[settings.venue_chain], records)
     finally:
         for raw in raws.values():
             await raw.aclose()
-    records, store_checked = _records(store)
     return AuditInput(
         venue_chain_id=venue_chain_id, venue=venue, heads=heads,
         locks=[e for _, locks in scanned for e in locks],
         credited=venue_rows["credited"], queued=venue_rows["queued"],
         released=venue_rows["released"], requests=venue_rows["requests"], executed=executed,
         attester_indices=indices, caps=venue_rows["caps"], records=records,
-        store_checked=store_checked)
+        store_checked=store_checked), risk
+
+
+def _order(invariant: str) -> int:
+    return int(invariant.removeprefix("I"))
 
 
 async def run_audit(settings: Settings, store: LockStore | None) -> AuditReport:
-    """Collect, check every invariant, and summarize. Raises: as :func:`collect`."""
-    inp = await collect(settings, store)
-    violations = audit(inp)
-    return AuditReport(violations, summarize(inp, violations))
+    """Collect, check every invariant (I1–I12), and summarize. Raises: as :func:`collect`."""
+    inp, risk = await collect(settings, store)
+    bridge, risky = audit(inp), audit_risk(risk)
+    summary = summarize(inp, bridge)
+    per_inv = {**summary["invariants"], **summarize_risk(risk, risky)}
+    summary["invariants"] = {k: per_inv[k] for k in sorted(per_inv, key=_order)}
+    summary["violations"] += len(risky)
+    summary["risk_operations"] = len(risk.ops)
+    violations = sorted([*bridge, *risky], key=lambda v: _order(v.invariant))
+    return AuditReport(violations, summary)
