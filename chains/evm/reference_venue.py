@@ -360,9 +360,16 @@ class ReferenceVenue:
             InputError, ConfigError (no sender key), RpcUnavailable, ChainError.
         """
         key = _key(position_key)
+        before = await self.client.position_of(key)
         try:
             out = await self.client.liquidate(key, fraction_ppm)
         except TxRejected as exc:
+            handled = await self._handled_meanwhile(key, before) if exc.tx_id else None
+            if handled is not None:
+                # A redelivered task raced the first attempt's transaction (RT-01): the venue
+                # took the trigger once; this mined revert is the no-op it looks like.
+                raise refusal_from_reason(self.chain.key, _hex(key), handled,
+                                          exc.tx_id) from exc
             raise refusal_from_reason(self.chain.key, _hex(key), exc.reason, exc.tx_id) from exc
         liq = out.liquidated
         if liq is None:
@@ -373,6 +380,16 @@ class ReferenceVenue:
             fee_usd_e18=liq.fee_usd_e18, plan_tick=liq.plan_tick,
             settlements=tuple(_settlement(e) for e in out.settlements),
             shortfall_usd_e18=out.shortfall.usd_e18 if out.shortfall else 0)
+
+    async def _handled_meanwhile(self, key: bytes, before: Any) -> str | None:
+        """The no-op reason if the position was closed or liquidated after ``before`` was
+        read (``NoOpenTrade`` / ``LiquidationCooldown``), else None."""
+        now = await self.client.position_of(key)
+        if not now.is_open:
+            return "NoOpenTrade"
+        if now.last_liquidation != before.last_liquidation or now.size_e18 != before.size_e18:
+            return "LiquidationCooldown"
+        return None
 
     async def credit(self, attestation: LockAttestation, sigs: Sequence[bytes]
                      ) -> CreditReceipt:

@@ -105,6 +105,10 @@ class Keeper:
         return KeeperTick(plans, stats)
 
     def _exact(self, snap: PositionSnapshot, now: int) -> PlannedLiquidation | None:
+        stuck = _at_bound(snap)
+        if stuck is not None:  # I9: the venue refuses it too; never plan on a clamped feed
+            log.warning("price_at_bound", position=snap.key, feed=stuck)
+            return None
         try:
             risk = position_risk(snap.position, snap.prices_e8, snap.params, snap.buffer_ppm)
             if not risk.is_liquidatable():
@@ -134,3 +138,12 @@ class Keeper:
         return {"position": position_key, "outcome": "full" if outcome.full else "partial",
                 "tx": outcome.tx_id, "settlements": len(outcome.settlements),
                 "shortfall": str(outcome.shortfall_usd_e18)}
+
+
+def _at_bound(snap: PositionSnapshot) -> str | None:
+    """The first feed of the snapshot whose price sits on (or beyond) its bound, if any."""
+    for asset, price in snap.prices_e8.items():
+        bounds = snap.params.price_bounds_e8(asset)
+        if bounds is not None and not bounds[0] < price < bounds[1]:
+            return asset
+    return None
