@@ -13,8 +13,9 @@ exactly-once (checked before every submit).
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,7 @@ from orchestrator.settings import ChainSettings, Settings
 __all__ = ["SettlementAttester", "SettlementRelay", "SolanaVault", "pool_key"]
 
 log = structlog.get_logger(__name__)
+EVM_IN_FLIGHT = 32  # EVM settlements sent before their receipts are awaited
 
 
 def pool_key(settlement_id: str) -> str:
@@ -196,13 +198,28 @@ class SettlementRelay:
         self.vaults, self.fee_payer = vaults, solana_fee_payer
 
     async def relay_pending(self) -> RelayWork:
+        """Execute every pending settlement that has a quorum. EVM ones run concurrently (up
+        to ``EVM_IN_FLIGHT``): the vault client serializes nonces and the receipts are awaited
+        together, so N settlements need not wait N blocks. Solana ones run one by one (each is
+        a multisig proposal round)."""
         work = RelayWork()
+        gate = asyncio.Semaphore(EVM_IN_FLIGHT)
+        evm: list[Awaitable[None]] = []
+
+        async def gated(key: str, cfg: ChainSettings, record: SettlementRecord) -> None:
+            async with gate:
+                await self._evm(key, cfg, record, work)
+
         for record in self.store.pending():
             key, cfg = source_chain(self.settings, record.event)
             if cfg.kind == ChainKind.EVM:
-                await self._evm(key, cfg, record, work)
+                evm.append(gated(key, cfg, record))
             else:
                 await self._solana(key, cfg, record, work)
+        results = await asyncio.gather(*evm, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:  # the others are recorded; the task retries what is still pending
+            raise failed[0]
         return work
 
     async def _evm(self, key: str, cfg: ChainSettings, rec: SettlementRecord,

@@ -7,24 +7,35 @@ Exit codes: 0 ok; 1 an operation failed (chain, devnet, store); 2 a refused inpu
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
-from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from orchestrator import views
 from orchestrator.cli_admin import admin_app
+from orchestrator.cli_common import (
+    JsonOpt,
+    KeyFileOpt,
+    PositionOpt,
+    TraderOpt,
+    emit_json,
+    emit_row,
+    err,
+    guarded,
+    out,
+    owner_evm_key,
+    settings,
+    trader_keys,
+)
 from orchestrator.cli_deploy import deploy as deploy_command
 from orchestrator.cli_feed import feed_app
 from orchestrator.cli_keys import keys_app
 from orchestrator.cli_topup import topup_app
-from orchestrator.errors import ConfigError, InputError, OrchestratorError
-from orchestrator.settings import Settings, load_settings
+from orchestrator.errors import InputError
+from orchestrator.settings import Settings
 
 __all__ = ["app", "main"]
 
@@ -36,34 +47,6 @@ app.add_typer(feed_app, name="feed")
 app.add_typer(keys_app, name="keys")
 app.add_typer(admin_app, name="admin")
 app.command("deploy")(deploy_command)
-
-out = Console()
-err = Console(stderr=True)
-T = TypeVar("T")
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-def fail(exc: Exception) -> NoReturn:
-    code = 2 if isinstance(exc, InputError | ConfigError) else 1
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
-    raise typer.Exit(code)
-
-
-def guarded(fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except OrchestratorError as exc:
-        fail(exc)
-
-
-def settings() -> Settings:
-    return guarded(load_settings)
-
-
-def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
 
 # --- devnet ---------------------------------------------------------------------------------
 
@@ -120,10 +103,10 @@ def lock(
     chain: Annotated[str, typer.Option(help="Collateral chain key, e.g. evm-a or solana")],
     asset: Annotated[str, typer.Option(help="Registered asset symbol, e.g. USDC")],
     amount: Annotated[str, typer.Option(help="Decimal amount in tokens (125.5)")],
-    position: Annotated[str, typer.Option(help="Position key: 0x + 64 hex")],
+    position: PositionOpt,
     beneficiary: Annotated[str | None, typer.Option(help="Owner on the venue chain "
                                                     "(default: the trader's address)")] = None,
-    trader: Annotated[str, typer.Option(help="Devnet trader name")] = "alice",
+    trader: TraderOpt = "alice",
     key_file: Annotated[Path | None, typer.Option(help="Key file instead of a devnet trader")] = None,
     base_units: Annotated[bool, typer.Option(help="--amount is in integer base units")] = False,
     as_json: JsonOpt = False,
@@ -150,36 +133,34 @@ def lock(
 
     req, result = guarded(run)
     row = views.lock_result(req, result)
-    emit_json(row) if as_json else out.print(views.kv_table("lock submitted", row))
+    emit_row("lock submitted", row, as_json)
 
 
 @app.command("withdraw")
 def withdraw(
-    position: Annotated[str, typer.Option(help="Position key: 0x + 64 hex")],
+    position: PositionOpt,
     lock: Annotated[str, typer.Option(help="Lock key as `bulkhead locks` prints it")],
     amount: Annotated[str, typer.Option(help="Decimal amount in the lock's asset")],
-    trader: Annotated[str, typer.Option(help="Devnet trader name")] = "alice",
-    key_file: Annotated[Path | None, typer.Option(help="Owner's EVM key file")] = None,
+    trader: TraderOpt = "alice",
+    key_file: KeyFileOpt = None,
     base_units: Annotated[bool, typer.Option(help="--amount is in integer base units")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Withdraw credited margin no open position uses: the venue emits a release, which the
     attesters sign and the relayer executes on the source chain."""
-    from chains.devnet.stack import read_manifest
-    from orchestrator.trading import TraderKeys, request_withdrawal
+    from orchestrator.trading import request_withdrawal
 
     cfg = settings()
 
     def run() -> Any:
-        keys = (TraderKeys.from_key_file(key_file) if key_file is not None
-                else TraderKeys.from_devnet(read_manifest(cfg.home), trader))
+        keys = trader_keys(cfg, trader, key_file)
         return asyncio.run(request_withdrawal(cfg, keys, position=position, lock=lock,
                                               amount=amount, base_units=base_units))
 
     result = guarded(run)
     row = {"settlement_id": result.settlement_id, "lock": result.lock_key,
            "amount": str(result.amount), "tx_id": result.tx_id, "height": result.height}
-    emit_json(row) if as_json else out.print(views.kv_table("withdrawal requested", row))
+    emit_row("withdrawal requested", row, as_json)
 
 
 @app.command("credit")
@@ -201,7 +182,7 @@ def credit(
 
     outcome = guarded(run)
     row = {"lock": lock.strip(), "outcome": outcome}
-    emit_json(row) if as_json else out.print(views.kv_table("credit", row))
+    emit_row("credit", row, as_json)
 
 
 @app.command("settlements")
@@ -221,24 +202,18 @@ app.add_typer(topup_app, name="topup")
 
 
 def _owner_key(cfg: Settings, trader: str, key_file: Path | None) -> str:
-    from chains.devnet.stack import read_manifest
-    from orchestrator.trading import TraderKeys
-
-    keys = (TraderKeys.from_key_file(key_file) if key_file is not None
-            else TraderKeys.from_devnet(read_manifest(cfg.home), trader))
-    if keys.evm_key is None:
-        raise InputError("key_file", "trading needs the position owner's EVM key")
-    return keys.evm_key
+    return owner_evm_key(cfg, trader, key_file,
+                         missing="trading needs the position owner's EVM key")
 
 
 @trade_app.command("open")
 def trade_open(
-    position: Annotated[str, typer.Option(help="Position key: 0x + 64 hex")],
+    position: PositionOpt,
     size: Annotated[str, typer.Option(help="Size in the market's base unit, e.g. 0.5")],
     side: Annotated[str, typer.Option(help="long or short")] = "long",
     market: Annotated[str, typer.Option(help="Market name")] = "ETH-USD",
-    trader: Annotated[str, typer.Option(help="Devnet trader name")] = "alice",
-    key_file: Annotated[Path | None, typer.Option(help="Owner's EVM key file")] = None,
+    trader: TraderOpt = "alice",
+    key_file: KeyFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Open the position's one trade at the oracle price (needs E >= IM afterwards)."""
@@ -248,14 +223,14 @@ def trade_open(
     row = guarded(lambda: asyncio.run(open_trade(cfg, _owner_key(cfg, trader, key_file),
                                                  position=position, market=market, size=size,
                                                  side=side)))
-    emit_json(row) if as_json else out.print(views.kv_table("opened", row))
+    emit_row("opened", row, as_json)
 
 
 @trade_app.command("close")
 def trade_close(
-    position: Annotated[str, typer.Option(help="Position key: 0x + 64 hex")],
-    trader: Annotated[str, typer.Option(help="Devnet trader name")] = "alice",
-    key_file: Annotated[Path | None, typer.Option(help="Owner's EVM key file")] = None,
+    position: PositionOpt,
+    trader: TraderOpt = "alice",
+    key_file: KeyFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Close the position's trade at the oracle price; a loss is seized from its own locks."""
@@ -264,7 +239,7 @@ def trade_close(
     cfg = settings()
     row = guarded(lambda: asyncio.run(close_trade(cfg, _owner_key(cfg, trader, key_file),
                                                   position=position)))
-    emit_json(row) if as_json else out.print(views.kv_table("closed", row))
+    emit_row("closed", row, as_json)
 
 
 @app.command("price")
@@ -280,7 +255,7 @@ def price(
     cfg = settings()
     row = guarded(lambda: asyncio.run(set_price(
         cfg, read_manifest(cfg.home)["devnet"]["feeder_key"], market=market, price=value)))
-    emit_json(row) if as_json else out.print(views.kv_table("price", row))
+    emit_row("price", row, as_json)
 
 
 @app.command("positions")

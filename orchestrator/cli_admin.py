@@ -11,15 +11,16 @@ that refuses exits 1.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-if TYPE_CHECKING:
-    from types import ModuleType
+from orchestrator.cli_common import JsonOpt, emit_json, emit_row, guarded, out, settings
 
+if TYPE_CHECKING:
     from orchestrator.settings import Settings
 
 __all__ = ["admin_app"]
@@ -34,24 +35,29 @@ ceiling_app = typer.Typer(no_args_is_help=True,
 admin_app.add_typer(limits_app, name="limits")
 admin_app.add_typer(ceiling_app, name="ceiling")
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 KeystoreOpt = Annotated[Path | None, typer.Option(
     "--owner-keystore", help="Owner's V3 keystore (default on the devnet: the deployer)")]
 PasswordOpt = Annotated[Path | None, typer.Option(help="File holding the keystore password")]
 BaseUnitsOpt = Annotated[bool, typer.Option(help="Amounts are integer base units")]
+ChainOpt = Annotated[str, typer.Option(help="Source chain key, e.g. evm-a")]
+AssetOpt = Annotated[str, typer.Option(help="Asset symbol, e.g. USDC")]
 
 
-def _cli() -> ModuleType:
-    """The root CLI module (imported late: it registers this sub-app)."""
-    import orchestrator.cli as root
-
-    return root
-
-
-def _owner(cfg: Settings, keystore: Path | None, password_file: Path | None) -> str:
+def _as_owner(keystore: Path | None, password_file: Path | None,
+              action: Callable[[Settings, str], Coroutine[Any, Any, dict[str, Any]]],
+              *, check: Callable[[Settings], object] | None = None) -> dict[str, Any]:
+    """Run one owner action: read the settings, ``check`` the input before any keystore is
+    opened, resolve the owner key (``orchestrator.admin.owner_key``) and run ``action``."""
     from orchestrator.admin import owner_key
 
-    return owner_key(cfg, keystore, password_file)
+    cfg = settings()
+
+    def run() -> dict[str, Any]:
+        if check is not None:
+            check(cfg)
+        return asyncio.run(action(cfg, owner_key(cfg, keystore, password_file)))
+
+    return guarded(run)
 
 
 def _rows_table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
@@ -63,26 +69,14 @@ def _rows_table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> T
     return table
 
 
-def _emit(title: str, row: dict[str, Any], as_json: bool) -> None:
-    cli = _cli()
-    if as_json:
-        cli.emit_json(row)
-    else:
-        from orchestrator import views
-
-        cli.out.print(views.kv_table(title, row))
-
-
 @admin_app.command("pause")
 def pause(keystore: KeystoreOpt = None, password_file: PasswordOpt = None,
           as_json: JsonOpt = False) -> None:
     """Pause the venue: credits, held-credit releases and user trades stop (liquidations go on)."""
     from orchestrator import admin
 
-    cli = _cli()
-    cfg = cli.settings()
-    row = cli.guarded(lambda: asyncio.run(admin.pause(cfg, _owner(cfg, keystore, password_file))))
-    _emit("venue paused" if row["changed"] else "venue was already paused", row, as_json)
+    row = _as_owner(keystore, password_file, admin.pause)
+    emit_row("venue paused" if row["changed"] else "venue was already paused", row, as_json)
 
 
 @admin_app.command("resume")
@@ -91,11 +85,8 @@ def resume(keystore: KeystoreOpt = None, password_file: PasswordOpt = None,
     """Unpause the venue."""
     from orchestrator import admin
 
-    cli = _cli()
-    cfg = cli.settings()
-    row = cli.guarded(lambda: asyncio.run(admin.resume(cfg,
-                                                       _owner(cfg, keystore, password_file))))
-    _emit("venue resumed" if row["changed"] else "venue was not paused", row, as_json)
+    row = _as_owner(keystore, password_file, admin.resume)
+    emit_row("venue resumed" if row["changed"] else "venue was not paused", row, as_json)
 
 
 @admin_app.command("held")
@@ -103,13 +94,12 @@ def held(as_json: JsonOpt = False) -> None:
     """Credits the venue holds (large transfer or full window), with their release time."""
     from orchestrator import admin
 
-    cli = _cli()
-    cfg = cli.settings()
-    rows = cli.guarded(lambda: asyncio.run(admin.held(cfg)))
+    cfg = settings()
+    rows = guarded(lambda: asyncio.run(admin.held(cfg)))
     if as_json:
-        cli.emit_json(rows)
+        emit_json(rows)
         return
-    cli.out.print(_rows_table("held credits", rows, [
+    out.print(_rows_table("held credits", rows, [
         "venue_key", "chain", "asset", "amount_display", "reason", "release_at_utc", "due",
         "position_key"]))
 
@@ -127,11 +117,9 @@ def release(
     """Credit one held lock now; refused before its release time on the venue chain's clock."""
     from orchestrator import admin
 
-    cli = _cli()
-    cfg = cli.settings()
-    row = cli.guarded(lambda: asyncio.run(admin.release(
-        cfg, _owner(cfg, keystore, password_file), lock_key)))
-    _emit("held credit released", row, as_json)
+    row = _as_owner(keystore, password_file,
+                    lambda cfg, key: admin.release(cfg, key, lock_key))
+    emit_row("held credit released", row, as_json)
 
 
 @limits_app.command("show")
@@ -143,21 +131,20 @@ def limits_show(
     accountant ceiling and outstanding amount per vault."""
     from orchestrator import admin
 
-    cli = _cli()
-    cfg = cli.settings()
-    rows = cli.guarded(lambda: asyncio.run(admin.limits_show(cfg, chain)))
+    cfg = settings()
+    rows = guarded(lambda: asyncio.run(admin.limits_show(cfg, chain)))
     if as_json:
-        cli.emit_json(rows)
+        emit_json(rows)
         return
-    cli.out.print(_rows_table("limits", rows, [
+    out.print(_rows_table("limits", rows, [
         "chain", "asset", "cap_display", "large_threshold_display", "delay_s", "used_display",
         "ceiling_display", "outstanding_display"]))
 
 
 @limits_app.command("set")
 def limits_set(
-    chain: Annotated[str, typer.Option(help="Source chain key, e.g. evm-a")],
-    asset: Annotated[str, typer.Option(help="Asset symbol, e.g. USDC")],
+    chain: ChainOpt,
+    asset: AssetOpt,
     cap: Annotated[str, typer.Option(help="24 h credit cap (decimal tokens)")],
     large: Annotated[str, typer.Option(help="Large-transfer threshold (decimal tokens)")],
     delay: Annotated[int, typer.Option(min=0, help="Delay of a large transfer, seconds")],
@@ -169,22 +156,18 @@ def limits_set(
     """Set the governor of (chain, asset) on the venue (owner)."""
     from orchestrator import admin
 
-    cli = _cli()
-    cfg = cli.settings()
-
-    def run() -> dict[str, Any]:
-        admin.lanes(cfg, chain, asset)  # refuse bad input before a keystore is opened
-        return asyncio.run(admin.limits_set(
-            cfg, _owner(cfg, keystore, password_file), chain=chain, asset=asset, cap=cap,
-            large=large, delay_s=delay, base_units=base_units))
-
-    _emit("rate limit set", cli.guarded(run), as_json)
+    row = _as_owner(keystore, password_file,
+                    lambda cfg, key: admin.limits_set(
+                        cfg, key, chain=chain, asset=asset, cap=cap, large=large,
+                        delay_s=delay, base_units=base_units),
+                    check=lambda cfg: admin.lanes(cfg, chain, asset))
+    emit_row("rate limit set", row, as_json)
 
 
 @ceiling_app.command("set")
 def ceiling_set(
-    chain: Annotated[str, typer.Option(help="Source chain key, e.g. evm-a")],
-    asset: Annotated[str, typer.Option(help="Asset symbol, e.g. USDC")],
+    chain: ChainOpt,
+    asset: AssetOpt,
     ceiling: Annotated[str, typer.Option(help="Ceiling on credited - released - seized "
                                          "(decimal tokens; 0 stops new credits)")],
     vault: Annotated[str | None, typer.Option(help="Vault (default: the chain's only one)")] = None,
@@ -196,16 +179,12 @@ def ceiling_set(
     """Set the accountant ceiling of one lane on the venue (owner)."""
     from orchestrator import admin
 
-    cli = _cli()
-    cfg = cli.settings()
-
-    def run() -> dict[str, Any]:
-        admin.lanes(cfg, chain, asset)
-        return asyncio.run(admin.ceiling_set(
-            cfg, _owner(cfg, keystore, password_file), chain=chain, asset=asset,
-            ceiling=ceiling, vault=vault, base_units=base_units))
-
-    _emit("lane ceiling set", cli.guarded(run), as_json)
+    row = _as_owner(keystore, password_file,
+                    lambda cfg, key: admin.ceiling_set(
+                        cfg, key, chain=chain, asset=asset, ceiling=ceiling, vault=vault,
+                        base_units=base_units),
+                    check=lambda cfg: admin.lanes(cfg, chain, asset))
+    emit_row("lane ceiling set", row, as_json)
 
 
 if __name__ == "__main__":

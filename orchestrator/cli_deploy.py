@@ -243,7 +243,7 @@ def deploy(
 ) -> None:
     """Deploy the reference contracts to the configured chains and write the manifest
     (test tokens: a devnet / test-network deployment; see the module docstring)."""
-    from orchestrator import cli
+    from orchestrator import cli_common as cli
 
     cfg = cli.settings()
     path = cfg.home / "devnet" / "manifest.json"

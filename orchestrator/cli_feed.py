@@ -17,18 +17,16 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
-from orchestrator.errors import ConfigError, InputError, OrchestratorError
+from orchestrator.cli_common import fail, feeder_key, guarded, out, settings
+from orchestrator.errors import InputError
 from orchestrator.inputs import parse_amount
 from orchestrator.risk.price_paths import Scenario, load_scenario, parse_scenario
-from orchestrator.settings import Settings, load_settings
 
 if TYPE_CHECKING:  # the feeder imports web3: loaded only when the command runs
     from orchestrator.feeder import PushedTick
@@ -37,9 +35,6 @@ __all__ = ["PathName", "feed_app", "scenario_from_flags"]
 
 feed_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
                        help="Publish a scripted price path to the devnet oracle (as its feeder).")
-out = Console()
-err = Console(stderr=True)
-T = TypeVar("T")
 
 
 class PathName(StrEnum):
@@ -47,18 +42,6 @@ class PathName(StrEnum):
     TREND = "trend"
     CRASH = "crash"
     SPIKE = "spike"
-
-
-def _fail(exc: Exception) -> NoReturn:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
-    raise typer.Exit(2 if isinstance(exc, InputError | ConfigError) else 1)
-
-
-def _guarded(fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except OrchestratorError as exc:
-        _fail(exc)
 
 
 def _pct_ppm(text: str, *, signed: bool) -> int:
@@ -97,20 +80,6 @@ def scenario_from_flags(*, markets: list[str], path: PathName, pct: str | None, 
     return parse_scenario({"interval_s": interval_s, "feeds": feeds})
 
 
-def _feeder_key(cfg: Settings, key_file: Path | None) -> str:
-    if key_file is not None:
-        try:
-            return key_file.read_text().strip()
-        except OSError as exc:
-            raise InputError("key-file", f"{key_file}: {exc.strerror or exc}") from exc
-    from chains.devnet.stack import read_manifest
-
-    key = read_manifest(cfg.home).get("devnet", {}).get("feeder_key")
-    if not key:
-        raise ConfigError("feeder_key", "no devnet manifest with a feeder key; pass --key-file")
-    return str(key)
-
-
 @feed_app.callback(invoke_without_command=True)
 def feed(
     market: Annotated[list[str] | None, typer.Option(
@@ -135,18 +104,18 @@ def feed(
     from orchestrator.feeder import feed_scenario
 
     if (scenario is None) == (path is None):
-        _fail(InputError("path", "give either --path (with --market) or --scenario"))
+        fail(InputError("path", "give either --path (with --market) or --scenario"))
     if scenario is not None:
-        plan = _guarded(lambda: load_scenario(scenario))
+        plan = guarded(lambda: load_scenario(scenario))
     else:
         assert path is not None
         if not market:
-            _fail(InputError("market", "--path needs at least one --market"))
-        plan = _guarded(lambda: scenario_from_flags(
+            fail(InputError("market", "--path needs at least one --market"))
+        plan = guarded(lambda: scenario_from_flags(
             markets=market, path=path, pct=pct, steps=steps, start=start, interval_s=interval,
             seed=seed, up_steps=up_steps))
-    cfg = _guarded(load_settings)
-    key = _guarded(lambda: _feeder_key(cfg, key_file))
+    cfg = settings()
+    key = guarded(lambda: feeder_key(cfg, key_file))
     total = sum(f.steps + (f.start_price_e8 is not None) for f in plan.feeds)
 
     def show(tick: PushedTick) -> None:
@@ -161,5 +130,5 @@ def feed(
     if not as_json:
         out.print(f"feeding {total} ticks to {', '.join(f.market for f in plan.feeds)}",
                   highlight=False)
-    _guarded(lambda: asyncio.run(feed_scenario(cfg, key, plan, progress=show)))
+    guarded(lambda: asyncio.run(feed_scenario(cfg, key, plan, progress=show)))
 

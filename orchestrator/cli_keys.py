@@ -17,14 +17,12 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
+from orchestrator.cli_common import JsonOpt, emit_row, guarded
 from orchestrator.errors import InputError
-
-if TYPE_CHECKING:
-    from types import ModuleType
 
 __all__ = ["keys_app", "read_password", "write_new_private_file"]
 
@@ -34,17 +32,9 @@ keys_app = typer.Typer(no_args_is_help=True, add_completion=False,
 solana_app = typer.Typer(no_args_is_help=True, help="Solana ed25519 keypair files.")
 keys_app.add_typer(solana_app, name="solana")
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 _HEX_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 MIN_PASSWORD_CHARS = 8
-
-
-def _cli() -> ModuleType:
-    """The root CLI module (imported late: it registers this sub-app)."""
-    import orchestrator.cli as root
-
-    return root
 
 
 def read_password(path: Path, *, field: str = "password_file") -> str:
@@ -139,16 +129,6 @@ def _store_keystore(key: bytes, out: Path, password_file: Path) -> dict[str, Any
     return {"address": address, "keystore": str(out)}
 
 
-def _print_row(title: str, row: dict[str, Any], as_json: bool) -> None:
-    cli = _cli()
-    if as_json:
-        cli.emit_json(row)
-    else:
-        from orchestrator import views
-
-        cli.out.print(views.kv_table(title, row))
-
-
 @keys_app.command("generate")
 def generate(
     out: Annotated[Path, typer.Option(help="New keystore file (V3 JSON); never overwritten")],
@@ -164,7 +144,7 @@ def generate(
             if 0 < int.from_bytes(key, "big") < _SECP256K1_N:
                 return _store_keystore(key, out, password_file)
 
-    _print_row("keystore written", _cli().guarded(run), as_json)
+    emit_row("keystore written", guarded(run), as_json)
 
 
 @keys_app.command("import")
@@ -175,9 +155,9 @@ def import_key(
     as_json: JsonOpt = False,
 ) -> None:
     """Encrypt an existing private key (read from a file, never argv) into a V3 keystore."""
-    row = _cli().guarded(lambda: _store_keystore(_read_private_key(private_key_file), out,
-                                                 password_file))
-    _print_row("keystore written", row, as_json)
+    row = guarded(lambda: _store_keystore(_read_private_key(private_key_file), out,
+                                          password_file))
+    emit_row("keystore written", row, as_json)
 
 
 def keystore_info(path: Path, password_file: Path | None = None) -> dict[str, Any]:
@@ -226,8 +206,7 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """The keystore's address (no secret is ever printed)."""
-    _print_row("keystore", _cli().guarded(lambda: keystore_info(keystore, password_file)),
-               as_json)
+    emit_row("keystore", guarded(lambda: keystore_info(keystore, password_file)), as_json)
 
 
 @solana_app.command("generate")
@@ -247,7 +226,7 @@ def solana_generate(
             raise InputError("out", f"cannot write {out}: {exc.strerror or exc}") from exc
         return {"pubkey": str(keypair.pubkey()), "keypair": str(out)}
 
-    _print_row("keypair written", _cli().guarded(run), as_json)
+    emit_row("keypair written", guarded(run), as_json)
 
 
 if __name__ == "__main__":

@@ -14,79 +14,50 @@ operation.
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from orchestrator.errors import ConfigError, InputError, OrchestratorError
+from orchestrator.cli_common import (
+    JsonOpt,
+    KeyFileOpt,
+    emit_json,
+    guarded,
+    out,
+    owner_evm_key,
+    settings,
+)
+from orchestrator.errors import InputError
 from orchestrator.inputs import format_amount, parse_amount, parse_bytes32
-from orchestrator.settings import Settings, load_settings
+from orchestrator.settings import Settings
 
 __all__ = ["clear_rule", "set_rule", "show_rule", "topup_app"]
 
 topup_app = typer.Typer(no_args_is_help=True,
                         help="Automated top-up rules: move reserve collateral in before "
                              "liquidation.")
-_out = Console()
-_err = Console(stderr=True)
-T = TypeVar("T")
 _PPM_DECIMALS, _USD_DECIMALS = 6, 18
 
 Position = Annotated[str, typer.Option(help="Target position key: 0x + 64 hex")]
 Trader = Annotated[str, typer.Option(help="Devnet trader name (the positions' owner)")]
-KeyFile = Annotated[Path | None, typer.Option(help="Owner's EVM key file")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-def _fail(exc: Exception) -> NoReturn:
-    _err.print(f"[bold red]error:[/] {exc}", highlight=False)
-    raise typer.Exit(2 if isinstance(exc, InputError | ConfigError) else 1)
-
-
-def _guarded(fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except OrchestratorError as exc:
-        _fail(exc)
 
 
 def _emit(row: dict[str, Any], as_json: bool, title: str) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(row, indent=2, sort_keys=True) + "\n")
+        emit_json(row)
         return
     from orchestrator import views
 
-    _out.print(views.kv_table(title, {k: v for k, v in row.items() if not isinstance(v, list)}))
+    out.print(views.kv_table(title, {k: v for k, v in row.items() if not isinstance(v, list)}))
     for lock in row.get("reserve", []):
-        _out.print(f"  reserve lock {lock['lock']}: value {lock['value_usd']} USD, "
+        out.print(f"  reserve lock {lock['lock']}: value {lock['value_usd']} USD, "
                    f"adds {lock['credit_usd']} USD", highlight=False)
 
 
 def _owner_key(cfg: Settings, trader: str, key_file: Path | None) -> str:
-    from chains.devnet.stack import read_manifest
-    from orchestrator.trading import TraderKeys
-
-    keys = (TraderKeys.from_key_file(key_file) if key_file is not None
-            else TraderKeys.from_devnet(read_manifest(cfg.home), trader))
-    if keys.evm_key is None:
-        raise InputError("key_file", "top-up rules need the positions' owner's EVM key")
-    return keys.evm_key
-
-
-async def _venue(cfg: Settings, key: str | None) -> Any:
-    from chains.base import ChainKind, ChainRef
-    from chains.evm.venue import VenueClient
-
-    chain = cfg.chain(cfg.venue_chain)
-    return await VenueClient.connect(
-        [str(u) for u in chain.rpc_urls], chain.contracts["venue"],
-        chain=ChainRef(cfg.venue_chain, ChainKind.EVM, chain.chain_id), sender_key=key,
-        retry=cfg.retry)
+    return owner_evm_key(cfg, trader, key_file,
+                         missing="top-up rules need the positions' owner's EVM key")
 
 
 # ----- operations (I/O) ------------------------------------------------------------------------
@@ -103,24 +74,22 @@ async def set_rule(cfg: Settings, owner_key: str, *, position: str, source: str,
     if not 10**6 < threshold_ppm < 2**32:
         raise InputError("threshold", "must be a ratio above 1 (e.g. 1.5) and below 4294")
     max_usd_e18 = parse_amount(max_usd, _USD_DECIMALS, field="max")
-    venue = await _venue(cfg, owner_key)
-    try:
+    from orchestrator.trade import venue_session
+
+    async with venue_session(cfg, owner_key) as venue:
         tx = await venue.set_topup_rule(bytes.fromhex(pos[2:]), bytes.fromhex(src[2:]),
                                         threshold_ppm, max_usd_e18)
-    finally:
-        await venue.aclose()
     return {"position": pos, "source": src, "threshold_ppm": threshold_ppm,
             "max_usd_e18": str(max_usd_e18), "tx": tx}
 
 
 async def clear_rule(cfg: Settings, owner_key: str, *, position: str) -> dict[str, Any]:
     """Remove the rule as the owner. Raises: InputError, TxRejected (NoTopUpRule...)."""
+    from orchestrator.trade import venue_session
+
     pos = parse_bytes32(position, field="position")
-    venue = await _venue(cfg, owner_key)
-    try:
+    async with venue_session(cfg, owner_key) as venue:
         tx = await venue.clear_topup_rule(bytes.fromhex(pos[2:]))
-    finally:
-        await venue.aclose()
     return {"position": pos, "tx": tx}
 
 
@@ -131,6 +100,7 @@ async def show_rule(cfg: Settings, *, position: str) -> dict[str, Any]:
     from chains.evm.adapter import make_web3
     from chains.evm.artifacts import load_artifact
     from orchestrator.liquidation.topup_keeper import TopUpKeeper
+    from orchestrator.trade import connect_venue
 
     pos = parse_bytes32(position, field="position")
     key = bytes.fromhex(pos[2:])
@@ -142,7 +112,7 @@ async def show_rule(cfg: Settings, *, position: str) -> dict[str, Any]:
     async def now() -> int:
         return int((await w3.eth.get_block("latest"))["timestamp"])
 
-    venue = await _venue(cfg, None)
+    venue = await connect_venue(cfg, None)
     try:
         rule = await venue.topup_rule_of(key)
         if rule is None:
@@ -184,23 +154,23 @@ def topup_set(
     threshold: Annotated[str, typer.Option(help="Margin ratio E/MM to act below, e.g. 1.5")],
     max_usd: Annotated[str, typer.Option("--max", help="Total USD the rule may move, e.g. 500")],
     trader: Trader = "alice",
-    key_file: KeyFile = None,
+    key_file: KeyFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Register (or replace) the position's top-up rule; replacing starts a fresh budget."""
-    cfg = _guarded(load_settings)
-    row = _guarded(lambda: asyncio.run(set_rule(cfg, _owner_key(cfg, trader, key_file),
+    cfg = settings()
+    row = guarded(lambda: asyncio.run(set_rule(cfg, _owner_key(cfg, trader, key_file),
                                                 position=position, source=source,
                                                 threshold=threshold, max_usd=max_usd)))
     _emit(row, as_json, "top-up rule set")
 
 
 @topup_app.command("clear")
-def topup_clear(position: Position, trader: Trader = "alice", key_file: KeyFile = None,
+def topup_clear(position: Position, trader: Trader = "alice", key_file: KeyFileOpt = None,
                 as_json: JsonOpt = False) -> None:
     """Remove the position's top-up rule."""
-    cfg = _guarded(load_settings)
-    row = _guarded(lambda: asyncio.run(clear_rule(cfg, _owner_key(cfg, trader, key_file),
+    cfg = settings()
+    row = guarded(lambda: asyncio.run(clear_rule(cfg, _owner_key(cfg, trader, key_file),
                                                   position=position)))
     _emit(row, as_json, "top-up rule cleared")
 
@@ -208,6 +178,6 @@ def topup_clear(position: Position, trader: Trader = "alice", key_file: KeyFile 
 @topup_app.command("show")
 def topup_show(position: Position, as_json: JsonOpt = False) -> None:
     """The rule, the position's margin against it, the reserve's locks and the next move."""
-    cfg = _guarded(load_settings)
-    row = _guarded(lambda: asyncio.run(show_rule(cfg, position=position)))
+    cfg = settings()
+    row = guarded(lambda: asyncio.run(show_rule(cfg, position=position)))
     _emit(row, as_json, "top-up rule")

@@ -6,6 +6,8 @@ USD with at most 8 decimals. Values are validated before anything is signed.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from chains.base import ChainKind, ChainRef
@@ -14,10 +16,14 @@ from orchestrator.inputs import format_amount, parse_amount, parse_bytes32
 from orchestrator.positions import market_id
 from orchestrator.settings import Settings
 
-__all__ = ["close_trade", "open_trade", "position_rows", "set_price"]
+__all__ = [
+    "close_trade", "connect_venue", "open_trade", "position_rows", "set_price", "venue_session",
+]
 
 
-async def _venue(settings: Settings, key: str | None) -> Any:
+async def connect_venue(settings: Settings, key: str | None) -> Any:
+    """A :class:`chains.evm.venue.VenueClient` on the configured venue chain's ``venue``
+    contract, signing with ``key`` (``None``: read only). The caller closes it."""
     from chains.evm.venue import VenueClient
 
     cfg = settings.chain(settings.venue_chain)
@@ -27,29 +33,33 @@ async def _venue(settings: Settings, key: str | None) -> Any:
         retry=settings.retry)
 
 
+@asynccontextmanager
+async def venue_session(settings: Settings, key: str | None) -> AsyncIterator[Any]:
+    """:func:`connect_venue`, closed when the block ends."""
+    venue = await connect_venue(settings, key)
+    try:
+        yield venue
+    finally:
+        await venue.aclose()
+
+
 async def open_trade(settings: Settings, owner_key: str, *, position: str, market: str,
                      size: str, side: str) -> dict[str, Any]:
     if side not in ("long", "short"):
         raise InputError("side", "long or short")
     pos = parse_bytes32(position, field="position")
     units = parse_amount(size, 18, field="size")
-    venue = await _venue(settings, owner_key)
-    try:
+    async with venue_session(settings, owner_key) as venue:
         out = await venue.open_position(bytes.fromhex(pos[2:]), market_id(market),
                                         units if side == "long" else -units)
-    finally:
-        await venue.aclose()
     return {"position": pos, "market": market, "side": side, "size": size, "tx": out.tx_hash,
             "price_e8": out.traded.price_e8 if out.traded else None}
 
 
 async def close_trade(settings: Settings, owner_key: str, *, position: str) -> dict[str, Any]:
     pos = parse_bytes32(position, field="position")
-    venue = await _venue(settings, owner_key)
-    try:
+    async with venue_session(settings, owner_key) as venue:
         out = await venue.close_position(bytes.fromhex(pos[2:]))
-    finally:
-        await venue.aclose()
     return {"position": pos, "tx": out.tx_hash, "settlements": len(out.settlements)}
 
 

@@ -15,6 +15,7 @@ re-reads the pending nonce from the node.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
@@ -91,6 +92,7 @@ _SIZE_LIMIT = 2**127  # |size_e18| must stay below it (the venue stores int128)
 E = TypeVar("E")
 Web3 = AsyncWeb3[AsyncHTTPProvider]
 _ERROR_ABIS = ("IsolatedMarginVenue", "CollateralVault")
+_GAS_LIMIT_TTL_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +180,7 @@ class _ContractClient:
         self._sender: TxSender | None = None
         self._retired: list[TxSender] = []
         self._send_lock = asyncio.Lock()
+        self._gas_limit: tuple[int, float] | None = None  # (limit, monotonic time read)
 
     @classmethod
     async def _open(cls, rpc_urls: Sequence[str], address: str, *, chain: ChainRef,
@@ -272,22 +275,28 @@ class _ContractClient:
         """
         if self._key is None:
             raise ConfigError("sender_key", f"{op} sends a transaction; no key was given")
+        # The estimate runs outside the send lock: concurrent calls (a batch of liquidations or
+        # settlements) estimate in parallel; only the nonce and the send are serialized.
+        async with self._send_lock:
+            sender = await self._get_sender()
+        call = build(sender.w3.eth.contract(address=self.address, abi=self._abi))
+        try:
+            gas = await call.estimate_gas({"from": sender.address})
+        except ContractLogicError as exc:
+            raise TxRejected(self.chain.key, None, self._reason(exc)) from exc
+        except _TRANSIENT as exc:
+            async with self._send_lock:
+                if self._sender is sender:
+                    self._drop_sender()
+            raise RpcUnavailable(self.chain.key, str(sender.w3.provider), repr(exc)) from exc
+        except Web3Exception as exc:
+            raise TxRejected(self.chain.key, None, f"{op}: {exc}") from exc
+        # INVARIANT: never above the block gas limit: such a transaction is never mined and
+        # its nonce would block every later one from this sender.
+        limit = min(gas + extra_gas(gas), await self._block_gas_limit(sender))
         async with self._send_lock:  # INVARIANT: one nonce at a time per client
             sender = await self._get_sender()
             call = build(sender.w3.eth.contract(address=self.address, abi=self._abi))
-            try:
-                gas = await call.estimate_gas({"from": sender.address})
-            except ContractLogicError as exc:
-                raise TxRejected(self.chain.key, None, self._reason(exc)) from exc
-            except _TRANSIENT as exc:
-                self._drop_sender()
-                raise RpcUnavailable(self.chain.key, str(sender.w3.provider), repr(exc)) from exc
-            except Web3Exception as exc:
-                raise TxRejected(self.chain.key, None, f"{op}: {exc}") from exc
-            # INVARIANT: never above the block gas limit: such a transaction is never mined and
-            # its nonce would block every later one from this sender.
-            block = await sender.w3.eth.get_block("latest")
-            limit = min(gas + extra_gas(gas), int(block["gasLimit"]))
             try:
                 tx_hash = await sender.send(_WithGas(call, limit))
             except TxRejected as exc:
@@ -297,6 +306,14 @@ class _ContractClient:
                     raise RpcUnavailable(self.chain.key, endpoint, exc.reason) from exc
                 raise
         return await sender.wait(tx_hash, timeout_s=timeout_s)
+
+    async def _block_gas_limit(self, sender: TxSender) -> int:
+        """The latest block's gas limit, re-read at most every ``_GAS_LIMIT_TTL_S``."""
+        now = time.monotonic()
+        if self._gas_limit is None or now - self._gas_limit[1] > _GAS_LIMIT_TTL_S:
+            block = await sender.w3.eth.get_block("latest")
+            self._gas_limit = (int(block["gasLimit"]), now)
+        return self._gas_limit[0]
 
     async def _get_sender(self) -> TxSender:
         if self._sender is None:

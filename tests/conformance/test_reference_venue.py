@@ -17,81 +17,54 @@ import os
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from eth_account import Account
 from eth_utils.crypto import keccak
-from web3 import Web3
-from web3.contract import Contract
 
-from bridges.attestation import Domain, LockAttestation, sign
+from bridges.attestation import LockAttestation
 from chains.base import ChainKind, ChainRef, address_to_bytes32
-from chains.devnet.anvil import start_anvil
-from chains.devnet.evm_deploy import LaneSpec, deploy_venue_chain, market_id
-from chains.evm.artifacts import load_artifact
 from chains.evm.reference_venue import ReferenceVenue
 from orchestrator.settings import RetrySettings
 from orchestrator.venues import VenueAdapter
 from tests.conformance.suite import *  # the suite's tests are collected here
-from tests.integration.evm.conftest import (
-    ATTESTER_KEYS,
-    DEPLOYER_KEY,
-    FEEDER,
-    FEEDER_KEY,
-    OTHER,
-    OTHER_KEY,
-    TRADER,
-    rpc,
+from tests.integration.evm.conftest import OTHER, OTHER_KEY, TRADER, rpc
+from tests.integration.evm.venue_env import (
+    CHAIN_ID,
+    E8,
+    ETH,
+    SRC,
+    USDC,
+    USDC_FEED,
+    USDC_UNIT,
+    VAULT,
+    VenueChain,
+    deployed_venue,
+    unlimited_lane,
 )
 
 pytestmark = pytest.mark.integration
 
-CHAIN_ID, SRC = 31338, 31337
-E8, USDC_UNIT = 10**8, 10**6
-MEMBERS = ATTESTER_KEYS[:4]
-VAULT = bytes.fromhex(address_to_bytes32("0x" + "a1" * 20)[2:])
-USDC = bytes.fromhex(address_to_bytes32("0x" + "c6" * 20)[2:])
-ETH, USDC_FEED = market_id("ETH-USD"), market_id("USDC")
 OPEN_AT_E8, CRASH_AT_E8 = 3_000 * E8, 1_650 * E8  # 1 ETH on 320 USDC: -45 % is bankrupt
 RETRY = RetrySettings(max_attempts=3, initial_s=0.05, max_s=0.2, timeout_s=20)
 _ids = itertools.count(1)
 
 
-@dataclass
-class ReferenceDevnet:
+class ReferenceDevnet(VenueChain):
     """evm-b with the reference venue; implements the suite's ``VenueScenarios``."""
 
-    url: str
-    w3: Web3
-    venue: Contract
-    oracle: Contract
-
-    def send(self, fn: Any, sender: str) -> Any:
-        tx = fn.transact({"from": sender})
-        receipt = self.w3.eth.wait_for_transaction_receipt(tx, timeout=30, poll_latency=0.02)
-        assert receipt["status"] == 1, receipt
-        return receipt
+    receipt_timeout_s: ClassVar[float] = 30
 
     def publish(self, eth_e8: int) -> None:
         """ETH-USD at ``eth_e8`` and USDC at 1, stamped with a fresh chain time."""
-        last = max(int(self.oracle.functions.getPrice(m).call()[1]) for m in (ETH, USDC_FEED))
-        if int(self.w3.eth.get_block("latest")["timestamp"]) <= last:
-            rpc(self.url, "evm_increaseTime", hex(1))
-            rpc(self.url, "evm_mine")
-        now = int(self.w3.eth.get_block("latest")["timestamp"])
-        for feed, price in ((ETH, eth_e8), (USDC_FEED, E8)):
-            self.send(self.oracle.functions.setPrice(feed, price, now), FEEDER)
+        self.set_prices({ETH: eth_e8, USDC_FEED: E8})
 
     def attestation(self, key: bytes, amount: int) -> tuple[LockAttestation, list[bytes]]:
         a = LockAttestation(
             src_chain_id=SRC, src_vault=VAULT, lock_id=keccak(text=f"conf-lock-{next(_ids)}"),
             owner=bytes.fromhex(address_to_bytes32(TRADER)[2:]), beneficiary=TRADER,
             src_asset=USDC, amount=amount, decimals=6, position_key=key, attester_set_index=0)
-        domain = Domain(CHAIN_ID, self.venue.address)
-        signers = sorted(MEMBERS[:3], key=lambda k: int(Account.from_key(k).address, 16))
-        return a, [sign(a, domain, k) for k in signers]
+        return a, self.signatures(a)
 
     # ----- VenueScenarios ---------------------------------------------------------------------
 
@@ -116,29 +89,9 @@ class ReferenceDevnet:
 
 @pytest.fixture(scope="module")
 def reference_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceDevnet]:
-    proc = start_anvil(CHAIN_ID, log_path=tmp_path_factory.mktemp("conformance") / "anvil.log",
-                       block_time_s=None)
-    try:
-        big = 10**30
-        lanes = [LaneSpec(SRC, "0x" + VAULT.hex(), "0x" + USDC.hex(), 6, ceiling=big, cap=big,
-                          large_threshold=big, delay_s=3600)]
-        manifest = asyncio.run(deploy_venue_chain(
-            proc.url, deployer_key=DEPLOYER_KEY, chain_id=CHAIN_ID, feeder=FEEDER,
-            traders=[TRADER], mint_per_trader={"USDC": 10**12},
-            attesters=[Account.from_key(k).address for k in MEMBERS], threshold=3,
-            lanes=lanes, feeder_key=FEEDER_KEY, risk_updater=OTHER))
-        w3 = Web3(Web3.HTTPProvider(proc.url, request_kwargs={"timeout": 20}))
-        contracts = manifest["contracts"]
-        devnet = ReferenceDevnet(
-            proc.url, w3,
-            w3.eth.contract(address=contracts["venue"],
-                            abi=load_artifact("IsolatedMarginVenue").abi),
-            w3.eth.contract(address=contracts["oracle"], abi=load_artifact("PriceOracle").abi))
-        devnet.send(devnet.venue.functions.fundInsurance(10_000 * 10**18),
-                    Account.from_key(DEPLOYER_KEY).address)
+    with deployed_venue(ReferenceDevnet, tmp_path_factory.mktemp("conformance"),
+                        [unlimited_lane(SRC, VAULT, USDC, 6)], http_timeout_s=20) as devnet:
         yield devnet
-    finally:
-        proc.stop()
 
 
 @pytest.fixture

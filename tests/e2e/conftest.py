@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,15 +54,23 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
-@pytest.fixture(scope="module")
-def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    home = tmp_path_factory.mktemp("devnet-home")
+@contextmanager
+def started_devnet(tmp_path_factory: pytest.TempPathFactory,
+                   name: str = "devnet-home") -> Iterator[dict[str, Any]]:
+    """A fresh devnet (fast clocks) in its own temp home; its manifest carries ``home``."""
+    home = tmp_path_factory.mktemp(name)
     manifest = up(home, FAST)
     manifest["home"] = home
     try:
         yield manifest
     finally:
         down(home)
+
+
+@pytest.fixture(scope="module")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    with started_devnet(tmp_path_factory) as manifest:
+        yield manifest
 
 
 @pytest.fixture(scope="module")

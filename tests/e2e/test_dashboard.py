@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.conftest import Cli
 from tests.e2e.test_bridge_credit import fleet  # noqa: F401 - the module's worker fleet
 from tests.e2e.test_devnet_locks import key_for
-from tests.integration.api.apiproc import ApiProcess
+from tests.integration.api.apiproc import running_api
 from workers.fleet import WorkerFleet
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -31,12 +31,8 @@ RELOAD_MARK = "window.__bulkheadNoReload"
 
 @pytest.fixture(scope="module")
 def api_url(devnet: dict[str, Any]) -> Iterator[str]:
-    proc = ApiProcess(devnet["home"], devnet["home"] / "logs" / "api.log")
-    url = proc.start()
-    try:
+    with running_api(devnet["home"]) as url:
         yield url
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="module")

@@ -3,16 +3,18 @@ on a free loopback port; stopped in a ``finally`` even when a test fails."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
-__all__ = ["ApiProcess", "free_port"]
+__all__ = ["ApiProcess", "free_port", "running_api"]
 
 
 def free_port() -> int:
@@ -64,3 +66,14 @@ class ApiProcess:
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def running_api(home: Path) -> Iterator[str]:
+    """The API on the devnet in ``home`` (log: ``home/logs/api.log``); yields its base URL."""
+    proc = ApiProcess(home, home / "logs" / "api.log")
+    url = proc.start()
+    try:
+        yield url
+    finally:
+        proc.stop()

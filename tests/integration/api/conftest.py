@@ -8,20 +8,14 @@ from typing import Any
 
 import pytest
 
-from chains.devnet.stack import down, up
-from tests.e2e.conftest import FAST, Cli
-from tests.integration.api.apiproc import ApiProcess
+from tests.e2e.conftest import Cli, started_devnet
+from tests.integration.api.apiproc import running_api
 
 
 @pytest.fixture(scope="package")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    home = tmp_path_factory.mktemp("api-devnet-home")
-    manifest = up(home, FAST)
-    manifest["home"] = home
-    try:
+    with started_devnet(tmp_path_factory, "api-devnet-home") as manifest:
         yield manifest
-    finally:
-        down(home)
 
 
 @pytest.fixture(scope="package")
@@ -31,9 +25,5 @@ def cli(devnet: dict[str, Any]) -> Cli:
 
 @pytest.fixture(scope="package")
 def api_url(devnet: dict[str, Any]) -> Iterator[str]:
-    proc = ApiProcess(devnet["home"], devnet["home"] / "logs" / "api.log")
-    url = proc.start()
-    try:
+    with running_api(devnet["home"]) as url:
         yield url
-    finally:
-        proc.stop()

@@ -13,122 +13,60 @@ a top-up E = 97 < MM = 255 (liquidatable); with a 500 USD reserve lock moved in,
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from eth_account import Account
 from eth_utils.crypto import keccak
-from web3 import Web3
-from web3.contract import Contract
-from web3.exceptions import ContractLogicError
-from web3.logs import DISCARD
 
-from bridges.attestation import Domain, LockAttestation, SettlementKind, sign
-from chains.base import ChainKind, ChainRef, address_to_bytes32
-from chains.devnet.anvil import start_anvil
-from chains.devnet.evm_deploy import (
-    LaneSpec,
-    MarketSpec,
-    PriceFeedSpec,
-    VenueMarkets,
-    deploy_venue_chain,
-    market_id,
-)
+from bridges.attestation import LockAttestation, SettlementKind
+from chains.base import address_to_bytes32
+from chains.devnet.evm_deploy import MarketSpec, PriceFeedSpec, VenueMarkets
 from chains.evm.adapter import make_web3
-from chains.evm.artifacts import load_artifact
 from chains.evm.bridge_codec import lock_key
-from chains.evm.bridge_codec import struct_tuple as as_tuple
-from chains.evm.codec import decode_revert
-from chains.evm.venue import VenueClient
 from orchestrator.errors import InputError, TxRejected
 from orchestrator.liquidation.topup_keeper import TopUpKeeper
 from orchestrator.risk.topup import ToppedUp, TopUpRule
-from orchestrator.settings import RetrySettings
-from tests.integration.evm.conftest import (
-    ATTESTER_KEYS,
-    DEPLOYER_KEY,
-    FEEDER,
-    FEEDER_KEY,
-    OTHER,
-    OTHER_KEY,
-    TRADER,
-    TRADER_KEY,
-    rpc,
+from tests.integration.evm.conftest import OTHER, OTHER_KEY, TRADER
+from tests.integration.evm.venue_env import (
+    E8,
+    E18,
+    ETH,
+    ORACLE_ABI,
+    PPM,
+    SRC,
+    USDC,
+    USDC_FEED,
+    USDC_UNIT,
+    VAULT,
+    VenueChain,
+    deployed_venue,
+    run,
+    unlimited_lane,
 )
 
 pytestmark = pytest.mark.integration
 
-T = TypeVar("T")
-CHAIN_ID, SRC, SOL = 31338, 31337, 900001
-DEPLOYER = Account.from_key(DEPLOYER_KEY).address
-MEMBERS = ATTESTER_KEYS[:4]
-E18, E8, PPM = 10**18, 10**8, 10**6
-USDC_UNIT = 10**6
-BIG = 10**30
-VAULT = bytes.fromhex(address_to_bytes32("0x" + "a1" * 20)[2:])
-USDC = bytes.fromhex(address_to_bytes32("0x" + "c6" * 20)[2:])
+SOL = 900001
 SOL_VAULT = keccak(text="solana-vault-token-account")  # a Solana pubkey's 32 bytes
 SOL_USDC = keccak(text="solana-usdc-mint")
 SOL_OWNER = keccak(text="solana-owner-of-the-reserve")
 EVM_OWNER = bytes.fromhex(address_to_bytes32(TRADER)[2:])
-ETH = market_id("ETH-USD")
-USDC_FEED = market_id("USDC")
 MARKETS = VenueMarkets(markets=(MarketSpec("ETH-USD", 3_000 * E8),),
                        collateral=(PriceFeedSpec("USDC", E8, 0),))
-VENUE_ABI = load_artifact("IsolatedMarginVenue").abi
-ORACLE_ABI = load_artifact("PriceOracle").abi
-RETRY = RetrySettings(max_attempts=2, initial_s=0.05, max_s=0.1, timeout_s=10)
-CHAIN_B = ChainRef("evm-b", ChainKind.EVM, CHAIN_ID)
 THRESHOLD = 1_500_000
 _ids = itertools.count(1)
 
 
-def run(body: Callable[[], Awaitable[T]]) -> T:
-    return asyncio.run(body())
-
-
 @dataclass
-class Env:
-    w3: Web3
-    url: str
-    venue: Contract
-    oracle: Contract
+class Env(VenueChain):
     lock_ids: dict[bytes, bytes] = field(default_factory=dict)
-
-    def send(self, fn: Any, sender: str = TRADER) -> Any:
-        receipt = self.w3.eth.wait_for_transaction_receipt(
-            fn.transact({"from": sender}), timeout=10, poll_latency=0.02)
-        assert receipt["status"] == 1
-        return receipt
-
-    def refused(self, fn: Any, sender: str = TRADER) -> str:
-        with pytest.raises(ContractLogicError) as info:
-            fn.call({"from": sender})
-        assert isinstance(info.value.data, str), info.value
-        return decode_revert(info.value.data, [VENUE_ABI, ORACLE_ABI])
-
-    def logs(self, event: str, receipt: Any) -> list[Any]:
-        return list(self.venue.events[event]().process_receipt(receipt, errors=DISCARD))
-
-    def now(self) -> int:
-        return int(self.w3.eth.get_block("latest")["timestamp"])
-
-    def advance(self, seconds: int) -> None:
-        rpc(self.url, "evm_increaseTime", hex(seconds))
-        rpc(self.url, "evm_mine")
 
     def publish(self, eth: int) -> None:
         """ETH-USD = ``eth`` and USDC = 1, both at a fresh publishTime."""
-        last = max(self.oracle.functions.getPrice(i).call()[1] for i in (ETH, USDC_FEED))
-        if self.now() <= last:
-            self.advance(1)
-        t = self.now()
-        for oracle_id, value in ((ETH, eth), (USDC_FEED, E8)):
-            self.send(self.oracle.functions.setPrice(oracle_id, value, t), sender=FEEDER)
+        self.set_prices({ETH: eth, USDC_FEED: E8})
 
     def position(self, owner: str = TRADER) -> bytes:
         salt = keccak(text=f"topup-salt-{next(_ids)}")
@@ -149,10 +87,7 @@ class Env:
             src_chain_id=chain, src_vault=vault, lock_id=keccak(text=f"topup-lock-{next(_ids)}"),
             owner=owner, beneficiary=TRADER, src_asset=asset, amount=units, decimals=6,
             position_key=position, attester_set_index=0)
-        domain = Domain(CHAIN_ID, self.venue.address)
-        ordered = sorted(MEMBERS[:3], key=lambda k: int(Account.from_key(k).address, 16))
-        self.send(self.venue.functions.credit(as_tuple(a), [sign(a, domain, k) for k in ordered]),
-                  sender=OTHER)
+        self.credit_attested(a)
         key = lock_key(chain, vault, a.lock_id)
         self.lock_ids[key] = a.lock_id
         return key
@@ -180,32 +115,12 @@ class Env:
                  threshold: int = THRESHOLD) -> None:
         self.send(self.venue.functions.setTopUpRule(target, source, threshold, max_usd * E18))
 
-    async def client(self, key: str = TRADER_KEY) -> VenueClient:
-        return await VenueClient.connect([self.url], self.venue.address, chain=CHAIN_B,
-                                         sender_key=key, retry=RETRY)
-
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    proc = start_anvil(CHAIN_ID, log_path=tmp_path_factory.mktemp("topup") / "anvil.log",
-                       block_time_s=None)
-    try:
-        limits = {"ceiling": BIG, "cap": BIG, "large_threshold": BIG, "delay_s": 3600}
-        lanes = [LaneSpec(SRC, "0x" + VAULT.hex(), "0x" + USDC.hex(), 6, **limits),
-                 LaneSpec(SOL, "0x" + SOL_VAULT.hex(), "0x" + SOL_USDC.hex(), 6, **limits)]
-        manifest = asyncio.run(deploy_venue_chain(
-            proc.url, deployer_key=DEPLOYER_KEY, chain_id=CHAIN_ID, feeder=FEEDER,
-            traders=[TRADER], mint_per_trader={"USDC": 10**12},
-            attesters=[Account.from_key(k).address for k in MEMBERS], threshold=3,
-            lanes=lanes, markets=MARKETS, feeder_key=FEEDER_KEY, risk_updater=OTHER))
-        w3 = Web3(Web3.HTTPProvider(proc.url, request_kwargs={"timeout": 10}))
-        contracts = manifest["contracts"]
-        env = Env(w3, proc.url, w3.eth.contract(address=contracts["venue"], abi=VENUE_ABI),
-                  w3.eth.contract(address=contracts["oracle"], abi=ORACLE_ABI))
-        env.send(env.venue.functions.fundInsurance(10_000 * E18), sender=DEPLOYER)
+    lanes = [unlimited_lane(SRC, VAULT, USDC, 6), unlimited_lane(SOL, SOL_VAULT, SOL_USDC, 6)]
+    with deployed_venue(Env, tmp_path_factory.mktemp("topup"), lanes, markets=MARKETS) as env:
         yield env
-    finally:
-        proc.stop()
 
 
 # ----- rules: who may set and clear them ---------------------------------------------------------

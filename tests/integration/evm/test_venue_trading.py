@@ -9,31 +9,17 @@ collateral entries, oracle prices, market parameters and buffers).
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
-from eth_account import Account
 from eth_utils.crypto import keccak
-from web3 import Web3
-from web3.contract import Contract
 from web3.exceptions import ContractLogicError
-from web3.logs import DISCARD
 
-from bridges.attestation import Domain, LockAttestation, SettlementKind, sign
-from chains.base import ChainKind, ChainRef, address_to_bytes32
-from chains.devnet.anvil import start_anvil
-from chains.devnet.evm_deploy import (
-    LaneSpec,
-    MarketSpec,
-    PriceFeedSpec,
-    VenueMarkets,
-    deploy_venue_chain,
-    market_id,
-)
+from bridges.attestation import LockAttestation, SettlementKind
+from chains.base import address_to_bytes32
+from chains.devnet.evm_deploy import MarketSpec, PriceFeedSpec, VenueMarkets, market_id
 from chains.evm.artifacts import load_artifact
 from chains.evm.bridge_codec import (
     LIQUIDATED_TOPIC0,
@@ -52,7 +38,6 @@ from chains.evm.bridge_codec import (
 )
 from chains.evm.bridge_codec import struct_tuple as as_tuple
 from chains.evm.codec import decode_revert
-from chains.evm.venue import VenueClient
 from orchestrator.errors import InputError, LogMalformed, TxRejected
 from orchestrator.risk import (
     CollateralLot,
@@ -71,34 +56,29 @@ from orchestrator.risk import (
 from orchestrator.risk import Position as CorePosition
 from orchestrator.risk.oracle import PriceTick
 from orchestrator.risk.planner import LiquidationPlan, plan_at_prices
-from orchestrator.settings import RetrySettings
-from tests.integration.evm.conftest import (
-    ATTESTER_KEYS,
-    DEPLOYER_KEY,
-    FEEDER,
-    FEEDER_KEY,
-    OTHER,
-    OTHER_KEY,
-    TRADER,
-    TRADER_KEY,
-    rpc,
+from tests.integration.evm.conftest import DEPLOYER_KEY, FEEDER, OTHER, OTHER_KEY, TRADER, rpc
+from tests.integration.evm.venue_env import (
+    DEPLOYER,
+    E8,
+    E18,
+    ETH,
+    INSURANCE_SEED,
+    PPM,
+    SRC,
+    USDC,
+    USDC_FEED,
+    USDC_UNIT,
+    VAULT,
+    VenueChain,
+    deployed_venue,
+    run,
+    unlimited_lane,
 )
 
 pytestmark = pytest.mark.integration
 
-T = TypeVar("T")
-CHAIN_ID, SRC = 31338, 31337
-DEPLOYER = Account.from_key(DEPLOYER_KEY).address
-MEMBERS = ATTESTER_KEYS[:4]
-E18, E8, PPM = 10**18, 10**8, 10**6
-USDC_UNIT = 10**6
-BIG = 10**30
-VAULT = bytes.fromhex(address_to_bytes32("0x" + "a1" * 20)[2:])
-USDC = bytes.fromhex(address_to_bytes32("0x" + "c6" * 20)[2:])
 WETH = bytes.fromhex(address_to_bytes32("0x" + "e1" * 20)[2:])
-ETH = market_id("ETH-USD")
 ETH_B = market_id("ETH-USD-B")  # same oracle as ETH-USD; its buffer is moved by the tests
-USDC_FEED = market_id("USDC")
 MARKETS = VenueMarkets(
     markets=(
         MarketSpec("ETH-USD", 3_000 * E8),
@@ -106,16 +86,7 @@ MARKETS = VenueMarkets(
     ),
     collateral=(PriceFeedSpec("USDC", E8, 0), PriceFeedSpec("ETH-USD", None, 100_000)),
 )
-INSURANCE_SEED = 10_000 * E18
-VENUE_ABI = load_artifact("IsolatedMarginVenue").abi
-ORACLE_ABI = load_artifact("PriceOracle").abi
-RETRY = RetrySettings(max_attempts=2, initial_s=0.05, max_s=0.1, timeout_s=10)
-CHAIN_B = ChainRef("evm-b", ChainKind.EVM, CHAIN_ID)
 _ids = itertools.count(1)
-
-
-def run(body: Callable[[], Awaitable[T]]) -> T:
-    return asyncio.run(body())
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -185,36 +156,7 @@ def mirror_settle(
 # ----- the chain ----------------------------------------------------------------------------------
 
 
-@dataclass
-class Env:
-    w3: Web3
-    url: str
-    venue: Contract
-    oracle: Contract
-
-    def send(self, fn: Any, sender: str = TRADER, **tx: Any) -> Any:
-        receipt = self.w3.eth.wait_for_transaction_receipt(
-            fn.transact({"from": sender, **tx}), timeout=10, poll_latency=0.02
-        )
-        assert receipt["status"] == 1
-        return receipt
-
-    def refused(self, fn: Any, sender: str = TRADER) -> str:
-        with pytest.raises(ContractLogicError) as info:
-            fn.call({"from": sender})
-        assert isinstance(info.value.data, str), info.value
-        return decode_revert(info.value.data, [VENUE_ABI, ORACLE_ABI])
-
-    def logs(self, event: str, receipt: Any) -> list[Any]:
-        return list(self.venue.events[event]().process_receipt(receipt, errors=DISCARD))
-
-    def now(self) -> int:
-        return int(self.w3.eth.get_block("latest")["timestamp"])
-
-    def advance(self, seconds: int) -> None:
-        rpc(self.url, "evm_increaseTime", hex(seconds))
-        rpc(self.url, "evm_mine")
-
+class Env(VenueChain):
     # prices
     def price(self, oracle_id: bytes) -> tuple[int, int]:
         p, t = self.oracle.functions.getPrice(oracle_id).call()
@@ -222,14 +164,8 @@ class Env:
 
     def publish(self, eth: int | None = None, usdc: int | None = None) -> int:
         """Publish ETH-USD / USDC (None: the current value again) at a fresh publishTime."""
-        values = {ETH: eth or self.price(ETH)[0], USDC_FEED: usdc or self.price(USDC_FEED)[0]}
-        last = max(self.price(i)[1] for i in values)
-        if self.now() <= last:
-            self.advance(1)
-        t = self.now()
-        for oracle_id, value in values.items():
-            self.send(self.oracle.functions.setPrice(oracle_id, value, t), sender=FEEDER)
-        return t
+        return self.set_prices({ETH: eth or self.price(ETH)[0],
+                                USDC_FEED: usdc or self.price(USDC_FEED)[0]})
 
     # positions
     def position(self) -> bytes:
@@ -244,10 +180,7 @@ class Env:
             src_asset=asset, amount=amount, decimals=decimals, position_key=position,
             attester_set_index=0,
         )
-        domain = Domain(CHAIN_ID, self.venue.address)
-        ordered = sorted(MEMBERS[:3], key=lambda k: int(Account.from_key(k).address, 16))
-        self.send(self.venue.functions.credit(as_tuple(a), [sign(a, domain, k) for k in ordered]),
-                  sender=OTHER)
+        self.credit_attested(a)
         return lock_key(SRC, VAULT, a.lock_id)
 
     def position_of(self, position: bytes) -> PositionState:
@@ -299,41 +232,13 @@ class Env:
             self.venue.functions.positionLocks(position).call(),
         )
 
-    async def client(self, key: str = TRADER_KEY) -> VenueClient:
-        return await VenueClient.connect([self.url], self.venue.address, chain=CHAIN_B,
-                                         sender_key=key, retry=RETRY)
-
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    proc = start_anvil(
-        CHAIN_ID, log_path=tmp_path_factory.mktemp("trading") / "anvil.log", block_time_s=None
-    )
-    try:
-        limits = {"ceiling": BIG, "cap": BIG, "large_threshold": BIG, "delay_s": 3600}
-        lanes = [
-            LaneSpec(SRC, "0x" + VAULT.hex(), "0x" + USDC.hex(), 6, **limits),
-            LaneSpec(SRC, "0x" + VAULT.hex(), "0x" + WETH.hex(), 18, **limits,
-                     price_feed="ETH-USD"),
-        ]
-        manifest = asyncio.run(
-            deploy_venue_chain(
-                proc.url, deployer_key=DEPLOYER_KEY, chain_id=CHAIN_ID, feeder=FEEDER,
-                traders=[TRADER], mint_per_trader={"USDC": 10**12},
-                attesters=[Account.from_key(k).address for k in MEMBERS], threshold=3,
-                lanes=lanes, markets=MARKETS, feeder_key=FEEDER_KEY, risk_updater=OTHER,
-            )
-        )
-        w3 = Web3(Web3.HTTPProvider(proc.url, request_kwargs={"timeout": 10}))
-        contracts = manifest["contracts"]
-        env = Env(
-            w3, proc.url, w3.eth.contract(address=contracts["venue"], abi=VENUE_ABI),
-            w3.eth.contract(address=contracts["oracle"], abi=ORACLE_ABI),
-        )
-        env.send(env.venue.functions.fundInsurance(INSURANCE_SEED), sender=DEPLOYER)
+    lanes = [unlimited_lane(SRC, VAULT, USDC, 6),
+             unlimited_lane(SRC, VAULT, WETH, 18, price_feed="ETH-USD")]
+    with deployed_venue(Env, tmp_path_factory.mktemp("trading"), lanes, markets=MARKETS) as env:
         yield env
-    finally:
-        proc.stop()
 
 
 # ----- deployment -------------------------------------------------------------------------------
@@ -1034,9 +939,7 @@ def test_too_many_locks_per_position_and_a_full_release_frees_a_slot(env: Env) -
         owner=bytes.fromhex(address_to_bytes32(TRADER)[2:]), beneficiary=TRADER,
         src_asset=USDC, amount=USDC_UNIT, decimals=6, position_key=pk, attester_set_index=0,
     )
-    ordered = sorted(MEMBERS[:3], key=lambda k: int(Account.from_key(k).address, 16))
-    sigs = [sign(a, Domain(CHAIN_ID, env.venue.address), k) for k in ordered]
-    credit = env.venue.functions.credit(as_tuple(a), sigs)
+    credit = env.venue.functions.credit(as_tuple(a), env.signatures(a))
     assert env.refused(credit, sender=OTHER) == f"TooManyLocks(0x{pk.hex()}, {cap})"
     env.send(env.venue.functions.requestRelease(pk, SRC, VAULT, _lock_id(env, keys[0]),
                                                 USDC_UNIT))
