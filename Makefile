@@ -10,14 +10,16 @@ setup:
 demo: setup
 	.venv/bin/bulkhead demo
 
+# Two xdist workers, one test file each at a time: the devnet tests mostly wait on block times,
+# so two run side by side on this machine's two cores.
 test: setup
-	$(PYTEST) tests
+	$(PYTEST) -n 2 --dist loadfile tests
 
 test-unit: setup
 	$(PYTEST) tests/unit
 
 test-integration: setup
-	$(PYTEST) tests -m "integration or e2e"
+	$(PYTEST) -n 2 --dist loadfile tests -m "integration or e2e"
 
 lint: setup
 	.venv/bin/ruff check orchestrator chains bridges workers tests

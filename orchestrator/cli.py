@@ -242,6 +242,40 @@ def trade_close(
     emit_row("closed", row, as_json)
 
 
+def _resize(position: str, size: str, trader: str, key_file: Path | None, as_json: bool,
+            grow: bool) -> None:
+    from orchestrator.trade import resize_trade
+
+    cfg = settings()
+    row = guarded(lambda: asyncio.run(resize_trade(cfg, _owner_key(cfg, trader, key_file),
+                                                   position=position, by=size, grow=grow)))
+    emit_row("increased" if grow else "reduced", row, as_json)
+
+
+@trade_app.command("increase")
+def trade_increase(
+    position: PositionOpt,
+    size: Annotated[str, typer.Option(help="Add this much to the trade, e.g. 0.25")],
+    trader: TraderOpt = "alice",
+    key_file: KeyFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Grow the open trade at the oracle price (needs E >= IM afterwards)."""
+    _resize(position, size, trader, key_file, as_json, grow=True)
+
+
+@trade_app.command("reduce")
+def trade_reduce(
+    position: PositionOpt,
+    size: Annotated[str, typer.Option(help="Take this much off the trade, e.g. 0.25")],
+    trader: TraderOpt = "alice",
+    key_file: KeyFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reduce the open trade at the oracle price; the closed part's PnL is realized."""
+    _resize(position, size, trader, key_file, as_json, grow=False)
+
+
 @app.command("price")
 def price(
     market: Annotated[str, typer.Option(help="Market / feed name, e.g. ETH-USD")],

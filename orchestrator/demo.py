@@ -153,9 +153,9 @@ class Journey:
 
     async def run(self) -> dict[str, Any]:
         from chains.evm.adapter import make_web3
-        from orchestrator.trade import _venue
+        from orchestrator.trade import connect_venue
 
-        self.venue = await _venue(self.settings, None)
+        self.venue = await connect_venue(self.settings, None)
         self.w3 = make_web3(str(self.settings.chain(self.settings.venue_chain).rpc_urls[0]), 10)
         try:
             await self.set_price("USDC", 10**8)

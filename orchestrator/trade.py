@@ -17,7 +17,8 @@ from orchestrator.positions import market_id
 from orchestrator.settings import Settings
 
 __all__ = [
-    "close_trade", "connect_venue", "open_trade", "position_rows", "set_price", "venue_session",
+    "close_trade", "connect_venue", "open_trade", "position_rows", "resize_trade", "set_price",
+    "venue_session",
 ]
 
 
@@ -54,6 +55,24 @@ async def open_trade(settings: Settings, owner_key: str, *, position: str, marke
                                         units if side == "long" else -units)
     return {"position": pos, "market": market, "side": side, "size": size, "tx": out.tx_hash,
             "price_e8": out.traded.price_e8 if out.traded else None}
+
+
+async def resize_trade(settings: Settings, owner_key: str, *, position: str, by: str,
+                       grow: bool) -> dict[str, Any]:
+    """Increase (``grow``) or reduce the open trade by ``by`` base units of its market (a
+    decimal string, 18 decimals). Increasing needs E >= IM afterwards; reducing realizes the
+    closed part's PnL at the oracle mark."""
+    pos = parse_bytes32(position, field="position")
+    units = parse_amount(by, 18, field="size")
+    if units == 0:
+        raise InputError("size", "must be greater than zero")
+    async with venue_session(settings, owner_key) as venue:
+        key = bytes.fromhex(pos[2:])
+        out = await (venue.increase_position(key, units) if grow
+                     else venue.reduce_position(key, units))
+    return {"position": pos, "change": ("+" if grow else "-") + by, "tx": out.tx_hash,
+            "price_e8": out.traded.price_e8 if out.traded else None,
+            "settlements": len(out.settlements)}
 
 
 async def close_trade(settings: Settings, owner_key: str, *, position: str) -> dict[str, Any]:

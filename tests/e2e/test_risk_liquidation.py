@@ -47,7 +47,10 @@ def test_liq_01_02_crash_liquidates_one_position_and_never_touches_the_other(
     cli.json("price", "--market", "ETH-USD", "--set", "3000")
     cli.json("price", "--market", "USDC", "--set", "1")
     cli.json("trade", "open", "--position", a_key, "--size", "1")
-    cli.json("trade", "open", "--position", b_key, "--size", "0.5")
+    cli.json("trade", "open", "--position", b_key, "--size", "0.4")
+    cli.json("trade", "increase", "--position", b_key, "--size", "0.2")
+    cli.json("trade", "reduce", "--position", b_key, "--size", "0.1")
+    assert venue(devnet).functions.positionOf(bytes.fromhex(b_key[2:])).call()[1] == 5 * 10**17
     rows = {r["position"]: r for r in cli.json("positions")}
     assert not rows[a_key]["liquidatable"] and not rows[b_key]["liquidatable"]
     assert rows[a_key]["liquidation_price_e8"] > rows[b_key]["liquidation_price_e8"]
