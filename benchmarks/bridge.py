@@ -325,13 +325,25 @@ def diffs(records: Iterable[LockRecord], a: LockState, b: LockState) -> list[flo
     return out
 
 
-_CELERY_LINE = re.compile(
-    r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): \w+/[\w-]+\] "
-    r"Task ([\w.]+)\[[\w-]+\] (succeeded in ([\d.]+)s: (.*)|retry: .*|raised .*)$")
+_CELERY_TASK = re.compile(
+    r"^Task ([\w.]+)\[[\w-]+\] (succeeded in ([\d.]+)s: (.*)|retry: .*|raised .*)$")
+
+
+def _task_line(line: str) -> tuple[int, re.Match[str]] | None:
+    """(ms, match) for a Celery task-outcome line of a worker's JSON log (structlog: one
+    object per line with ``timestamp`` and ``event``)."""
+    if not line.startswith("{"):
+        return None
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    m = _CELERY_TASK.match(str(entry.get("event", "")))
+    return (_log_ms(str(entry.get("timestamp", ""))), m) if m else None
 
 
 def _log_ms(stamp: str) -> int:
-    return int(datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp() * 1000)
+    return int(datetime.fromisoformat(stamp).timestamp() * 1000)
 
 
 def parse_celery(logs: Path, labels: Iterable[str]
@@ -347,16 +359,17 @@ def parse_celery(logs: Path, labels: Iterable[str]
         if not path.exists():
             continue
         for line in path.read_text(errors="replace").splitlines():
-            m = _CELERY_LINE.match(line)
-            if not m:
+            parsed = _task_line(line)
+            if parsed is None:
                 continue
-            name = m.group(2)
-            if m.group(3) and m.group(3).startswith("succeeded"):
-                runs[name].append(float(m.group(4)) * 1000)
-                value = m.group(5).strip("'\"")
+            at_ms, m = parsed
+            name = m.group(1)
+            if m.group(2).startswith("succeeded"):
+                runs[name].append(float(m.group(3)) * 1000)
+                value = m.group(4).strip("'\"")
                 if name == "bulkhead.attest.attest_lock" and value.startswith("0x"):
-                    signed[value].setdefault(label, _log_ms(m.group(1)))
-            elif m.group(3).startswith("retry"):
+                    signed[value].setdefault(label, at_ms)
+            elif m.group(2).startswith("retry"):
                 retries[name] += 1
             else:
                 raised[name] += 1

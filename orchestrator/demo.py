@@ -142,6 +142,7 @@ class Journey:
         self.venue: Any = None
         self.w3: Any = None
         self.prices: dict[str, int] = {}  # what the feeder last published, per market
+        self.stopping = asyncio.Event()
 
     def _key(self, p: PositionPlan) -> str:
         chain_id, venue = self.settings.venue()
@@ -168,8 +169,10 @@ class Journey:
                 await self.crash()
                 await self.close_survivors()
             finally:
-                for task in background:
-                    task.cancel()
+                # Stopped, not cancelled: a web3 request cancelled mid-flight can leave the
+                # library's process-wide session lock held (web3.py issue #3867).
+                self.stopping.set()
+                await asyncio.gather(*background, return_exceptions=True)
             return await self.report()
         finally:
             await self.venue.aclose()
@@ -375,17 +378,24 @@ class Journey:
 
     async def keep_prices_fresh(self) -> None:
         """Re-publish the current prices so user actions never meet a stale oracle."""
-        while True:
-            await asyncio.sleep(5)
+        while not await self.pause(5):
             await self.republish()
 
     async def sample_ratios(self) -> None:
-        while True:
+        while not self.stopping.is_set():
             t = time.monotonic() - self.t0
             for label, key in self.keys.items():
                 m = await self.venue.margin_of(bytes.fromhex(key[2:]))
                 self.series.add(label, t, ratio_ppm(m.equity_usd_e18, m.maintenance_usd_e18))
-            await asyncio.sleep(0.5)
+            await self.pause(0.5)
+
+    async def pause(self, seconds: float) -> bool:
+        """Sleep ``seconds`` or until the demo stops; True when it stops."""
+        try:
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
 
     # ----- the report --------------------------------------------------------------------------
 

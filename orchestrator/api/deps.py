@@ -32,7 +32,7 @@ class ApiOptions:
 
     default_max_lag: int = 1024
     max_finality_lag: Mapping[str, int] = field(default_factory=dict)
-    read_timeout_s: float = 3.0
+    read_timeout_s: float = 5.0
     heads_ttl_s: float = 0.25
     venue_ttl_s: float = 0.5
 

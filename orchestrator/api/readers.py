@@ -23,6 +23,27 @@ __all__ = ["Cached", "VenueReader", "chain_rows"]
 T = TypeVar("T")
 
 
+async def bounded(coro: Awaitable[T], timeout_s: float) -> T:
+    """Wait at most ``timeout_s`` for ``coro`` without cancelling it.
+
+    web3's AsyncHTTPProvider guards its session cache with one process-wide lock that a
+    request cancelled while waiting for it can leave held (web3.py issue #3867), after which
+    every EVM read in the process hangs. So a slow read is never cancelled: it finishes in the
+    background, bounded by the HTTP client's own timeout, and the caller gets TimeoutError.
+    """
+    task = asyncio.ensure_future(coro)
+    try:
+        return await asyncio.wait_for(asyncio.shield(task), timeout_s)
+    except TimeoutError:
+        task.add_done_callback(_retrieve)
+        raise
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # read, so a late failure is not reported as never retrieved
+
+
 class Cached(Generic[T]):
     """One value, recomputed at most every ``ttl_s`` seconds; concurrent callers share a read."""
 
@@ -45,11 +66,13 @@ async def _chain_row(settings: Settings, key: str, adapter: ChainAdapter,
     row: dict[str, Any] = {"chain": key, "kind": cfg.kind.value, "chain_id": cfg.chain_id,
                            "reachable": False, "latest": None, "safe": None, "finalized": None,
                            "lag": None, "error": None}
+    async def read() -> tuple[Any, Any, Any]:
+        latest = await adapter.head(Finality.LATEST)
+        safe = await adapter.head(Finality.SAFE)
+        return latest, safe, await final_head(adapter, cfg.finality, latest)
+
     try:
-        async with asyncio.timeout(timeout_s):
-            latest = await adapter.head(Finality.LATEST)
-            safe = await adapter.head(Finality.SAFE)
-            final = await final_head(adapter, cfg.finality, latest)
+        latest, safe, final = await bounded(read(), timeout_s)
     except OrchestratorError as exc:
         row["error"] = str(exc)[:300]
     except TimeoutError:
@@ -102,8 +125,7 @@ class VenueReader:
                 from orchestrator.venues.registry import open_venue
 
                 name = self.settings.venue_adapter
-                async with asyncio.timeout(self.timeout_s * 2):
-                    self._venue = await open_venue(name, self.settings)
+                self._venue = await bounded(open_venue(name, self.settings), self.timeout_s * 2)
                 self._keeper = Keeper(self._venue)
         return self._keeper
 
@@ -115,11 +137,10 @@ class VenueReader:
                 s = self.settings
                 chain_id, venue = s.venue()
                 cfg = s.chain(s.venue_chain)
-                async with asyncio.timeout(self.timeout_s * 2):
-                    self._events = await VenueClient.connect(
-                        [str(u) for u in cfg.rpc_urls], venue,
-                        chain=ChainRef(s.venue_chain, ChainKind.EVM, chain_id), retry=s.retry,
-                        max_block_range=cfg.max_block_range)
+                self._events = await bounded(VenueClient.connect(
+                    [str(u) for u in cfg.rpc_urls], venue,
+                    chain=ChainRef(s.venue_chain, ChainKind.EVM, chain_id), retry=s.retry,
+                    max_block_range=cfg.max_block_range), self.timeout_s * 2)
         return self._events
 
     async def position_rows(self, keys: list[bytes]) -> list[dict[str, Any]]:
@@ -131,16 +152,22 @@ class VenueReader:
         from orchestrator.trade import position_rows
 
         keeper = await self._keeper_now()
-        async with asyncio.timeout(self.timeout_s + 2 * len(keys)):
-            return await position_rows(self.settings, keeper, keys)
+        return await bounded(position_rows(self.settings, keeper, keys),
+                             self.timeout_s + 2 * len(keys))
 
     async def risk_events(self) -> tuple[list[Any], int]:
         """(Liquidated and Shortfall events in chain order, the finalized height)."""
-        from chains.evm.bridge_codec import LiquidatedEvent, ShortfallEvent
 
         venue = await self._events_client()
+        return await bounded(self._scan(venue), self.timeout_s * 4)
+
+    async def _scan(self, venue: Any) -> tuple[list[Any], int]:
+        """The scan itself; it holds the scan lock until done even when its caller stopped
+        waiting, so two scans never extend the event list at once."""
+        from chains.evm.bridge_codec import LiquidatedEvent, ShortfallEvent
+
         policy = self.settings.chain(self.settings.venue_chain).finality
-        async with self._scan_lock, asyncio.timeout(self.timeout_s * 4):
+        async with self._scan_lock:
             latest = await self.adapter.head(Finality.LATEST)
             final = await final_head(self.adapter, policy, latest)
             kinds = (LiquidatedEvent, ShortfallEvent)
