@@ -54,6 +54,10 @@ def tick() -> int:
     """Top up, update buffers, screen and plan; enqueue each new plan once (plan id claimed in
     Redis), in batches."""
     svc = services()
+    if svc.redis.llen(f"liquidate.{svc.settings.venue_chain}"):
+        # Batches still queued: a tick now would only re-plan claimed triggers and hold the
+        # worker between them; the next tick after the queue drains screens everything.
+        return 0
     with only_one_running(svc.redis, "risk-tick", ttl_s=60) as held:
         if not held:
             return 0
