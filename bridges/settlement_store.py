@@ -55,6 +55,9 @@ class SettlementStore:
         self._redis = redis.Redis.from_url(url, decode_responses=True)
         self._p = prefix
 
+    def close(self) -> None:
+        self._redis.close()
+
     def _do(self, fn: Any, *args: Any) -> Any:
         try:
             return fn(*args)

@@ -99,8 +99,7 @@ class _RawEvm:
     async def events(self, address: str, artifact: str, event: str, start: int,
                      end: int) -> list[Any]:
         """Decoded ``event`` logs emitted by ``address`` in ``start..end``, in chain order."""
-        contract = self._w3.eth.contract(address=self._w3.to_checksum_address(address),
-                                         abi=load_artifact(artifact).abi)
+        contract = self.contract(address, artifact)
         handle = contract.events[event]()
         topic0 = _hex(self._w3.keccak(text=_signature(contract, event)))
         found = []
@@ -124,8 +123,7 @@ class _RawEvm:
         return await self._do(f"{call.fn_name} at {block}", call.call(block_identifier=block))
 
     async def rate_cap(self, venue: str, src_chain_id: int, asset: str) -> int:
-        contract = self._w3.eth.contract(address=self._w3.to_checksum_address(venue),
-                                         abi=load_artifact("IsolatedMarginVenue").abi)
+        contract = self.contract(venue, "IsolatedMarginVenue")
         call = contract.functions.rateLimit(src_chain_id, bytes.fromhex(asset[2:])).call()
         return int((await self._do("rateLimit", call))[0])
 

@@ -20,6 +20,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chains.evm.bridge_codec import (
+    collateral_config_from_tuple,
+    lock_credit_from_tuple,
+    market_params_from_tuple,
+    position_state_from_tuple,
+)
 from chains.evm.bridge_codec import lock_key as _lock_key
 from orchestrator.audit_risk_rules import (
     CreditConversion,
@@ -95,19 +101,22 @@ class _Reader:
         return self._cache[key]
 
     async def credit(self, lock_key: bytes) -> _Credit:
-        c = await self._view("lockCredit", lock_key)
-        return _Credit(_hex(c[0]), int(c[4]), _hex(c[1]), int(c[6]))
+        c = lock_credit_from_tuple(await self._view("lockCredit", lock_key))
+        return _Credit(_hex(c.position_key), c.src_chain_id, _hex(c.src_asset), c.decimals)
 
     async def position(self, key: bytes, block: int) -> tuple[bytes, PositionView]:
-        market, size, entry, realized, last = await self._view("positionOf", key, block=block)
-        return bytes(market), PositionView(int(size), int(entry), int(realized), int(last))
+        p = position_state_from_tuple(await self._view("positionOf", key, block=block))
+        return p.market, PositionView(p.size_e18, p.entry_e8, p.realized_usd_e18,
+                                      p.last_liquidation)
 
     async def market(self, market: bytes, block: int) -> tuple[MarketView, int, int]:
         """(view, min price, max price) of a market at ``block``."""
-        p, buffer = await self._view("marketOf", market, block=block)
-        view = MarketView(_hex(p[0]), int(p[1]), int(p[2]), int(buffer), int(p[4]), int(p[5]),
-                          int(p[6]), int(p[7]), int(p[11]), int(p[13]))
-        return view, int(p[8]), int(p[9])
+        params, buffer = await self._view("marketOf", market, block=block)
+        p = market_params_from_tuple(params)
+        view = MarketView(_hex(p.oracle_id), p.imr_ppm, p.mmr_ppm, int(buffer), p.liq_fee_ppm,
+                          p.liq_fee_cap_usd_e18, p.max_age_user_s, p.max_age_liq_s,
+                          p.full_ratio_ppm, p.cooldown_s)
+        return view, p.min_price_e8, p.max_price_e8
 
     async def lanes(self, key: bytes, block: int, prices: _Prices,
                     where: tuple[int, int]) -> tuple[Lane, ...]:
@@ -120,11 +129,12 @@ class _Reader:
             asset = bytes.fromhex(c.src_asset[2:])
             amount18 = int(await self._view("collateralOf", key, c.src_chain_id, asset,
                                             block=block))
-            cfg = await self._view("collateralConfigOf", c.src_chain_id, asset, block=block)
-            feed = _hex(cfg[0])
+            cfg = collateral_config_from_tuple(
+                await self._view("collateralConfigOf", c.src_chain_id, asset, block=block))
+            feed = _hex(cfg.oracle_id)
             price, publish = prices.at(feed, where)
-            seen[lane] = Lane(c.src_chain_id, c.src_asset, amount18, int(cfg[1]),
-                              FeedRead(feed, price, publish, int(cfg[2]), int(cfg[3])))
+            seen[lane] = Lane(c.src_chain_id, c.src_asset, amount18, cfg.haircut_ppm,
+                              FeedRead(feed, price, publish, cfg.min_price_e8, cfg.max_price_e8))
         return tuple(seen.values())
 
 

@@ -24,6 +24,7 @@ from orchestrator.cli_common import (
     emit_json,
     emit_row,
     err,
+    feeder_key,
     guarded,
     out,
     owner_evm_key,
@@ -283,12 +284,11 @@ def price(
     as_json: JsonOpt = False,
 ) -> None:
     """Publish a price as the devnet oracle's feeder (scripted paths for tests and the demo)."""
-    from chains.devnet.stack import read_manifest
     from orchestrator.trade import set_price
 
     cfg = settings()
-    row = guarded(lambda: asyncio.run(set_price(
-        cfg, read_manifest(cfg.home)["devnet"]["feeder_key"], market=market, price=value)))
+    row = guarded(lambda: asyncio.run(set_price(cfg, feeder_key(cfg, None), market=market,
+                                                price=value)))
     emit_row("price", row, as_json)
 
 
@@ -421,7 +421,7 @@ def worker(
     if name:
         os.environ["BULKHEAD_ATTESTER"] = name
     from workers.celery_app import app as celery_app
-    from workers.celery_app import queues_for
+    from workers.queues import queues_for
 
     if role == Role.BEAT:
         cfg.home.mkdir(parents=True, exist_ok=True)

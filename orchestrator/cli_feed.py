@@ -26,7 +26,7 @@ import typer
 from orchestrator.cli_common import fail, feeder_key, guarded, out, settings
 from orchestrator.errors import InputError
 from orchestrator.inputs import parse_amount
-from orchestrator.risk.price_paths import Scenario, load_scenario, parse_scenario
+from orchestrator.risk.price_paths import Scenario, parse_scenario
 
 if TYPE_CHECKING:  # the feeder imports web3: loaded only when the command runs
     from orchestrator.feeder import PushedTick
@@ -106,6 +106,8 @@ def feed(
     if (scenario is None) == (path is None):
         fail(InputError("path", "give either --path (with --market) or --scenario"))
     if scenario is not None:
+        from orchestrator.feeder import load_scenario
+
         plan = guarded(lambda: load_scenario(scenario))
     else:
         assert path is not None

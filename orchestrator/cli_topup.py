@@ -95,32 +95,22 @@ async def clear_rule(cfg: Settings, owner_key: str, *, position: str) -> dict[st
 
 async def show_rule(cfg: Settings, *, position: str) -> dict[str, Any]:
     """The rule, the target's state against it and what the keeper would move now."""
-    from eth_utils.address import to_checksum_address
-
-    from chains.evm.adapter import make_web3
-    from chains.evm.artifacts import load_artifact
+    from orchestrator.feeder import OracleClient
     from orchestrator.liquidation.topup_keeper import TopUpKeeper
-    from orchestrator.trade import connect_venue
+    from orchestrator.trade import venue_session
 
     pos = parse_bytes32(position, field="position")
     key = bytes.fromhex(pos[2:])
-    chain = cfg.chain(cfg.venue_chain)
-    w3 = make_web3(str(chain.rpc_urls[0]), cfg.retry.timeout_s)
-    oracle = w3.eth.contract(address=to_checksum_address(chain.contracts["oracle"]),
-                             abi=load_artifact("PriceOracle").abi)
-
-    async def now() -> int:
-        return int((await w3.eth.get_block("latest"))["timestamp"])
-
-    venue = await connect_venue(cfg, None)
+    oracle = await OracleClient.from_settings(cfg)
     try:
-        rule = await venue.topup_rule_of(key)
-        if rule is None:
-            return {"position": pos, "rule": None}
-        view = await TopUpKeeper(venue, oracle, chain_time=now).view(key, await now())
+        async with venue_session(cfg, None) as venue:
+            rule = await venue.topup_rule_of(key)
+            if rule is None:
+                return {"position": pos, "rule": None}
+            keeper = TopUpKeeper(venue, oracle, chain_time=oracle.chain_time)
+            view = await keeper.view(key, await oracle.chain_time())
     finally:
-        await venue.aclose()
-        await w3.provider.disconnect()
+        await oracle.aclose()
     row: dict[str, Any] = {
         "position": pos, "source": rule.source_key,
         "threshold": format_amount(rule.threshold_ppm, _PPM_DECIMALS),

@@ -338,6 +338,7 @@ class Journey:
                     if r.event.tx_id in self.submitted_ms]
         finally:
             store.close()
+            settlements.close()
 
     async def follow_locks(self, done: Callable[[list[dict[str, Any]]], bool], what: str) -> None:
         """The live lock table until ``done`` holds for every demo lock."""

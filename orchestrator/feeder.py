@@ -21,6 +21,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from eth_abi.abi import decode as abi_decode
@@ -35,7 +36,7 @@ from chains.evm.locker import TxSender
 from chains.retry import with_retries
 from orchestrator.errors import ChainError, ConfigError, InputError, RpcUnavailable
 from orchestrator.positions import market_id
-from orchestrator.risk.price_paths import Scenario
+from orchestrator.risk.price_paths import Scenario, scenario_from_text
 from orchestrator.settings import RetrySettings, Settings
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "PriceUpdate",
     "PushedTick",
     "feed_scenario",
+    "load_scenario",
 ]
 
 T = TypeVar("T")
@@ -313,3 +315,16 @@ def _revert_data(exc: ContractLogicError) -> Any:
     if data is None and isinstance(exc.message, str) and exc.message.startswith("0x"):
         data = exc.message
     return data
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Read a ``.toml`` or ``.json`` scenario file (by suffix; anything else is read as TOML).
+
+    Raises:
+        InputError: unreadable or malformed file (field ``scenario``), or a bad field.
+    """
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError("scenario", f"{path}: {exc.strerror or exc}") from exc
+    return scenario_from_text(text, name=str(path), json_format=path.suffix.lower() == ".json")

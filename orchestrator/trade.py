@@ -85,20 +85,15 @@ async def close_trade(settings: Settings, owner_key: str, *, position: str) -> d
 async def set_price(settings: Settings, feeder_key: str, *, market: str,
                     price: str) -> dict[str, Any]:
     """Publish a price as the oracle's feeder, stamped with the venue chain's own time."""
-    from chains.evm.artifacts import load_artifact
-    from chains.evm.locker import TxSender
+    from orchestrator.feeder import OracleClient
 
     price_e8 = parse_amount(price, 8, field="price")
-    cfg = settings.chain(settings.venue_chain)
-    sender = await TxSender.connect(str(cfg.rpc_urls[0]), feeder_key)
+    oracle = await OracleClient.from_settings(settings, feeder_key=feeder_key)
     try:
-        now = int((await sender.w3.eth.get_block("latest"))["timestamp"])
-        oracle = sender.w3.eth.contract(address=cfg.contracts["oracle"],
-                                        abi=load_artifact("PriceOracle").abi)
-        await sender.wait(await sender.send(
-            oracle.functions.setPrice(market_id(market), price_e8, now)))
+        now = await oracle.chain_time()
+        await oracle.publish({market: price_e8}, now)
     finally:
-        await sender.aclose()
+        await oracle.aclose()
     return {"market": market, "price_e8": price_e8, "publish_time": now}
 
 

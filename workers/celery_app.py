@@ -14,6 +14,7 @@ from celery import Celery
 
 import workers.log_context  # noqa: F401  (structlog JSON logs + task context via Celery signals)
 from orchestrator.settings import Settings, load_settings
+from workers.queues import queues_for
 
 __all__ = ["app", "beat_schedule", "queues_for"]
 
@@ -47,21 +48,6 @@ def beat_schedule(cfg: Settings) -> dict[str, dict[str, Any]]:
     schedule["reconcile"] = {"task": "bulkhead.reconcile.reconcile", "schedule": RECONCILE_EVERY_S,
                              "options": {"queue": "reconcile"}}
     return schedule
-
-
-def queues_for(role: str, cfg: Settings, name: str | None = None) -> list[str]:
-    if role == "watcher":
-        return sorted({f"watch.{k}" for k, c in cfg.chains.items() if c.vaults}
-                      | {f"watch.{cfg.venue_chain}"})
-    if role == "attester":
-        return [f"attest.{name}"]
-    if role == "relayer":
-        return [f"relay.{cfg.venue_chain}"]
-    if role == "reconciler":
-        return ["reconcile"]
-    if role == "risk":
-        return ["risk", f"liquidate.{cfg.venue_chain}"]
-    raise ValueError(role)
 
 
 app.conf.update(

@@ -84,18 +84,19 @@ class Services:
         return Keeper(self.run(open_venue(name, s, sender_key=load_risk_key(s))))
 
     @cached_property
+    def oracle(self) -> Any:
+        """The venue chain's PriceOracle (read-only), shared by the top-up and buffer steps."""
+        from orchestrator.feeder import OracleClient
+
+        return self.run(OracleClient.from_settings(self.settings))
+
+    @cached_property
     def topups(self) -> Any:
         """Owners' top-up rules, sent with the keeper's (risk) key and venue client."""
-        from chains.evm.adapter import make_web3
-        from chains.evm.artifacts import load_artifact
         from orchestrator.liquidation.topup_keeper import TopUpKeeper
 
-        cfg = self.settings.chain(self.settings.venue_chain)
-        w3 = make_web3(str(cfg.rpc_urls[0]), self.settings.retry.timeout_s)
-        oracle = w3.eth.contract(address=cfg.contracts["oracle"],
-                                 abi=load_artifact("PriceOracle").abi)
         venue = self.keeper.venue
-        return TopUpKeeper(venue.client, oracle, chain_time=venue.chain_time)
+        return TopUpKeeper(venue.client, self.oracle, chain_time=venue.chain_time)
 
     @cached_property
     def topup_rules(self) -> Any:
@@ -112,7 +113,8 @@ class Services:
         """Tick history + buffer updater on the keeper's venue client (one sender per key)."""
         from orchestrator.liquidation.ticks import build_buffer_updater
 
-        return self.run(build_buffer_updater(self.settings, self.redis, self.keeper.venue.client))
+        return self.run(build_buffer_updater(self.settings, self.redis,
+                                             self.keeper.venue.client, oracle=self.oracle))
 
     @cached_property
     def settlements(self) -> _SettlementParts:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from fastapi import Request
 
 from chains.base import ChainAdapter
+from orchestrator.api.readers import Cached
 from orchestrator.lock_store import LockStore
 from orchestrator.settings import Settings
 
@@ -68,11 +69,9 @@ class ApiState:
     redis: RedisLike | None
     adapters: dict[str, ChainAdapter]
     venue: Any = None  # readers.VenueReader, or None when no venue is configured
-    caches: dict[str, Any] = field(default_factory=dict)
+    caches: dict[str, Cached[Any]] = field(default_factory=dict)
 
-    def cache(self, name: str, ttl_s: float) -> Any:
-        from orchestrator.api.readers import Cached
-
+    def cache(self, name: str, ttl_s: float) -> Cached[Any]:
         if name not in self.caches:
             self.caches[name] = Cached(ttl_s)
         return self.caches[name]
@@ -116,15 +115,8 @@ async def open_state(settings: Settings, options: ApiOptions) -> AsyncIterator[A
             await venue.aclose()
         for adapter in adapters.values():
             await adapter.aclose()
-        for closeable in (store, pool, raw):
+        for closeable in (store, pool, raw, settlements):
             closeable.close()
-        _close_settlements(settlements)
-
-
-def _close_settlements(store: Any) -> None:
-    client = getattr(store, "_redis", None)
-    if client is not None:
-        client.close()
 
 
 def get_state(request: Request) -> ApiState:

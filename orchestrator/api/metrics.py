@@ -54,12 +54,10 @@ class MetricsInput:
 
 
 def queue_names(settings: Settings) -> list[str]:
-    """Every Celery queue the roles consume (``workers.celery_app.queues_for``'s union)."""
-    venue = settings.venue_chain
-    names = {f"watch.{k}" for k, c in settings.chains.items() if c.vaults} | {f"watch.{venue}"}
-    names |= {f"attest.{m.name}" for m in settings.attesters.members}
-    names |= {f"relay.{venue}", "reconcile", "risk", f"liquidate.{venue}"}
-    return sorted(names)
+    """Every Celery queue the roles consume."""
+    from workers.queues import all_queues
+
+    return all_queues(settings)
 
 
 def risk_screen(raw: Mapping[str, str] | None) -> dict[str, int] | None:

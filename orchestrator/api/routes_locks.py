@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
+from bridges.quorum import default_threshold
 from orchestrator import views
 from orchestrator.api.deps import ApiState, get_state
 from orchestrator.api.paging import CursorKey, paginate
@@ -23,7 +24,7 @@ from orchestrator.api.params import (
     resolve_chain,
     single_valued,
 )
-from orchestrator.api.rows import pipeline_counts, threshold
+from orchestrator.api.rows import pipeline_counts
 from orchestrator.api.schemas import AttestationPage, ErrorBody, LockItem, LockPage, Pipeline
 from orchestrator.errors import InputError
 from orchestrator.locks import LockRecord, LockState
@@ -46,7 +47,7 @@ def newest_first(record: LockRecord) -> CursorKey:
 
 def _need(state: ApiState) -> int:
     a = state.settings.attesters
-    return threshold(a.threshold, len(a.members))
+    return a.threshold or default_threshold(len(a.members))
 
 
 def lock_rows(state: ApiState, records: list[LockRecord]) -> list[dict[str, Any]]:

@@ -19,7 +19,6 @@ __all__ = [
     "decimal_to_units",
     "liquidation_rows",
     "pipeline_counts",
-    "threshold",
 ]
 
 _DECIMAL = re.compile(r"^(-?)([0-9]+)(?:\.([0-9]+))?$")
@@ -88,7 +87,3 @@ def pipeline_counts(records: Iterable[LockRecord]) -> dict[str, Any]:
     return {"total": sum(total.values()), "states": {**zero, **total},
             "chains": {c: {**zero, **n} for c, n in sorted(chains.items())}}
 
-
-def threshold(configured: int | None, members: int) -> int:
-    """m of the attester set: the configured threshold or the default floor(2n/3)+1."""
-    return configured or (2 * members) // 3 + 1

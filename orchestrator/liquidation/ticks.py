@@ -286,14 +286,16 @@ class BufferUpdater:
 
 
 async def build_buffer_updater(settings: Settings, client: redis.Redis, venue: Any, *,
-                               tuning: BufferTuning | None = None) -> BufferUpdater:
-    """The risk worker's updater: ``venue`` is its VenueClient (RISK key), ``client`` its Redis.
+                               tuning: BufferTuning | None = None,
+                               oracle: OracleClient | None = None) -> BufferUpdater:
+    """The risk worker's updater: ``venue`` is its VenueClient (RISK key), ``client`` its Redis,
+    ``oracle`` an existing client of the venue chain's oracle (default: a new one).
 
     Raises:
         ConfigError: the venue chain has no oracle configured. RpcUnavailable.
     """
     cfg = settings.chain(settings.venue_chain)
-    oracle = await OracleClient.from_settings(settings)
+    oracle = oracle or await OracleClient.from_settings(settings)
     return BufferUpdater(venue, oracle, TickHistory(client), tuning=tuning,
                          start_height=cfg.deployment_height,
                          max_block_range=cfg.max_block_range)

@@ -57,14 +57,10 @@ def _hex(raw: bytes) -> str:
 class TopUpKeeper:
     def __init__(self, venue: Any, oracle: Any, *,
                  chain_time: Callable[[], Awaitable[int]]) -> None:
-        """``venue`` a VenueClient (any funded key may send ``topUp``), ``oracle`` a web3
-        contract for PriceOracle, ``chain_time`` an async callable -> the venue chain's time."""
+        """``venue`` a VenueClient (any funded key may send ``topUp``), ``oracle`` an
+        :class:`~orchestrator.feeder.OracleClient` (read-only is enough), ``chain_time`` an
+        async callable -> the venue chain's time."""
         self.venue, self.oracle, self.chain_time = venue, oracle, chain_time
-
-    @classmethod
-    def from_keeper(cls, keeper: Any) -> TopUpKeeper:
-        """Share the liquidation keeper's venue client, oracle and clock."""
-        return cls(keeper.venue, keeper.oracle, chain_time=keeper.chain_time)
 
     async def view(self, key: bytes, now: int) -> TopUpView | None:
         """Rule, target state, reserve locks and plan of ``key``; None without a rule or an
@@ -96,8 +92,10 @@ class TopUpKeeper:
             cfg = await self.venue.collateral_config_of(credit.src_chain_id, credit.src_asset)
             if cfg.oracle_id == bytes(32):
                 continue  # unpriced lane: the venue refuses to value it
-            price, at = await self.oracle.functions.getPrice(cfg.oracle_id).call()
-            price, at = int(price), int(at)
+            quote = await self.oracle.price_of(cfg.oracle_id)
+            if quote is None:
+                continue  # never published: the venue cannot value it either
+            price, at = quote
             # INVARIANT (I9): the venue's rule for a liquidation-class collateral price.
             if not (0 <= now - at <= max_age_s and cfg.min_price_e8 < price < cfg.max_price_e8):
                 continue

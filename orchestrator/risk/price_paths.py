@@ -32,7 +32,7 @@ after another, each from the previous one's last price::
     steps = 1
     pct_ppm = 450000
 
-:func:`load_scenario` / :func:`parse_scenario` refuse a bad file with :class:`InputError`
+:func:`scenario_from_text` / :func:`parse_scenario` refuse a bad file with :class:`InputError`
 naming the field (``feeds.0.segments.1.crash.pct_ppm``).
 """
 
@@ -42,7 +42,6 @@ import json
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -63,9 +62,9 @@ __all__ = [
     "calm",
     "crash",
     "crash_target_e8",
-    "load_scenario",
     "parse_scenario",
     "path_prices",
+    "scenario_from_text",
     "segment_prices",
     "spike",
     "splitmix64",
@@ -333,21 +332,18 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
         raise InputError(field, first["msg"]) from exc
 
 
-def load_scenario(path: Path) -> Scenario:
-    """Read a ``.toml`` or ``.json`` scenario file (by suffix; anything else is tried as TOML).
+def scenario_from_text(text: str, *, name: str, json_format: bool) -> Scenario:
+    """Parse a scenario file's text: JSON when ``json_format``, else TOML. ``name`` names the
+    file in messages.
 
     Raises:
-        InputError: unreadable or malformed file (field ``scenario``), or a bad field.
+        InputError: malformed text (field ``scenario``), or a bad field.
     """
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise InputError("scenario", f"{path}: {exc.strerror or exc}") from exc
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+        data = json.loads(text) if json_format else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise InputError("scenario", f"{path}: not valid {path.suffix.lstrip('.') or 'toml'}:"
-                                     f" {exc}") from exc
+        kind = "json" if json_format else "toml"
+        raise InputError("scenario", f"{name}: not valid {kind}: {exc}") from exc
     if not isinstance(data, dict):
-        raise InputError("scenario", f"{path}: the top level must be a table / object")
+        raise InputError("scenario", f"{name}: the top level must be a table / object")
     return parse_scenario(data)

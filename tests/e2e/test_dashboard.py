@@ -1,5 +1,5 @@
 """The dashboard in headless Chromium against the whole stack: devnet, the real worker fleet
-and the API process (``python -m orchestrator.api``). The page is loaded once; every later
+and the API process (``bulkhead api``). The page is loaded once; every later
 change (heads moving, a new lock and its credit, a position opening, its margin ratio moving
 with the price, its liquidation) must reach it without a reload."""
 

@@ -72,22 +72,21 @@ def fund(cli: Cli, fleet: WorkerFleet, devnet: dict[str, Any],  # noqa: F811
 def publish(devnet: dict[str, Any], market: str, price_e8: int) -> int:
     """The devnet feeder publishes ``price_e8`` stamped with the venue chain's newest block
     time (as ``bulkhead price`` does); returns the publish time."""
-    w3, feed = w3b(devnet), market_id(market)
-    last = int(oracle(devnet).functions.getPrice(feed).call()[1]) if _has_price(devnet, feed) \
-        else 0
-    stamp = wait_for(lambda: (t := chain_now(devnet)) > last and t, 10, "a newer block time")
+    feed = market_id(market)
+    stamp = next_stamp(devnet, feed)
     tx = _send(devnet, devnet["devnet"]["feeder_key"],
                oracle(devnet).functions.setPrice(feed, price_e8, stamp), 2)
-    assert w3.eth.wait_for_transaction_receipt(tx, timeout=30).status == 1
-    return int(stamp)
+    assert w3b(devnet).eth.wait_for_transaction_receipt(tx, timeout=30).status == 1
+    return stamp
 
 
-def _has_price(devnet: dict[str, Any], feed: bytes) -> bool:
+def next_stamp(devnet: dict[str, Any], feed: bytes) -> int:
+    """The venue chain's newest block time, once it is later than ``feed``'s publish time."""
     try:
-        oracle(devnet).functions.getPrice(feed).call()
+        last = int(oracle(devnet).functions.getPrice(feed).call()[1])
     except ContractLogicError:  # NoPrice: never published
-        return False
-    return True
+        last = 0
+    return int(wait_for(lambda: (t := chain_now(devnet)) > last and t, 10, "a newer block time"))
 
 
 def prices(devnet: dict[str, Any], eth_e8: int = 3000 * 10**8) -> int:
@@ -240,8 +239,7 @@ def test_liq_03_withdrawal_rechecked_on_the_newest_price_in_the_same_block(
     assert equity2 - _haircut_value(amount, haircut) < initial2 <= equity2  # not liquidatable
 
     url = devnet["chains"]["evm-b"]["rpc_urls"][0]
-    last = int(oracle(devnet).functions.getPrice(ETH).call()[1])
-    published = wait_for(lambda: (t := chain_now(devnet)) > last and t, 10, "a newer block time")
+    published = next_stamp(devnet, ETH)
     vault, lock_id = row["key"].split(":")[1:]
     rpc(url, "evm_setIntervalMining", 0)
     try:

@@ -2,6 +2,7 @@
 
 - ``bulkhead feed`` pushes a 45 % crash to the real PriceOracle, chain-time stamped, and the
   oracle reads it back; a scenario file feeds two markets in lockstep.
+- ``bulkhead price --set`` publishes one price through the same oracle client.
 - TickHistory records the real oracle's ticks in Redis (deduplicated, kept across a restart,
   rebuilt from the oracle's logs after a loss); a calm path within the hysteresis sends no
   transaction, a crash puts the cap on chain through ``set_buffer`` (read back with
@@ -106,6 +107,24 @@ def test_scenario_file_feeds_two_markets_in_lockstep(cli: Cli, tmp_path: Path) -
     assert [t["price_e8"] for t in usdc] == calm(E8, 3, amplitude_ppm=100, seed=3)
     for a, b in zip(eth, usdc, strict=True):  # one tick: one publish time for every market
         assert a["publish_time_s"] == b["publish_time_s"] and a["index"] == b["index"]
+
+
+def test_price_command_publishes_once_at_chain_time(cli: Cli) -> None:  # noqa: F811
+    """``bulkhead price --set``: one publish as the devnet feeder, read back from the oracle."""
+    row = cli.json("price", "--market", ETH, "--set", "2999.5")
+    assert (row["market"], row["price_e8"]) == (ETH, 299_950_000_000)
+    cfg = settings_for(cli)
+
+    async def read_back() -> tuple[Any, int]:
+        oracle = await OracleClient.from_settings(cfg)
+        try:
+            return await oracle.price_of(ETH), await oracle.chain_time()
+        finally:
+            await oracle.aclose()
+
+    (price, published), now = run(read_back)
+    assert (price, published) == (row["price_e8"], row["publish_time"])
+    assert published <= now
 
 
 class Rig:

@@ -1,5 +1,5 @@
-"""Run the API as an operator would (``python -m orchestrator.api``) against a devnet home,
-on a free loopback port; stopped in a ``finally`` even when a test fails."""
+"""Run the API as an operator would (``bulkhead api``, via ``python -m orchestrator``) against
+a devnet home, on a free loopback port; stopped in a ``finally`` even when a test fails."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ class ApiProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "orchestrator.api", "--port", str(port),
-                 "--log-level", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "orchestrator", "api", "--port", str(port),
+                 "--loglevel", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + timeout_s

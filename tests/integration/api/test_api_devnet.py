@@ -163,17 +163,12 @@ def test_metrics_from_redis_and_chains(api_url: str, devnet: dict[str, Any],
 def strict_client(devnet: dict[str, Any]) -> Iterator[TestClient]:
     """The app in-process, built from settings read the way the CLI reads them, with a finality
     bound no real chain meets on solana."""
-    saved = {k: v for k, v in os.environ.items() if k.startswith("BULKHEAD_")}
-    for key in saved:
-        del os.environ[key]
-    os.environ.update(BULKHEAD_HOME=str(devnet["home"]),
-                      BULKHEAD_CONFIG=str(devnet["home"] / "none.toml"))
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        for key in [k for k in os.environ if k.startswith("BULKHEAD_")]:
+            mp.delenv(key)
+        mp.setenv("BULKHEAD_HOME", str(devnet["home"]))
+        mp.setenv("BULKHEAD_CONFIG", str(devnet["home"] / "none.toml"))
         settings = load_settings()
-    finally:
-        for key in ("BULKHEAD_HOME", "BULKHEAD_CONFIG"):
-            os.environ.pop(key, None)
-        os.environ.update(saved)
     app = create_app(settings, options=ApiOptions(max_finality_lag={"solana": 0}))
     with TestClient(app) as client:
         yield client

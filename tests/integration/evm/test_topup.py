@@ -24,9 +24,9 @@ from eth_utils.crypto import keccak
 from bridges.attestation import LockAttestation, SettlementKind
 from chains.base import address_to_bytes32
 from chains.devnet.evm_deploy import MarketSpec, PriceFeedSpec, VenueMarkets
-from chains.evm.adapter import make_web3
 from chains.evm.bridge_codec import lock_key
 from orchestrator.errors import InputError, TxRejected
+from orchestrator.feeder import OracleClient
 from orchestrator.liquidation.topup_keeper import TopUpKeeper
 from orchestrator.risk.topup import ToppedUp, TopUpRule
 from tests.integration.evm.conftest import OTHER, OTHER_KEY, TRADER
@@ -34,8 +34,8 @@ from tests.integration.evm.venue_env import (
     E8,
     E18,
     ETH,
-    ORACLE_ABI,
     PPM,
+    RETRY,
     SRC,
     USDC,
     USDC_FEED,
@@ -367,13 +367,9 @@ def test_keeper_moves_the_cheapest_restoring_lock_once(env: Env) -> None:
 
     async def body() -> tuple[list[Any], list[Any], list[Any]]:
         client = await env.client(OTHER_KEY)
-        w3 = make_web3(env.url, 10)
-        oracle = w3.eth.contract(address=env.oracle.address, abi=ORACLE_ABI)
-
-        async def now() -> int:
-            return int((await w3.eth.get_block("latest"))["timestamp"])
-
-        keeper = TopUpKeeper(client, oracle, chain_time=now)
+        oracle = await OracleClient.connect(env.url, env.oracle.address, chain="evm-b",
+                                            retry=RETRY)
+        keeper = TopUpKeeper(client, oracle, chain_time=oracle.chain_time)
         try:
             healthy = await keeper.run([target])
             env.publish(2_650 * E8)
@@ -382,7 +378,7 @@ def test_keeper_moves_the_cheapest_restoring_lock_once(env: Env) -> None:
             return healthy, first, second
         finally:
             await client.aclose()
-            await w3.provider.disconnect()
+            await oracle.aclose()
 
     healthy, first, second = run(body)
     assert healthy == [] and second == []

@@ -9,7 +9,6 @@ from orchestrator.api.rows import (
     decimal_to_units,
     liquidation_rows,
     pipeline_counts,
-    threshold,
 )
 from orchestrator.inputs import format_amount
 from orchestrator.locks import LockState
@@ -54,8 +53,3 @@ def test_pipeline_counts_every_state() -> None:
     assert counts["total"] == 2 and set(counts["states"]) == {s.value for s in LockState}
     assert counts["chains"]["solana"]["seen"] == 1 and counts["chains"]["evm-a"]["credited"] == 1
 
-
-@pytest.mark.parametrize(("configured", "n", "m"), [(None, 4, 3), (None, 3, 3), (None, 7, 5),
-                                                    (2, 3, 2)])
-def test_threshold(configured: int | None, n: int, m: int) -> None:
-    assert threshold(configured, n) == m

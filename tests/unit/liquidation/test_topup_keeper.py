@@ -74,15 +74,13 @@ class FakeVenue:
 
 
 class FakeOracle:
-    def __init__(self, at: int = NOW) -> None:
+    """``OracleClient.price_of``: (price_e8, publish time), or None when never published."""
+
+    def __init__(self, at: int | None = NOW) -> None:
         self.at = at
-        self.functions = self
 
-    def getPrice(self, oracle_id: bytes) -> "FakeOracle":
-        return self
-
-    async def call(self) -> tuple[int, int]:
-        return E8, self.at
+    async def price_of(self, oracle_id: bytes) -> tuple[int, int] | None:
+        return None if self.at is None else (E8, self.at)
 
 
 async def now() -> int:
@@ -115,6 +113,11 @@ def test_other_refusals_are_reported_not_raised() -> None:
 def test_stale_reserve_prices_leave_locks_out() -> None:
     venue = FakeVenue()
     assert run_keeper(venue, FakeOracle(at=NOW - 601)) == [] and venue.sent == []
+
+
+def test_never_published_reserve_prices_leave_locks_out() -> None:
+    venue = FakeVenue()
+    assert run_keeper(venue, FakeOracle(at=None)) == [] and venue.sent == []
 
 
 def test_healthy_target_sends_nothing() -> None:

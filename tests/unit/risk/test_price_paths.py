@@ -10,12 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orchestrator.errors import InputError
+from orchestrator.feeder import load_scenario
 from orchestrator.risk.price_paths import (
     PPM,
     calm,
     crash,
     crash_target_e8,
-    load_scenario,
     parse_scenario,
     path_prices,
     spike,
