@@ -84,17 +84,18 @@ async def close_trade(settings: Settings, owner_key: str, *, position: str) -> d
 
 async def set_price(settings: Settings, feeder_key: str, *, market: str,
                     price: str) -> dict[str, Any]:
-    """Publish a price as the oracle's feeder, stamped with the venue chain's own time."""
-    from orchestrator.feeder import OracleClient
+    """Publish a price as the oracle's feeder: a one-tick feed, stamped with the venue chain's
+    own time once that clock has passed the market's last publish (two prices in one chain
+    second would be refused as not later)."""
+    from orchestrator.feeder import Feeder, OracleClient
 
     price_e8 = parse_amount(price, 8, field="price")
     oracle = await OracleClient.from_settings(settings, feeder_key=feeder_key)
     try:
-        now = await oracle.chain_time()
-        await oracle.publish({market: price_e8}, now)
+        [tick] = await Feeder(oracle, interval_s=0).run({market: [price_e8]})
     finally:
         await oracle.aclose()
-    return {"market": market, "price_e8": price_e8, "publish_time": now}
+    return {"market": market, "price_e8": price_e8, "publish_time": tick.publish_time_s}
 
 
 async def position_rows(settings: Settings, keeper: Any, keys: list[bytes]) -> list[dict[str, Any]]:
