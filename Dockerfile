@@ -16,10 +16,13 @@ WORKDIR /app
 # Dependencies first (cached while only the code changes), exactly as locked.
 COPY pyproject.toml uv.lock README.md ./
 RUN uv sync --frozen --no-dev --no-install-project
-COPY orchestrator ./orchestrator
+COPY shared ./shared
 COPY chains ./chains
 COPY bridges ./bridges
+COPY orchestrator ./orchestrator
 COPY workers ./workers
+COPY devnet ./devnet
+COPY bulkhead ./bulkhead
 RUN uv sync --frozen --no-dev --no-editable
 
 # Secrets are bind-mounted by docker compose: make them readable by this uid (10001).

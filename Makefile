@@ -13,6 +13,7 @@ demo: setup
 # Two xdist workers, one test file each at a time: the devnet tests mostly wait on block times,
 # so two run side by side on this machine's two cores.
 test: setup
+	.venv/bin/lint-imports
 	$(PYTEST) -n 2 --dist loadfile tests
 
 test-unit: setup
@@ -22,7 +23,8 @@ test-integration: setup
 	$(PYTEST) -n 2 --dist loadfile tests -m "integration or e2e"
 
 lint: setup
-	.venv/bin/ruff check orchestrator chains bridges workers tests
+	.venv/bin/lint-imports
+	.venv/bin/ruff check shared chains bridges orchestrator workers devnet bulkhead tests benchmarks
 
 bench: setup
 	$(PY) -m benchmarks.run

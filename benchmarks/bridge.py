@@ -45,16 +45,16 @@ from typing import Any
 import redis
 from web3 import Web3
 
-from chains.devnet.evm_deploy import _default_limits
-from chains.devnet.stack import DevnetOptions, down, up
+from bulkhead.local.fleet import WorkerFleet
 from chains.evm.artifacts import load_artifact
 from chains.evm.bridge_codec import CREDITED_TOPIC0, CreditedEvent, CreditQueuedEvent
 from chains.evm.locker import TxSender
-from orchestrator.lock_store import RedisLockStore
-from orchestrator.locks import LockRecord, LockState
-from orchestrator.positions import position_key
-from orchestrator.settings import Settings, load_settings
-from workers.fleet import WorkerFleet
+from devnet.evm_deploy import _default_limits
+from devnet.stack import DevnetOptions, down, up
+from shared.locks import LockRecord, LockState
+from shared.positions import position_key
+from shared.settings import Settings, load_settings
+from workers.stores.locks import RedisLockStore
 
 N_LOCKS = 2_000
 ATTESTERS = ["att-1", "att-2", "att-3", "att-4"]
@@ -425,8 +425,8 @@ def relayer_transactions(manifest: dict[str, Any], start_block: int) -> dict[str
 
 async def venue_credits(settings: Settings, head: int) -> tuple[list[CreditedEvent], int]:
     """Every Credited event of the venue up to ``head`` and the number of CreditQueued events."""
-    from chains.base import ChainKind, ChainRef
     from chains.evm.venue import VenueClient
+    from shared.chain import ChainKind, ChainRef
 
     cfg = settings.chain("evm-b")
     client = await VenueClient.connect([str(u) for u in cfg.rpc_urls], cfg.contracts["venue"],
@@ -443,14 +443,14 @@ async def venue_credits(settings: Settings, head: int) -> tuple[list[CreditedEve
 async def single_credit_gas(manifest: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """One lock on evm-a credited alone with ``credit`` (fleet stopped: this process signs as 3
     of the 4 devnet attesters and sends as the relayer), to an existing position."""
-    from bridges.attestation import Domain, sign
     from bridges.observation import attestation_for
     from bridges.quorum import AttesterSet
     from bridges.verifier import verify
-    from chains.base import ChainKind, ChainRef
     from chains.evm.locker import lock_on_evm
     from chains.evm.venue import VenueClient
     from chains.factory import adapter_for
+    from shared.chain import ChainKind, ChainRef
+    from shared.messages import Domain, sign
 
     a, b = manifest["chains"]["evm-a"], manifest["chains"]["evm-b"]
     alice = manifest["devnet"]["traders"]["alice"]

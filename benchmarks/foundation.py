@@ -22,12 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chains.devnet.stack import DevnetOptions, down, up
 from chains.evm.artifacts import load_artifact
 from chains.evm.locker import TxSender
-from orchestrator.lock_store import RedisLockStore
-from orchestrator.settings import load_settings
-from orchestrator.watch_service import sync_once
+from devnet.stack import DevnetOptions, down, up
+from orchestrator.watch.service import sync_once
+from shared.settings import load_settings
+from workers.stores.locks import RedisLockStore
 
 N_LOCKS = 1_000
 
@@ -52,7 +52,7 @@ async def send_locks(manifest: dict[str, Any], n: int) -> None:
 def cli_locks(home: Path, *extra: str) -> float:
     env = {**os.environ, "BULKHEAD_HOME": str(home)}
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "orchestrator", "locks", "--json", *extra],
+    out = subprocess.run([sys.executable, "-m", "bulkhead", "locks", "--json", *extra],
                          env=env, capture_output=True, text=True, check=True)
     took = time.perf_counter() - start
     assert len(json.loads(out.stdout)) >= N_LOCKS

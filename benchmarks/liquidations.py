@@ -33,15 +33,15 @@ import redis
 from web3 import Web3
 
 from benchmarks.bridge import ATTESTERS, READY_TIMEOUT_S, _WithGas, dist, wait_ready
-from chains.devnet.stack import DevnetOptions, down, up
+from bulkhead.local.fleet import WorkerFleet
 from chains.evm.artifacts import load_artifact
 from chains.evm.locker import TxSender
-from orchestrator.lock_store import RedisLockStore
-from orchestrator.locks import LockState
-from orchestrator.positions import market_id, position_key
-from orchestrator.settings import load_settings
-from orchestrator.trade import set_price
-from workers.fleet import WorkerFleet
+from devnet.feeder import set_price
+from devnet.stack import DevnetOptions, down, up
+from shared.locks import LockState
+from shared.positions import market_id, position_key
+from shared.settings import load_settings
+from workers.stores.locks import RedisLockStore
 
 N_POSITIONS = 1_000
 LOCK_UNITS = 32 * 10**6  # 32 USDC per position

@@ -15,14 +15,15 @@ from dataclasses import dataclass
 import structlog
 from eth_account.signers.local import LocalAccount
 
-from bridges.attestation import Domain, sign
 from bridges.observation import attestation_for
-from bridges.pool import SignaturePool
-from chains.base import ChainAdapter, LockEvent
+from bridges.ports import SignaturePool
+from chains.base import ChainAdapter
 from chains.finality import final_head
-from orchestrator.errors import NotYetFinal
-from orchestrator.locks import lock_key
-from orchestrator.settings import FinalityPolicy
+from shared.errors import NotYetFinal
+from shared.events import LockEvent
+from shared.locks import lock_key
+from shared.messages import Domain, sign
+from shared.settings import FinalityPolicy
 
 __all__ = ["AttesterService", "Observation"]
 

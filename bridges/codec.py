@@ -19,7 +19,8 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from bridges.attestation import (
+from shared.errors import AttestationMalformed
+from shared.messages import (
     ATTESTATION_VERSION,
     Domain,
     LockAttestation,
@@ -27,7 +28,6 @@ from bridges.attestation import (
     Settlement,
     SettlementKind,
 )
-from orchestrator.errors import AttestationMalformed
 
 __all__ = ["Bundle", "check_signature", "decode", "decode_json", "encode", "encode_json"]
 

@@ -9,10 +9,10 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from solders.keypair import Keypair
 
-from orchestrator.errors import ConfigError
-from orchestrator.settings import AttesterMember, KeySettings, Settings
+from chains.solana.keys import SolanaKey
+from shared.errors import ConfigError
+from shared.settings import AttesterMember, KeySettings, Settings
 
 __all__ = [
     "decrypt_keystore",
@@ -62,27 +62,25 @@ def load_attester_account(settings: Settings, member: AttesterMember) -> LocalAc
     return account
 
 
-def _solana_keypair(path: Path | None, devnet_secret: list[int] | None, field: str) -> Keypair | None:
+def _solana_keypair(path: Path | None, devnet_secret: list[int] | None,
+                    field: str) -> SolanaKey | None:
     if path is not None:
-        try:
-            return Keypair.from_bytes(bytes(json.loads(path.read_text())))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(field, f"cannot read Solana keypair {path}: {exc}") from exc
-    return Keypair.from_bytes(bytes(devnet_secret)) if devnet_secret else None
+        return SolanaKey.from_file(path, field=field)
+    return SolanaKey.from_secret(devnet_secret, field=field) if devnet_secret else None
 
 
-def load_attester_solana(settings: Settings, member: AttesterMember) -> Keypair | None:
+def load_attester_solana(settings: Settings, member: AttesterMember) -> SolanaKey | None:
     """The member's ed25519 key for the Solana vault multisig; must match ``solana_pubkey``."""
     devnet = _devnet(settings).get("attester_keys", {}).get(member.name, {})
     keypair = _solana_keypair(member.solana_keypair, devnet.get("solana_secret"),
                               f"attesters.{member.name}.solana_keypair")
-    if keypair is not None and member.solana_pubkey and str(keypair.pubkey()) != member.solana_pubkey:
+    if keypair is not None and member.solana_pubkey and keypair.pubkey != member.solana_pubkey:
         raise ConfigError(f"attesters.{member.name}.solana_keypair",
-                          f"key is for {keypair.pubkey()}, not {member.solana_pubkey}")
+                          f"key is for {keypair.pubkey}, not {member.solana_pubkey}")
     return keypair
 
 
-def load_relayer_solana(settings: Settings) -> Keypair | None:
+def load_relayer_solana(settings: Settings) -> SolanaKey | None:
     """The relayer's Solana fee payer."""
     return _solana_keypair(settings.relayer.solana_keypair, _devnet(settings).get("solana_payer"),
                            "relayer.solana_keypair")

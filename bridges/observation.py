@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from eth_utils import to_checksum_address
 
-from bridges.attestation import LockAttestation
-from chains.base import LockEvent
-from orchestrator.errors import AttestationMalformed
+from shared.errors import AttestationMalformed
+from shared.events import LockEvent
+from shared.messages import LockAttestation
 
 __all__ = ["attestation_for", "hexbytes32"]
 

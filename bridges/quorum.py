@@ -14,7 +14,7 @@ from itertools import pairwise
 
 from eth_utils import to_checksum_address
 
-from orchestrator.errors import ConfigError
+from shared.errors import ConfigError
 
 __all__ = ["AttesterSet", "default_threshold", "meets_quorum", "missing_signers"]
 

@@ -16,19 +16,14 @@ from typing import Any
 
 import structlog
 
-from bridges.attestation import Domain, LockAttestation
-from bridges.pool import SignaturePool
+from bridges.ports import SignaturePool
 from bridges.quorum import AttesterSet
 from bridges.verifier import Verified, verify
 from chains.evm.bridge_codec import LockStatus, lock_key
-from orchestrator.errors import (
-    AlreadyConsumed,
-    AttestationMalformed,
-    QuorumNotReached,
-    TxRejected,
-)
-from orchestrator.lock_store import LockStore
-from orchestrator.locks import LockState
+from shared.errors import AlreadyConsumed, AttestationMalformed, QuorumNotReached, TxRejected
+from shared.lock_store import LockStore
+from shared.locks import LockState
+from shared.messages import Domain, LockAttestation
 
 __all__ = ["RelayReport", "RelayService", "split_lock_key"]
 

@@ -14,7 +14,6 @@ exactly-once (checked before every submit).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,28 +21,22 @@ from typing import Any
 import structlog
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
-from solders.keypair import Keypair
-from solders.pubkey import Pubkey
 
-from bridges.attestation import Domain, Settlement, sign
-from bridges.pool import SignaturePool
+from bridges.ports import SettlementRecord, SettlementStore, SignaturePool
 from bridges.quorum import AttesterSet
-from bridges.settlement_store import SettlementRecord, SettlementStore
 from bridges.verifier import verify
-from chains.base import ChainAdapter, ChainKind
+from chains.accounts import account_bytes32
+from chains.base import ChainAdapter
 from chains.evm.bridge_codec import SettlementRequestedEvent
 from chains.finality import final_head
-from chains.solana import settlement as sol
-from orchestrator.errors import (
-    AlreadyConsumed,
-    ConfigError,
-    NotYetFinal,
-    QuorumNotReached,
-    TxExpired,
-)
-from orchestrator.settings import ChainSettings, Settings
+from chains.solana.keys import SolanaKey
+from chains.solana.vault import SettlementOrder, SolanaVault, SolanaVaultClient
+from shared.chain import ChainKind
+from shared.errors import AlreadyConsumed, ConfigError, NotYetFinal, QuorumNotReached, TxExpired
+from shared.messages import Domain, Settlement, sign
+from shared.settings import ChainSettings, Settings
 
-__all__ = ["SettlementAttester", "SettlementRelay", "SolanaVault", "pool_key"]
+__all__ = ["SettlementAttester", "SettlementRelay", "order_of", "pool_key", "solana_client"]
 
 log = structlog.get_logger(__name__)
 EVM_IN_FLIGHT = 32  # EVM settlements sent before their receipts are awaited
@@ -51,35 +44,6 @@ EVM_IN_FLIGHT = 32  # EVM settlements sent before their receipts are awaited
 
 def pool_key(settlement_id: str) -> str:
     return f"settle:{settlement_id}"
-
-
-@dataclass(frozen=True)
-class SolanaVault:
-    """What a Solana settlement needs from settings: one vault token account of one mint."""
-
-    chain: str
-    rpc_url: str
-    vault: Pubkey
-    mint: Pubkey
-    decimals: int
-    multisig: Pubkey
-    seize_account: Pubkey
-
-    @classmethod
-    def from_settings(cls, key: str, cfg: ChainSettings, rpc_url: str | None = None) -> SolanaVault:
-        if len(cfg.assets) != 1 or not cfg.vaults:
-            raise ConfigError(f"chains.{key}.assets", "a Solana vault holds exactly one mint")
-        (asset,) = cfg.assets.values()
-        return cls(key, rpc_url or str(cfg.rpc_urls[0]), Pubkey.from_string(cfg.vaults[0]),
-                   Pubkey.from_string(asset.address), asset.decimals,
-                   Pubkey.from_string(cfg.contracts["multisig"]),
-                   Pubkey.from_string(cfg.contracts["seize_account"]))
-
-    def expectation(self, ev: SettlementRequestedEvent) -> sol.SettlementExpectation:
-        dest = sol.destination_for(int(ev.kind), owner_wallet=Pubkey(ev.recipient), mint=self.mint,
-                                   seize_token_account=self.seize_account)
-        return sol.SettlementExpectation(ev.settlement_id, ev.lock_id, int(ev.kind), ev.amount,
-                                         self.vault, self.mint, self.decimals, self.multisig, dest)
 
 
 def source_chain(settings: Settings, ev: SettlementRequestedEvent) -> tuple[str, ChainSettings]:
@@ -95,9 +59,16 @@ def source_chain(settings: Settings, ev: SettlementRequestedEvent) -> tuple[str,
 
 
 def _vault_bytes(kind: ChainKind, vault: str) -> bytes:
-    if kind == ChainKind.SOLANA:
-        return bytes(Pubkey.from_string(vault))
-    return bytes(12) + bytes.fromhex(vault.removeprefix("0x"))
+    return account_bytes32(kind, vault)
+
+
+def order_of(ev: SettlementRequestedEvent) -> SettlementOrder:
+    """What a Solana vault must pay out for the venue's request."""
+    return SettlementOrder(ev.settlement_id, ev.lock_id, int(ev.kind), ev.amount, ev.recipient)
+
+
+def solana_client(key: str, cfg: ChainSettings) -> SolanaVaultClient:
+    return SolanaVaultClient(SolanaVault.from_settings(key, cfg))
 
 
 def evm_domain(cfg: ChainSettings, ev: SettlementRequestedEvent) -> Domain:
@@ -105,12 +76,12 @@ def evm_domain(cfg: ChainSettings, ev: SettlementRequestedEvent) -> Domain:
 
 
 class SettlementAttester:
-    def __init__(self, name: str, account: LocalAccount, solana_key: Keypair | None, *,
+    def __init__(self, name: str, account: LocalAccount, solana_key: SolanaKey | None, *,
                  settings: Settings, venue_reader: Any, venue_adapter: ChainAdapter,
-                 pool: SignaturePool, store: SettlementStore, redis: Any) -> None:
+                 pool: SignaturePool, store: SettlementStore) -> None:
         self.name, self.account, self.solana_key = name, account, solana_key
         self.settings, self.venue_reader, self.venue_adapter = settings, venue_reader, venue_adapter
-        self.pool, self.store, self.redis = pool, store, redis
+        self.pool, self.store = pool, store
 
     async def observe(self, settlement_id: str, height: int) -> SettlementRequestedEvent | None:
         """The request as this attester sees it at venue-chain finality, or None."""
@@ -148,39 +119,22 @@ class SettlementAttester:
         if proposal is None or ev is None:
             return "nothing-to-sign"
         key, cfg = source_chain(self.settings, ev)
-        vault = SolanaVault.from_settings(key, cfg)
+        client = solana_client(key, cfg)
         message: bytes = proposal["message"]
-        sol.verify_settlement_message(message, expected=vault.expectation(ev),
-                                      attester=self.solana_key.pubkey())
+        client.check_proposal(message, order_of(ev), self.solana_key)
         # SECURITY: one live message per settlement id (see chains.solana.settlement): a
-        # different message is signed only after the previous one expired unexecuted.
-        mine = f"bh:edsigned:{self.name}:{settlement_id}"
-        previous = self.redis.get(mine)
-        if previous is not None:
-            prev = json.loads(previous)
-            if prev["message"] != message.hex():
-                height_now = await _block_height(vault.rpc_url)
-                if height_now <= prev["last_valid"]:
-                    return "previous-still-live"
-                if await sol.find_settlement(vault.rpc_url, vault.vault, ev.settlement_id):
-                    return "already-executed"
-        self.redis.set(mine, json.dumps({"message": message.hex(),
-                                         "last_valid": proposal["last_valid"]}))
-        self.store.post_ed25519(settlement_id, str(self.solana_key.pubkey()), message,
-                                sol.sign_message(message, self.solana_key))
+        # different message is signed only after the previous one expired unexecuted. What
+        # this attester signed is its own record, never inferred from another's labels.
+        prev = self.store.signed_proposal(self.name, settlement_id)
+        if prev is not None and prev["message"] != message.hex():
+            if await client.block_height() <= prev["last_valid"]:
+                return "previous-still-live"
+            if await client.find_settlement(ev.settlement_id):
+                return "already-executed"
+        self.store.remember_signed(self.name, settlement_id, message, proposal["last_valid"])
+        self.store.post_ed25519(settlement_id, self.solana_key.pubkey, message,
+                                self.solana_key.sign(message))
         return "signed"
-
-
-async def _block_height(rpc_url: str) -> int:
-    from solana.rpc.async_api import AsyncClient
-
-    from orchestrator.errors import RpcUnavailable
-
-    try:
-        async with AsyncClient(rpc_url) as client:
-            return int((await client.get_block_height("confirmed")).value)
-    except Exception as exc:
-        raise RpcUnavailable("solana", rpc_url, str(exc)) from exc
 
 
 @dataclass
@@ -192,7 +146,7 @@ class RelayWork:
 class SettlementRelay:
     def __init__(self, settings: Settings, store: SettlementStore, pool: SignaturePool,
                  attesters: AttesterSet, vaults: Mapping[str, Any],
-                 solana_fee_payer: Keypair | None) -> None:
+                 solana_fee_payer: SolanaKey | None) -> None:
         """``vaults``: chain key -> ``VaultClient`` (with the relayer's key) for EVM sources."""
         self.settings, self.store, self.pool, self.attesters = settings, store, pool, attesters
         self.vaults, self.fee_payer = vaults, solana_fee_payer
@@ -253,15 +207,15 @@ class SettlementRelay:
                       work: RelayWork) -> None:
         if self.fee_payer is None:
             raise ConfigError("relayer", "no Solana fee payer key")
-        vault = SolanaVault.from_settings(key, cfg)
-        found = await sol.find_settlement(vault.rpc_url, vault.vault, rec.event.settlement_id)
+        client = solana_client(key, cfg)
+        found = await client.find_settlement(rec.event.settlement_id)
         if found:
             self.store.mark_executed(rec.id_hex, found)
             work.executed.append(rec.id_hex)
             return
         proposal = self.store.proposal(rec.id_hex)
         if proposal is not None:
-            await self._submit_or_expire(vault, rec, proposal, work)
+            await self._submit_or_expire(client, rec, proposal, work)
             return
         members = {m.name: m for m in self.settings.attesters.members}
         approvers = sorted((n for n in self.store.approvals(rec.id_hex) if n in members),
@@ -269,36 +223,26 @@ class SettlementRelay:
         if len(approvers) < self.attesters.threshold:
             return
         chosen = approvers[: self.attesters.threshold]
-        signers = [Pubkey.from_string(str(members[n].solana_pubkey)) for n in chosen]
-        expect = vault.expectation(rec.event)
-        if rec.event.kind == 1:
-            await sol.ensure_token_account(vault.rpc_url, self.fee_payer,
-                                           Pubkey(rec.event.recipient), vault.mint)
-        blockhash, last_valid = await sol.fetch_recent_blockhash(vault.rpc_url)
-        message = sol.build_settlement_message(
-            settlement_id=expect.settlement_id, lock_id=expect.lock_id, kind=expect.kind,
-            amount=expect.amount, vault=vault.vault, mint=vault.mint, decimals=vault.decimals,
-            multisig=vault.multisig, destination=expect.destination, signers=signers,
-            fee_payer=self.fee_payer.pubkey(), recent_blockhash=blockhash)
-        self.store.propose(rec.id_hex, bytes(message), last_valid, [str(s) for s in signers])
+        signers = [str(members[n].solana_pubkey) for n in chosen]
+        message, last_valid = await client.propose(order_of(rec.event), signers, self.fee_payer)
+        self.store.propose(rec.id_hex, message, last_valid, signers)
         work.ask_sign.append((rec.id_hex, rec.event.height, chosen))
 
-    async def _submit_or_expire(self, vault: SolanaVault, rec: SettlementRecord,
+    async def _submit_or_expire(self, client: SolanaVaultClient, rec: SettlementRecord,
                                 proposal: dict[str, Any], work: RelayWork) -> None:
         assert self.fee_payer is not None
         message: bytes = proposal["message"]
         sigs = self.store.ed25519_sigs(rec.id_hex, message)
         if not all(s in sigs for s in proposal["signers"]):
-            if await _block_height(vault.rpc_url) > proposal["last_valid"]:
+            if await client.block_height() > proposal["last_valid"]:
                 self.store.clear_proposal(rec.id_hex)  # expired unsigned: re-propose next round
             return
         try:
-            tx = await sol.submit_settlement(
-                vault.rpc_url, message, {Pubkey.from_string(k): v for k, v in sigs.items()},
-                self.fee_payer, last_valid_block_height=proposal["last_valid"])
+            tx = await client.submit(message, sigs, self.fee_payer,
+                                     last_valid=proposal["last_valid"])
         except TxExpired:
             self.store.clear_proposal(rec.id_hex)
             return
         self.store.mark_executed(rec.id_hex, tx)
         work.executed.append(rec.id_hex)
-        log.info("settled", settlement=rec.id_hex, chain=vault.chain, tx=tx)
+        log.info("settled", settlement=rec.id_hex, chain=client.chain, tx=tx)

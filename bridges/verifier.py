@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from eth_account import Account
 from eth_account.messages import _hash_eip191_message
 
-from bridges.attestation import Domain, Message, signable
 from bridges.codec import check_signature
 from bridges.quorum import AttesterSet
-from orchestrator.errors import AttestationMalformed, QuorumNotReached
+from shared.errors import AttestationMalformed, QuorumNotReached
+from shared.messages import Domain, Message, signable
 
 __all__ = ["Verified", "order_for_contract", "recover", "verify"]
 

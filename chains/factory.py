@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from chains.base import ChainAdapter, ChainKind, Finality
-from orchestrator.settings import ChainSettings, RetrySettings
+from chains.base import ChainAdapter
+from shared.chain import ChainKind, Finality
+from shared.settings import ChainSettings, RetrySettings
 
 __all__ = ["adapter_for"]
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from chains.base import BlockRef, ChainAdapter, Finality
-from orchestrator.errors import NotYetFinal
-from orchestrator.settings import FinalityPolicy
+from chains.base import ChainAdapter
+from shared.chain import BlockRef, Finality
+from shared.errors import NotYetFinal
+from shared.settings import FinalityPolicy
 
 __all__ = ["final_head"]
 

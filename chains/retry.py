@@ -14,8 +14,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from orchestrator.errors import RetryableError
-from orchestrator.settings import RetrySettings
+from shared.errors import RetryableError
+from shared.settings import RetrySettings
 
 __all__ = ["with_retries"]
 

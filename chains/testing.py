@@ -10,7 +10,9 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from chains.base import BlockRef, ChainKind, ChainRef, Finality, LockEvent, bytes32_hex
+from shared.chain import BlockRef, ChainKind, ChainRef, Finality
+from shared.events import LockEvent
+from shared.ids import bytes32_hex
 
 __all__ = ["FakeChain", "make_event"]
 

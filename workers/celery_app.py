@@ -1,22 +1,28 @@
-"""The Celery composition root: settings are read here, once, at the worker's process edge.
+"""The Celery composition root: the worker processes' edge.
+
+Settings are read here, once, and only when the app is first configured: importing this module
+(or a task module) reads nothing, so a unit test can import a task without a devnet. The
+``bulkhead worker`` command calls :func:`configure` with the settings it already loaded; any
+other process (``celery -A workers.celery_app``) loads them on first use of the app.
 
 Queues by role and chain (DESIGN §4): ``watch.<chain>``, ``attest.<attester>``,
-``relay.<venue chain>``, ``reconcile``. Tasks are thin and idempotent on keys derived from
-their inputs; ``acks_late`` with prefetch 1 means a task whose worker died is redelivered, and
-the reconciler re-derives anything Celery does not redeliver.
+``relay.<venue chain>``, ``reconcile``, ``risk``, ``liquidate.<venue chain>``. Tasks are thin and
+idempotent on keys derived from their inputs; ``acks_late`` with prefetch 1 means a task whose
+worker died is redelivered, and the reconciler re-derives anything Celery does not redeliver.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from celery import Celery
 
 import workers.log_context  # noqa: F401  (structlog JSON logs + task context via Celery signals)
-from orchestrator.settings import Settings, load_settings
+from shared.settings import Settings, load_settings
 from workers.queues import queues_for
 
-__all__ = ["app", "beat_schedule", "queues_for"]
+__all__ = ["app", "beat_schedule", "configure", "process_settings", "queues_for"]
 
 VISIBILITY_TIMEOUT_S = 600  # well above the longest task (a credit batch waits <= 60 s)
 RECONCILE_EVERY_S = 2.0
@@ -25,12 +31,37 @@ RISK_TICK_S = 1.0
 # with a skewed clock would silently drop work (TIME-01). Backlogs are bounded instead by
 # the reconciler's queue-length check and by skipping polls that ran moments ago (Redis TIME).
 
-settings: Settings = load_settings()
+_settings: Settings | None = None
+_attester: str | None = None
 
-app = Celery("bulkhead", broker=str(settings.redis_url), include=[
+app = Celery("bulkhead", include=[
     "workers.tasks.watch", "workers.tasks.attest", "workers.tasks.relay",
     "workers.tasks.reconcile", "workers.tasks.settle", "workers.tasks.risk",
 ])
+
+
+def configure(settings: Settings, *, attester: str | None = None) -> Settings:
+    """Fix this process's settings (and, for an attester worker, its name) before the app is
+    used. Called by ``bulkhead worker`` at its edge; later calls with the same values are no-ops.
+    """
+    global _settings, _attester
+    _settings = settings
+    if attester is not None:
+        _attester = attester
+    return settings
+
+
+def process_settings() -> Settings:
+    """This process's settings: the configured ones, else loaded once from the environment."""
+    global _settings
+    if _settings is None:
+        _settings = load_settings()
+    return _settings
+
+
+def attester_name() -> str | None:
+    """The attester this worker process signs as (``--name``), if it is one."""
+    return _attester or os.environ.get("BULKHEAD_ATTESTER")
 
 
 def beat_schedule(cfg: Settings) -> dict[str, dict[str, Any]]:
@@ -50,18 +81,25 @@ def beat_schedule(cfg: Settings) -> dict[str, dict[str, Any]]:
     return schedule
 
 
-app.conf.update(
-    task_acks_late=True,
-    task_reject_on_worker_lost=True,
-    worker_prefetch_multiplier=1,
-    task_acks_on_failure_or_timeout=True,
-    broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
-    broker_connection_retry_on_startup=True,
-    task_ignore_result=True,
-    task_serializer="json",
-    accept_content=["json"],
-    task_default_queue="reconcile",
-    worker_hijack_root_logger=False,
-    beat_schedule=beat_schedule(settings),
-    timezone="UTC",
-)
+def _configuration() -> dict[str, Any]:
+    """Evaluated lazily by Celery the first time the app's configuration is read."""
+    cfg = process_settings()
+    return {
+        "broker_url": str(cfg.redis_url),
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_acks_on_failure_or_timeout": True,
+        "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        "broker_connection_retry_on_startup": True,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_default_queue": "reconcile",
+        "worker_hijack_root_logger": False,
+        "beat_schedule": beat_schedule(cfg),
+        "timezone": "UTC",
+    }
+
+
+app.add_defaults(_configuration)

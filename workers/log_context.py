@@ -2,7 +2,7 @@
 
 Importing this module connects three Celery signals:
 
-- ``setup_logging``: the worker (and beat) log through :func:`orchestrator.logs.configure_logging`
+- ``setup_logging``: the worker (and beat) log through :func:`workers.logs.configure_logging`
   as JSON at the ``--loglevel`` given, instead of Celery's own formatter (a connected receiver
   is Celery's documented way to say "logging is configured elsewhere");
 - ``task_prerun``: clears the context and binds ``task_id``, ``task`` and, when the task's
@@ -76,7 +76,7 @@ def clear_task_context(**_: Any) -> None:
 
 
 def _configure_worker_logging(loglevel: int | str | None = None, **_: Any) -> None:
-    from orchestrator.logs import configure_logging
+    from workers.logs import configure_logging
 
     configure_logging(json=True, level=_level_name(loglevel))
 

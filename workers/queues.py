@@ -4,7 +4,7 @@ settings at import time."""
 
 from __future__ import annotations
 
-from orchestrator.settings import Settings
+from shared.settings import Settings
 
 __all__ = ["ROLES", "all_queues", "queues_for"]
 

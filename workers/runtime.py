@@ -1,13 +1,13 @@
 """Per-process services: one event loop, clients created after fork (never inherited).
 
 ``services()`` builds everything lazily on first use inside the pool child, from the settings
-the composition root read. Async adapters run on this process's own ``asyncio.Runner``.
+the composition root fixed (:func:`workers.celery_app.process_settings`). Async adapters run on
+this process's own ``asyncio.Runner``. Every member is typed: a task reads what it calls.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Coroutine
 from functools import cached_property
 from typing import Any, TypeVar
@@ -15,15 +15,36 @@ from typing import Any, TypeVar
 import redis
 from celery.signals import worker_process_init
 
-from bridges.attestation import Domain
-from bridges.pool import SignaturePool
+from bridges.attester import AttesterService
+from bridges.keys import (
+    load_attester_account,
+    load_attester_solana,
+    load_relayer_key,
+    load_relayer_solana,
+    load_risk_key,
+)
+from bridges.ports import SettlementStore, SignaturePool
 from bridges.quorum import AttesterSet
-from chains.base import ChainAdapter, ChainKind, Finality
+from bridges.relay import RelayService
+from bridges.settler import SettlementAttester, SettlementRelay
+from chains.base import ChainAdapter
+from chains.evm.oracle import OracleClient
+from chains.evm.venue import VaultClient, VenueClient
 from chains.factory import adapter_for
-from orchestrator.errors import ConfigError
-from orchestrator.lock_store import RedisLockStore
-from orchestrator.settings import Settings
-from orchestrator.watcher import Watcher
+from orchestrator.liquidation.buffers import BufferUpdater
+from orchestrator.liquidation.keeper import Keeper
+from orchestrator.liquidation.topup_keeper import RuleIndex, TopUpKeeper
+from orchestrator.venues.registry import open_venue
+from orchestrator.watch.settlements import SettlementWatcher
+from orchestrator.watch.watcher import Watcher
+from shared.chain import ChainKind, ChainRef, Finality
+from shared.errors import ConfigError
+from shared.messages import Domain
+from shared.settings import Settings
+from workers.stores.locks import RedisLockStore
+from workers.stores.pool import RedisSignaturePool
+from workers.stores.settlements import RedisSettlementStore
+from workers.stores.ticks import RedisTickHistory
 
 __all__ = ["Services", "check_redis", "services"]
 
@@ -43,8 +64,11 @@ def check_redis(url: str) -> None:
 
 
 class Services:
-    def __init__(self, settings: Settings) -> None:
+    """Everything one worker process uses, built on first use (never before fork)."""
+
+    def __init__(self, settings: Settings, *, attester: str | None = None) -> None:
         self.settings = settings
+        self.attester_name = attester
         self._runner = asyncio.Runner()
         self._watchers: dict[str, Watcher] = {}
         self._adapters: dict[tuple[str, Finality, tuple[str, ...]], ChainAdapter] = {}
@@ -52,17 +76,25 @@ class Services:
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self._runner.run(coro)
 
+    # ----- stores ---------------------------------------------------------------------------
+
     @cached_property
     def store(self) -> RedisLockStore:
         return RedisLockStore(str(self.settings.redis_url))
 
     @cached_property
     def pool(self) -> SignaturePool:
-        return SignaturePool(str(self.settings.redis_url))
+        return RedisSignaturePool(str(self.settings.redis_url))
+
+    @cached_property
+    def settlement_store(self) -> SettlementStore:
+        return RedisSettlementStore(str(self.settings.redis_url))
 
     @cached_property
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(str(self.settings.redis_url))
+
+    # ----- chains ---------------------------------------------------------------------------
 
     @cached_property
     def attester_set(self) -> AttesterSet:
@@ -70,55 +102,6 @@ class Services:
         a = self.settings.attesters
         return AttesterSet.of(a.set_index, [m.address for m in a.members], a.threshold,
                               [m.operator or m.address for m in a.members])
-
-    @cached_property
-    def keeper(self) -> Any:
-        """The risk worker's keeper over the configured venue adapter (registry name, default
-        ``reference``), sending liquidations with the risk key."""
-        from bridges.keys import load_risk_key
-        from orchestrator.liquidation.keeper import Keeper
-        from orchestrator.venues.registry import open_venue
-
-        s = self.settings
-        name = s.venue_adapter
-        return Keeper(self.run(open_venue(name, s, sender_key=load_risk_key(s))))
-
-    @cached_property
-    def oracle(self) -> Any:
-        """The venue chain's PriceOracle (read-only), shared by the top-up and buffer steps."""
-        from orchestrator.feeder import OracleClient
-
-        return self.run(OracleClient.from_settings(self.settings))
-
-    @cached_property
-    def topups(self) -> Any:
-        """Owners' top-up rules, sent with the keeper's (risk) key and venue client."""
-        from orchestrator.liquidation.topup_keeper import TopUpKeeper
-
-        venue = self.keeper.venue
-        return TopUpKeeper(venue.client, self.oracle, chain_time=venue.chain_time)
-
-    @cached_property
-    def topup_rules(self) -> Any:
-        from chains.evm.adapter import make_web3
-        from orchestrator.liquidation.topup_keeper import RuleIndex
-
-        cfg = self.settings.chain(self.settings.venue_chain)
-        return RuleIndex(make_web3(str(cfg.rpc_urls[0]), self.settings.retry.timeout_s),
-                         cfg.contracts["venue"], start_height=cfg.deployment_height,
-                         max_block_range=cfg.max_block_range)
-
-    @cached_property
-    def buffers(self) -> Any:
-        """Tick history + buffer updater on the keeper's venue client (one sender per key)."""
-        from orchestrator.liquidation.ticks import build_buffer_updater
-
-        return self.run(build_buffer_updater(self.settings, self.redis,
-                                             self.keeper.venue.client, oracle=self.oracle))
-
-    @cached_property
-    def settlements(self) -> _SettlementParts:
-        return _SettlementParts(self)
 
     @cached_property
     def venue_domain(self) -> Domain:
@@ -137,6 +120,23 @@ class Services:
                                               commitment=commitment)
         return self._adapters[key]
 
+    def venue_client(self, rpc_urls: list[str] | None = None,
+                     sender_key: str | None = None) -> VenueClient:
+        """A venue client at the configured (or the given) endpoints."""
+        s = self.settings
+        cfg = s.chain(s.venue_chain)
+        chain = ChainRef(s.venue_chain, ChainKind.EVM, cfg.chain_id)
+        return self.run(VenueClient.connect(rpc_urls or [str(u) for u in cfg.rpc_urls],
+                                            cfg.contracts["venue"], chain=chain,
+                                            sender_key=sender_key, retry=s.retry))
+
+    @cached_property
+    def venue_reader(self) -> VenueClient:
+        """This process's read-only venue client (the venue watcher's and rule index's)."""
+        return self.venue_client()
+
+    # ----- watchers -------------------------------------------------------------------------
+
     def watcher(self, chain: str) -> Watcher:
         """One watcher per chain per process; Solana re-checks at ``finalized`` commitment."""
         if chain not in self._watchers:
@@ -150,107 +150,107 @@ class Services:
         return self._watchers[chain]
 
     @cached_property
-    def attester(self) -> Any:
-        from bridges.attester import AttesterService
-        from bridges.keys import load_attester_account
+    def settlement_watcher(self) -> SettlementWatcher:
+        s = self.settings
+        cfg = s.chain(s.venue_chain)
+        return SettlementWatcher(self.adapter(s.venue_chain), self.venue_reader,
+                                 self.settlement_store, cfg.finality, chain=s.venue_chain,
+                                 start_height=cfg.deployment_height,
+                                 max_block_range=cfg.max_block_range)
 
-        name = os.environ.get("BULKHEAD_ATTESTER")
-        if not name:
-            raise ConfigError("attester", "BULKHEAD_ATTESTER is not set for this worker")
-        member = self.settings.attesters.member(name)
+    # ----- the bridge -----------------------------------------------------------------------
+
+    def _member(self) -> Any:
+        if not self.attester_name:
+            raise ConfigError("attester", "this worker has no attester name (--name)")
+        return self.settings.attesters.member(self.attester_name)
+
+    @cached_property
+    def attester(self) -> AttesterService:
+        member = self._member()
         account = load_attester_account(self.settings, member)
         adapters = {key: self.adapter(key, Finality.FINALIZED,
                                       [str(u) for u in member.rpc_urls.get(key, [])] or None)
                     for key, cfg in self.settings.chains.items() if cfg.vaults}
         policies = {key: self.settings.chain(key).finality for key in adapters}
-        return AttesterService(name, account, set_index=self.attester_set.index,
+        return AttesterService(member.name, account, set_index=self.attester_set.index,
                                venue=self.venue_domain, adapters=adapters, policies=policies,
                                pool=self.pool)
 
     @cached_property
-    def relay(self) -> Any:
-        from bridges.keys import load_relayer_key
-        from bridges.relay import RelayService
-        from chains.base import ChainRef
-        from chains.evm.venue import VenueClient
-
-        cfg = self.settings.chain(self.settings.venue_chain)
-        chain = ChainRef(self.settings.venue_chain, ChainKind.EVM, cfg.chain_id)
-        venue = self.run(VenueClient.connect(
-            [str(u) for u in cfg.rpc_urls], cfg.contracts["venue"], chain=chain,
-            sender_key=load_relayer_key(self.settings), retry=self.settings.retry))
+    def relay(self) -> RelayService:
+        venue = self.venue_client(sender_key=load_relayer_key(self.settings))
         return RelayService(venue, self.venue_domain, self.attester_set, self.store, self.pool,
                             max_batch=self.settings.bridge.max_batch)
 
-
-class _SettlementParts:
-    """Settlement services (the way back), built on demand in the process that needs them."""
-
-    def __init__(self, svc: Services) -> None:
-        self.svc = svc
-
-    def venue_reader(self, rpc_urls: list[str] | None = None) -> Any:
-        from chains.base import ChainRef
-        from chains.evm.venue import VenueClient
-
-        s = self.svc.settings
-        cfg = s.chain(s.venue_chain)
-        chain = ChainRef(s.venue_chain, ChainKind.EVM, cfg.chain_id)
-        return self.svc.run(VenueClient.connect(rpc_urls or [str(u) for u in cfg.rpc_urls],
-                                                cfg.contracts["venue"], chain=chain,
-                                                retry=s.retry))
-
     @cached_property
-    def reader(self) -> Any:
-        """This process's venue reader at the configured endpoints (the venue watcher's)."""
-        return self.venue_reader()
-
-    @cached_property
-    def store(self) -> Any:
-        from bridges.settlement_store import SettlementStore
-
-        return SettlementStore(str(self.svc.settings.redis_url))
-
-    @cached_property
-    def attester(self) -> Any:
-        from bridges.keys import load_attester_account, load_attester_solana
-        from bridges.settler import SettlementAttester
-
-        s = self.svc.settings
-        member = s.attesters.member(os.environ["BULKHEAD_ATTESTER"])
+    def settlement_attester(self) -> SettlementAttester:
+        s = self.settings
+        member = self._member()
         own = [str(u) for u in member.rpc_urls.get(s.venue_chain, [])] or None
         return SettlementAttester(
             member.name, load_attester_account(s, member), load_attester_solana(s, member),
-            settings=s, venue_reader=self.venue_reader(own),
-            venue_adapter=self.svc.adapter(s.venue_chain, Finality.FINALIZED, own),
-            pool=self.svc.pool, store=self.store, redis=self.svc.redis)
+            settings=s, venue_reader=self.venue_client(own),
+            venue_adapter=self.adapter(s.venue_chain, Finality.FINALIZED, own),
+            pool=self.pool, store=self.settlement_store)
 
     @cached_property
-    def relay(self) -> Any:
-        from bridges.keys import load_relayer_key, load_relayer_solana
-        from bridges.settler import SettlementRelay
-        from chains.base import ChainRef
-        from chains.evm.venue import VaultClient
-
-        s = self.svc.settings
+    def settlement_relay(self) -> SettlementRelay:
+        s = self.settings
         key = load_relayer_key(s)
         vaults = {}
         for name, cfg in s.chains.items():
             if cfg.kind == ChainKind.EVM and cfg.vaults:
-                vaults[name] = self.svc.run(VaultClient.connect(
+                vaults[name] = self.run(VaultClient.connect(
                     [str(u) for u in cfg.rpc_urls], cfg.vaults[0],
                     chain=ChainRef(name, ChainKind.EVM, cfg.chain_id), sender_key=key,
                     retry=s.retry))
-        return SettlementRelay(s, self.store, self.svc.pool, self.svc.attester_set, vaults,
+        return SettlementRelay(s, self.settlement_store, self.pool, self.attester_set, vaults,
                                load_relayer_solana(s))
+
+    # ----- risk -----------------------------------------------------------------------------
+
+    @cached_property
+    def keeper(self) -> Keeper:
+        """The risk worker's keeper over the configured venue adapter (registry name, default
+        ``reference``), sending liquidations with the risk key."""
+        s = self.settings
+        return Keeper(self.run(open_venue(s.venue_adapter, s, sender_key=load_risk_key(s))))
+
+    @cached_property
+    def oracle(self) -> OracleClient:
+        """The venue chain's PriceOracle (read-only), shared by the top-up and buffer steps."""
+        return self.run(OracleClient.from_settings(self.settings))
+
+    @cached_property
+    def topups(self) -> TopUpKeeper:
+        """Owners' top-up rules, sent with the keeper's (risk) key and venue client."""
+        venue: Any = self.keeper.venue
+        return TopUpKeeper(venue.client, self.oracle, chain_time=venue.chain_time)
+
+    @cached_property
+    def topup_rules(self) -> RuleIndex:
+        cfg = self.settings.chain(self.settings.venue_chain)
+        return RuleIndex(self.venue_reader, start_height=cfg.deployment_height,
+                         max_block_range=cfg.max_block_range)
+
+    @cached_property
+    def buffers(self) -> BufferUpdater:
+        """Tick history + buffer updater on the keeper's venue client (one sender per key)."""
+        cfg = self.settings.chain(self.settings.venue_chain)
+        venue: Any = self.keeper.venue
+        return BufferUpdater(venue.client, self.oracle, RedisTickHistory(self.redis),
+                             start_height=cfg.deployment_height,
+                             max_block_range=cfg.max_block_range)
 
 
 def services() -> Services:
+    """This process's services (built after fork, from the composition root's settings)."""
     global _services
     if _services is None:
-        from workers.celery_app import settings
+        from workers.celery_app import attester_name, process_settings
 
-        _services = Services(settings)
+        _services = Services(process_settings(), attester=attester_name())
     return _services
 
 

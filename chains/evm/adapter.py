@@ -11,58 +11,22 @@ configured RPC URLs; library errors are converted here, at the edge, so nothing 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-import aiohttp
 from eth_utils.address import to_checksum_address
-from web3 import AsyncHTTPProvider, AsyncWeb3
-from web3.exceptions import (
-    BadResponseFormat,
-    BlockNotFound,
-    ProviderConnectionError,
-    RequestTimedOut,
-    TooManyRequests,
-    Web3Exception,
-)
+from web3.exceptions import BlockNotFound
 
-from chains.base import BlockRef, ChainKind, ChainRef, Finality, LockEvent
 from chains.evm.codec import LOCKED_TOPIC0, decode_lock_event
-from chains.retry import with_retries
-from orchestrator.errors import (
-    ChainError,
-    ConfigError,
-    InputError,
-    RpcUnavailable,
-)
-from orchestrator.settings import ChainSettings, RetrySettings
+from chains.evm.rpc import RpcEndpoints, Web3
+from shared.chain import BlockRef, ChainKind, ChainRef, Finality
+from shared.errors import ChainError, ConfigError, InputError
+from shared.events import LockEvent
+from shared.settings import ChainSettings, RetrySettings
 
-__all__ = ["EvmAdapter", "make_web3"]
+__all__ = ["EvmAdapter"]
 
 T = TypeVar("T")
-Web3 = AsyncWeb3[AsyncHTTPProvider]
-
-# Transport-level failures: the endpoint, not the request, is at fault -> retry / fail over.
-_TRANSIENT: tuple[type[BaseException], ...] = (
-    aiohttp.ClientError,
-    asyncio.TimeoutError,
-    OSError,
-    ProviderConnectionError,
-    RequestTimedOut,
-    TooManyRequests,
-    BadResponseFormat,
-)
-
-
-def make_web3(rpc_url: str, timeout_s: float) -> AsyncWeb3[AsyncHTTPProvider]:
-    """An ``AsyncWeb3`` whose provider never retries by itself (tenacity is the one layer)."""
-    provider = AsyncHTTPProvider(
-        rpc_url,
-        request_kwargs={"timeout": aiohttp.ClientTimeout(total=timeout_s)},
-        exception_retry_configuration=None,
-    )
-    return AsyncWeb3(provider)
 
 
 class EvmAdapter:
@@ -78,15 +42,10 @@ class EvmAdapter:
         retry: RetrySettings,
         decimals_by_asset: Mapping[str, int] | None = None,
     ) -> None:
-        if not rpc_urls:
-            raise ConfigError(f"chains.{chain.key}.rpc_urls", "at least one RPC URL is required")
         if max_block_range < 1:
             raise ConfigError(f"chains.{chain.key}.max_block_range", "must be >= 1")
         self.chain = chain
-        self._urls = [str(u) for u in rpc_urls]
-        self._clients = [make_web3(u, retry.timeout_s) for u in self._urls]
-        self._active = 0
-        self._retry = retry
+        self._rpc = RpcEndpoints(chain.key, rpc_urls, retry)
         self._max_range = max_block_range
         try:
             self._vaults = sorted({to_checksum_address(v) for v in vaults})
@@ -113,19 +72,7 @@ class EvmAdapter:
 
     async def _call(self, op: str, fn: Callable[[Web3], Awaitable[T]]) -> T:
         """Run a read with tenacity; each failed attempt moves to the next endpoint."""
-        return await with_retries(self._retry, lambda: self._once(op, fn))
-
-    async def _once(self, op: str, fn: Callable[[Web3], Awaitable[T]]) -> T:
-        index = self._active
-        try:
-            return await fn(self._clients[index])
-        except _TRANSIENT as exc:
-            self._active = (index + 1) % len(self._clients)
-            raise RpcUnavailable(self.chain.key, self._urls[index], f"{op}: {exc!r}") from exc
-        except BlockNotFound:
-            raise
-        except Web3Exception as exc:
-            raise ChainError(f"{self.chain.key}: {op} failed: {exc}") from exc
+        return await self._rpc.call(op, fn, passthrough=(BlockNotFound,))
 
     @property
     def history_finality(self) -> Finality:
@@ -199,8 +146,7 @@ class EvmAdapter:
         return found
 
     async def aclose(self) -> None:
-        for client in self._clients:
-            await client.provider.disconnect()
+        await self._rpc.aclose()
 
     def _block_ref(self, block: Mapping[str, Any]) -> BlockRef:
         number, block_hash = block.get("number"), block.get("hash")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import ConfigError
+from shared.errors import ConfigError
 
 __all__ = ["ARTIFACTS_DIR", "Artifact", "load_artifact"]
 

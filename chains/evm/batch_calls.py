@@ -29,10 +29,10 @@ from eth_abi.exceptions import DecodingError
 from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types, get_abi_output_types
 from eth_utils.address import to_checksum_address
 
-from chains.base import ChainRef
 from chains.retry import with_retries
-from orchestrator.errors import ChainError, ConfigError, RpcUnavailable
-from orchestrator.settings import RetrySettings
+from shared.chain import ChainRef
+from shared.errors import ChainError, ConfigError, RpcUnavailable
+from shared.settings import RetrySettings
 
 __all__ = ["BatchReader", "Call", "Reverted", "ViewFunction", "view_functions"]
 

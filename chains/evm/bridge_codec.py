@@ -2,7 +2,7 @@
 ``CollateralVault``). No I/O: unit-testable without a node.
 
 * :func:`lock_attestation_tuple` / :func:`settlement_tuple` turn the EIP-712 values of
-  :mod:`bridges.attestation` into the ABI struct tuples ``credit``/``creditBatch``/``settle``
+  :mod:`shared.messages` into the ABI struct tuples ``credit``/``creditBatch``/``settle``
   take, in the contracts' field order (which is also the EIP-712 type string's order).
 * :func:`lock_key` is the venue's replay key, byte for byte ``lockKeyOf``.
 * Trading: :class:`MarketParams` (the venue's ``MarketParams`` struct, :func:`market_params_tuple`
@@ -30,11 +30,10 @@ from eth_abi.abi import encode as abi_encode
 from eth_utils.address import is_hex_address, to_checksum_address
 from eth_utils.crypto import keccak
 
-from bridges.attestation import LockAttestation, Settlement, SettlementKind
-
 # The strict field parsers of the Locked-log codec, shared so both codecs refuse the same way.
 from chains.evm.codec import _bytes, _field, _quantity, _word_address, _word_uint, decode_revert
-from orchestrator.errors import AttestationMalformed, InputError, LogMalformed
+from shared.errors import AttestationMalformed, InputError, LogMalformed
+from shared.messages import LockAttestation, Settlement, SettlementKind
 
 __all__ = [
     "BUFFER_SET_TOPIC0",
@@ -46,6 +45,8 @@ __all__ = [
     "SETTLED_TOPIC0",
     "SETTLEMENT_REQUESTED_TOPIC0",
     "SHORTFALL_TOPIC0",
+    "TOPUP_RULE_CLEARED_TOPIC0",
+    "TOPUP_RULE_SET_TOPIC0",
     "TRADED_TOPIC0",
     "VAULT_EVENT_SIGNATURES",
     "VENUE_EVENT_SIGNATURES",
@@ -64,6 +65,8 @@ __all__ = [
     "SettledEvent",
     "SettlementRequestedEvent",
     "ShortfallEvent",
+    "TopUpRuleState",
+    "ToppedUp",
     "TradedEvent",
     "VaultLock",
     "VenueEvent",
@@ -121,6 +124,8 @@ CREDIT_SKIPPED_TOPIC0 = _topic(VENUE_EVENT_SIGNATURES["CreditSkipped"])
 SETTLEMENT_REQUESTED_TOPIC0 = _topic(VENUE_EVENT_SIGNATURES["SettlementRequested"])
 SETTLED_TOPIC0 = _topic(VAULT_EVENT_SIGNATURES["Settled"])
 TRADED_TOPIC0 = _topic(VENUE_EVENT_SIGNATURES["Traded"])
+TOPUP_RULE_SET_TOPIC0 = _topic("TopUpRuleSet(bytes32,bytes32,uint32,uint256)")
+TOPUP_RULE_CLEARED_TOPIC0 = _topic("TopUpRuleCleared(bytes32)")
 LIQUIDATED_TOPIC0 = _topic(VENUE_EVENT_SIGNATURES["Liquidated"])
 SHORTFALL_TOPIC0 = _topic(VENUE_EVENT_SIGNATURES["Shortfall"])
 BUFFER_SET_TOPIC0 = _topic(VENUE_EVENT_SIGNATURES["BufferSet"])
@@ -833,3 +838,27 @@ _VENUE_DECODERS: dict[str, Callable[..., VenueEvent]] = {
     SHORTFALL_TOPIC0: decode_shortfall,
     BUFFER_SET_TOPIC0: decode_buffer_set,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class TopUpRuleState:
+    """A position's top-up rule as the venue stores it (``topUpRuleOf``); ``source_key`` is
+    the reserve position (bytes32 hex). The risk core's ``TopUpRule`` is built from it."""
+
+    source_key: str
+    threshold_ppm: int
+    max_usd_e18: int
+    used_usd_e18: int
+
+
+@dataclass(frozen=True, slots=True)
+class ToppedUp:
+    """A mined ``ToppedUp`` event: ``amount18`` moved, ``value_usd_e18`` counted on the cap."""
+
+    position_key: str
+    source_key: str
+    lock_key: str
+    amount18: int
+    value_usd_e18: int
+    tx_id: str
+    height: int

@@ -23,12 +23,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chains.devnet.anvil import project_root
-from orchestrator.errors import DevnetError
+from shared.errors import DevnetError
 
 __all__ = ["ARTIFACTS_DIR", "CONTRACTS_DIR", "compile_all", "main", "render", "standard_input"]
 
 EVM_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = EVM_DIR.parents[1]  # where package.json pins solc and node_modules lives
 CONTRACTS_DIR = EVM_DIR / "contracts"
 ARTIFACTS_DIR = EVM_DIR / "artifacts"
 SOLC_VERSION = "0.8.30"
@@ -95,7 +95,7 @@ def own_units() -> list[str]:
 
 def standard_input(root: Path | None = None) -> dict[str, Any]:
     """The full standard-JSON input: our sources plus every transitive import, inline."""
-    root = root or project_root()
+    root = root or PROJECT_ROOT
     sources: dict[str, str] = {}
     pending = own_units()
     while pending:
@@ -142,7 +142,7 @@ def _run_solc(std_input: dict[str, Any], root: Path) -> tuple[str, dict[str, Any
 
 def compile_all(root: Path | None = None) -> dict[str, str]:
     """Compile everything; return ``{ContractName: rendered artifact JSON text}``."""
-    root = root or project_root()
+    root = root or PROJECT_ROOT
     std_input = standard_input(root)
     input_hash = hashlib.sha256(json.dumps(std_input, sort_keys=True).encode()).hexdigest()
     version, output = _run_solc(std_input, root)

@@ -16,8 +16,10 @@ from eth_abi.abi import decode as abi_decode
 from eth_utils.address import is_hex_address, to_checksum_address
 from eth_utils.crypto import keccak
 
-from chains.base import ChainRef, LockEvent, address_to_bytes32, bytes32_hex
-from orchestrator.errors import LogMalformed, UnknownAsset
+from shared.chain import ChainRef
+from shared.errors import LogMalformed, UnknownAsset
+from shared.events import LockEvent
+from shared.ids import address_to_bytes32, bytes32_hex
 
 __all__ = [
     "LOCKED_SIGNATURE",

@@ -17,11 +17,11 @@ from eth_utils.address import to_checksum_address
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
 
-from chains.base import Bytes32Hex
-from chains.evm.adapter import make_web3
 from chains.evm.artifacts import load_artifact
 from chains.evm.codec import LOCKED_TOPIC0, decode_revert, parse_locked_log
-from orchestrator.errors import ChainError, InputError, RpcUnavailable, TxRejected
+from chains.evm.rpc import make_web3
+from shared.errors import ChainError, InputError, RpcUnavailable, TxRejected
+from shared.ids import Bytes32Hex
 
 __all__ = ["LockReceipt", "TxSender", "lock_on_evm"]
 

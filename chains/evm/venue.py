@@ -22,13 +22,10 @@ from typing import Any, Self, TypeVar
 
 from eth_account import Account
 from eth_utils.address import is_hex_address, to_checksum_address
-from web3 import AsyncHTTPProvider, AsyncWeb3
+from eth_utils.crypto import keccak
 from web3.exceptions import ContractLogicError, Web3Exception
 from web3.types import BlockIdentifier
 
-from bridges.attestation import LockAttestation, Settlement, SettlementKind
-from chains.base import ChainRef
-from chains.evm.adapter import _TRANSIENT, make_web3
 from chains.evm.artifacts import load_artifact
 from chains.evm.bridge_codec import (
     BUFFER_SET_TOPIC0,
@@ -39,6 +36,8 @@ from chains.evm.bridge_codec import (
     SETTLED_TOPIC0,
     SETTLEMENT_REQUESTED_TOPIC0,
     SHORTFALL_TOPIC0,
+    TOPUP_RULE_CLEARED_TOPIC0,
+    TOPUP_RULE_SET_TOPIC0,
     TRADED_TOPIC0,
     BufferSetEvent,
     CollateralConfig,
@@ -54,6 +53,8 @@ from chains.evm.bridge_codec import (
     SettledEvent,
     SettlementRequestedEvent,
     ShortfallEvent,
+    ToppedUp,
+    TopUpRuleState,
     TradedEvent,
     VaultLock,
     VenueEvent,
@@ -73,8 +74,9 @@ from chains.evm.bridge_codec import (
 )
 from chains.evm.codec import decode_revert
 from chains.evm.locker import TxSender
-from chains.retry import with_retries
-from orchestrator.errors import (
+from chains.evm.rpc import TRANSIENT, RpcEndpoints, Web3
+from shared.chain import ChainRef
+from shared.errors import (
     AlreadyConsumed,
     ChainError,
     ConfigError,
@@ -82,7 +84,8 @@ from orchestrator.errors import (
     RpcUnavailable,
     TxRejected,
 )
-from orchestrator.settings import RetrySettings
+from shared.messages import LockAttestation, Settlement, SettlementKind
+from shared.settings import RetrySettings
 
 __all__ = ["CreditOutcome", "TradeOutcome", "VaultClient", "VenueClient"]
 
@@ -90,9 +93,9 @@ T = TypeVar("T")
 _PPM = 10**6
 _SIZE_LIMIT = 2**127  # |size_e18| must stay below it (the venue stores int128)
 E = TypeVar("E")
-Web3 = AsyncWeb3[AsyncHTTPProvider]
 _ERROR_ABIS = ("IsolatedMarginVenue", "CollateralVault")
 _GAS_LIMIT_TTL_S = 60.0
+_TOPPED_UP_TOPIC0 = keccak(text="ToppedUp(bytes32,bytes32,bytes32,uint256,uint256)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,20 +161,18 @@ class _ContractClient:
 
     def __init__(self, chain: ChainRef, rpc_urls: Sequence[str], address: str, *,
                  sender_key: str | None, retry: RetrySettings, max_block_range: int) -> None:
-        if not rpc_urls:
-            raise ConfigError(f"chains.{chain.key}.rpc_urls", "at least one RPC URL is required")
         if not is_hex_address(address):
             raise ConfigError(f"chains.{chain.key}.contracts", f"not an address: {address!r}")
         if max_block_range < 1:
             raise ConfigError(f"chains.{chain.key}.max_block_range", "must be >= 1")
         self.chain, self.address = chain, to_checksum_address(address)
-        self._urls = [str(u) for u in rpc_urls]
-        self._clients = [make_web3(u, retry.timeout_s) for u in self._urls]
+        self._rpc = RpcEndpoints(chain.key, rpc_urls, retry)
+        self._urls, self._clients = self._rpc.urls, self._rpc.clients
         self._abi = load_artifact(self._ARTIFACT).abi
         self._contracts = {id(w3): w3.eth.contract(address=self.address, abi=self._abi)
                            for w3 in self._clients}
         self._error_abis = [load_artifact(name).abi for name in _ERROR_ABIS]
-        self._active, self._retry, self._max_range = 0, retry, max_block_range
+        self._retry, self._max_range = retry, max_block_range
         try:
             self.sender_address = Account.from_key(sender_key).address if sender_key else None
         except (ValueError, TypeError) as exc:  # SECURITY: never echo the key itself
@@ -204,19 +205,7 @@ class _ContractClient:
     # ----- reads ------------------------------------------------------------------------------
 
     async def _call(self, op: str, fn: Callable[[Web3], Awaitable[T]]) -> T:
-        return await with_retries(self._retry, lambda: self._once(op, fn))
-
-    async def _once(self, op: str, fn: Callable[[Web3], Awaitable[T]]) -> T:
-        index = self._active
-        try:
-            return await fn(self._clients[index])
-        except _TRANSIENT as exc:
-            self._active = (index + 1) % len(self._clients)
-            raise RpcUnavailable(self.chain.key, self._urls[index], f"{op}: {exc!r}") from exc
-        except ContractLogicError as exc:
-            raise ChainError(f"{self.chain.key}: {op} reverted: {self._reason(exc)}") from exc
-        except Web3Exception as exc:
-            raise ChainError(f"{self.chain.key}: {op} failed: {exc}") from exc
+        return await self._rpc.call(op, fn, on_revert=self._reason)
 
     async def _view(self, name: str, *args: Any, block: BlockIdentifier = "latest") -> Any:
         def call(w3: Web3) -> Awaitable[Any]:
@@ -284,7 +273,7 @@ class _ContractClient:
             gas = await call.estimate_gas({"from": sender.address})
         except ContractLogicError as exc:
             raise TxRejected(self.chain.key, None, self._reason(exc)) from exc
-        except _TRANSIENT as exc:
+        except TRANSIENT as exc:
             async with self._send_lock:
                 if self._sender is sender:
                     self._drop_sender()
@@ -301,7 +290,7 @@ class _ContractClient:
                 tx_hash = await sender.send(_WithGas(call, limit))
             except TxRejected as exc:
                 self._drop_sender()  # the local nonce may now be wrong: re-read it next time
-                if isinstance(exc.__cause__, _TRANSIENT):
+                if isinstance(exc.__cause__, TRANSIENT):
                     endpoint = str(sender.w3.provider)
                     raise RpcUnavailable(self.chain.key, endpoint, exc.reason) from exc
                 raise
@@ -318,7 +307,7 @@ class _ContractClient:
     async def _get_sender(self) -> TxSender:
         if self._sender is None:
             assert self._key is not None
-            sender = await TxSender.connect(self._urls[self._active], self._key,
+            sender = await TxSender.connect(self._rpc.current_url, self._key,
                                             chain=self.chain.key, timeout_s=self._retry.timeout_s)
             if sender.chain_id != self.chain.chain_id:  # SECURITY: never sign for another chain
                 await sender.aclose()
@@ -345,8 +334,7 @@ class _ContractClient:
         return events[0]
 
     async def aclose(self) -> None:
-        for client in self._clients:
-            await client.provider.disconnect()
+        await self._rpc.aclose()
         for sender in [*self._retired, *([self._sender] if self._sender else [])]:
             await sender.aclose()
         self._sender, self._retired = None, []
@@ -691,36 +679,41 @@ class VenueClient(_ContractClient):
         return await self._send("clearTopUpRule", (_b32(position_key, "position_key"),),
                                 timeout_s)
 
-    async def topup_rule_of(self, position_key: bytes) -> Any:
-        """The position's rule as an ``orchestrator.risk.topup.TopUpRule``, or None."""
-        from orchestrator.risk.topup import TopUpRule
-
+    async def topup_rule_of(self, position_key: bytes) -> TopUpRuleState | None:
+        """The position's top-up rule, or None."""
         source, threshold, max_usd, used = await self._view(
             "topUpRuleOf", _b32(position_key, "position_key"))
         if bytes(source) == bytes(32):
             return None
-        return TopUpRule("0x" + bytes(source).hex(), int(threshold), int(max_usd), int(used))
+        return TopUpRuleState("0x" + bytes(source).hex(), int(threshold), int(max_usd),
+                              int(used))
+
+    async def topup_rule_changes(self, start: int, end: int) -> list[tuple[str, bool]]:
+        """``(position key hex, has a rule now)`` per ``TopUpRuleSet`` / ``TopUpRuleCleared``
+        log in ``start..end``, in chain order."""
+        logs = await self._logs(start, end, [TOPUP_RULE_SET_TOPIC0, TOPUP_RULE_CLEARED_TOPIC0])
+        return [("0x" + bytes(raw["topics"][1]).hex(), _topic0(raw) == TOPUP_RULE_SET_TOPIC0)
+                for raw in logs if len(raw["topics"]) >= 2]
+
+    async def block_number(self) -> int:
+        return int(await self._call("blockNumber", lambda w3: w3.eth.block_number))
 
     async def top_up(self, position_key: bytes, lock_key: bytes, *,
-                     timeout_s: float = 60) -> Any:
+                     timeout_s: float = 60) -> ToppedUp:
         """Keeper (anyone): move the whole reserve lock ``lock_key`` into ``position_key`` under
         its rule; the venue re-checks every condition. A second call for the same lock is
         refused (``LockNotInPosition``), so a retry after an unknown outcome is safe.
 
-        Returns: the mined ``orchestrator.risk.topup.ToppedUp``.
+        Returns: the mined :class:`ToppedUp`.
         Raises:
             TxRejected: NoTopUpRule, PositionOpen (reserve trading), NotCredited,
             LockNotInPosition, NoOpenTrade, LiquidationPending, TopUpNotNeeded(E, MM, t),
             TopUpAboveMax(used, value, max), TooManyLocks, StalePrice, PriceOutOfBounds...
         """
-        from eth_utils.crypto import keccak
-
-        from orchestrator.risk.topup import ToppedUp
-
         args = (_b32(position_key, "position_key"), _b32(lock_key, "lock_key"))
         receipt = await self._transact("topUp", lambda c: c.functions.topUp(*args),
                                        timeout_s=timeout_s)
-        topic0 = keccak(text="ToppedUp(bytes32,bytes32,bytes32,uint256,uint256)")
+        topic0 = _TOPPED_UP_TOPIC0
         found = []
         for log in receipt["logs"]:
             topics = [bytes(t) for t in log["topics"]]

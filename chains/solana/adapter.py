@@ -10,7 +10,7 @@ which the executor handles; nothing here signs.
 Locks are found by scanning the vault token accounts' signature history newest-first until
 below the range, then reading each successful transaction; decoding is in ``codec``. Reads are
 retried with tenacity on ``RetryableError`` and fail over across ``rpc_urls``; every library
-or transport error is converted here, at the edge, to an ``orchestrator.errors`` type.
+or transport error is converted here, at the edge, to an ``shared.errors`` type.
 """
 
 from __future__ import annotations
@@ -41,11 +41,12 @@ from solders.rpc.responses import (
 from solders.signature import Signature
 from solders.transaction_status import TransactionDetails
 
-from chains.base import BlockRef, ChainKind, ChainRef, Finality, LockEvent
 from chains.retry import with_retries
 from chains.solana.codec import decode_lock_transaction
-from orchestrator.errors import ChainError, ConfigError, RpcUnavailable
-from orchestrator.settings import ChainSettings, RetrySettings
+from shared.chain import BlockRef, ChainKind, ChainRef, Finality
+from shared.errors import ChainError, ConfigError, RpcUnavailable
+from shared.events import LockEvent
+from shared.settings import ChainSettings, RetrySettings
 
 __all__ = ["SolanaAdapter"]
 

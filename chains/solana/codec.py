@@ -15,8 +15,9 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from chains.base import ZERO32, Bytes32Hex, LockEvent, bytes32_hex
-from orchestrator.errors import ChainError
+from shared.errors import ChainError
+from shared.events import LockEvent
+from shared.ids import ZERO32, Bytes32Hex, bytes32_hex
 
 __all__ = [
     "MEMO_PREFIX",

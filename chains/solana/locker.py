@@ -27,9 +27,9 @@ from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import transfer_checked
 from spl.token.models import TransferCheckedParams
 
-from chains.base import Bytes32Hex
 from chains.solana.codec import format_lock_memo
-from orchestrator.errors import RpcUnavailable, TxRejected
+from shared.errors import InputError, RpcUnavailable, TxRejected
+from shared.ids import Bytes32Hex
 
 __all__ = [
     "lock_instructions",
@@ -189,3 +189,39 @@ async def transfer_with_memo_text(
     ixs = [_transfer(trader, trader_token_account, dest_token_account, mint, decimals, amount),
            _memo(trader, memo)]
     return await _send(rpc_url, trader, ixs, commitment)
+
+
+async def lock_from_secret(
+    rpc_url: str,
+    *,
+    secret: bytes,
+    token_account: str | None,
+    vault_token_account: str,
+    mint: str,
+    decimals: int,
+    amount: int,
+    dst_chain_id: int,
+    dst_venue: str,
+    position_key: Bytes32Hex | str,
+    beneficiary: str,
+) -> str:
+    """:func:`lock_on_solana` from plain values: a 64-byte keypair secret and base58 accounts
+    (``token_account`` None: the trader's associated token account of ``mint``).
+
+    Raises:
+        InputError: a malformed secret or account. Otherwise as :func:`lock_on_solana`.
+    """
+    from spl.token.instructions import get_associated_token_address
+
+    try:
+        trader = Keypair.from_bytes(secret)
+        mint_key = Pubkey.from_string(mint)
+        vault = Pubkey.from_string(vault_token_account)
+        source = (Pubkey.from_string(token_account) if token_account
+                  else get_associated_token_address(trader.pubkey(), mint_key))
+    except ValueError as exc:
+        raise InputError("key_file", f"not a Solana keypair or account: {exc}") from exc
+    return await lock_on_solana(
+        rpc_url, trader=trader, trader_token_account=source, vault_token_account=vault,
+        mint=mint_key, decimals=decimals, amount=amount, dst_chain_id=dst_chain_id,
+        dst_venue=dst_venue, position_key=position_key, beneficiary=beneficiary)

@@ -21,7 +21,7 @@ is raised only once the confirmed block height is past that height.
 
 The builder and the checks are pure; the ``async`` functions do I/O through solana-py's
 ``AsyncClient`` and convert every library or transport error at the edge to
-``orchestrator.errors`` types.
+``shared.errors`` types.
 """
 
 from __future__ import annotations
@@ -29,9 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from collections.abc import Mapping
 
 import httpx2
 from solana.exceptions import SolanaRpcException
@@ -40,7 +38,6 @@ from solana.rpc.commitment import Commitment, Confirmed, Processed
 from solana.rpc.core import RPCException
 from solana.rpc.models import TxOpts
 from solders.hash import Hash
-from solders.instruction import CompiledInstruction, Instruction
 from solders.keypair import Keypair
 from solders.message import Message
 from solders.pubkey import Pubkey
@@ -53,266 +50,34 @@ from solders.rpc.errors import (
 from solders.signature import Signature
 from solders.transaction import Transaction
 from solders.transaction_status import TransactionConfirmationStatus, TransactionErrorFieldless
-from spl.memo.constants import MEMO_PROGRAM_ID
-from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import (
     create_idempotent_associated_token_account,
     get_associated_token_address,
-    transfer_checked,
 )
-from spl.token.models import TransferCheckedParams
 
-from bridges.attestation import SettlementKind
-from chains.solana.codec import MEMO_PROGRAMS, b58decode, vault_delta
-from orchestrator.errors import (
-    RpcUnavailable,
-    SettlementMessageMismatch,
-    TxExpired,
-    TxRejected,
+from chains.solana.settlement_codec import (
+    SETTLE_MEMO_PREFIX,
+    ExecutedTransfer,
+    executed_transfer,
+    message_from_bytes,
+    settlement_id_hex,
 )
+from shared.errors import RpcUnavailable, TxExpired, TxRejected
 
 __all__ = [
     "MAX_BLOCKHASH_AGE",
-    "SETTLE_MEMO_PREFIX",
-    "SettlementExpectation",
-    "build_settlement_message",
-    "destination_for",
     "ensure_token_account",
+    "executed_settlements",
     "fetch_recent_blockhash",
     "find_settlement",
-    "settle_memo",
-    "settlement_instructions",
-    "sign_message",
     "submit_settlement",
-    "verify_settlement_message",
 ]
 
 CHAIN = "solana"
-SETTLE_MEMO_PREFIX = "bulkhead:v1:settle:"
 MAX_BLOCKHASH_AGE = 150  # blocks a blockhash stays valid on the cluster
-MAX_TX_BYTES = 1232  # packet size limit of a serialized transaction
-_TRANSFER_CHECKED = 12
 _PAGE = 1000
 _POLL_S = 0.2
 _CONFIRMED = (TransactionConfirmationStatus.Confirmed, TransactionConfirmationStatus.Finalized)
-
-
-# --- pure: memo, expectation, builder -------------------------------------------------------
-
-
-def _id32(name: str, raw: bytes) -> str:
-    if len(raw) != 32:
-        raise ValueError(f"{name} must be 32 bytes, got {len(raw)}")
-    return "0x" + bytes(raw).hex()
-
-
-def settle_memo(settlement_id: bytes, lock_id: bytes, kind: int) -> str:
-    """``bulkhead:v1:settle:<settlementId 0x-hex>:<lockId 0x-hex>:<kind>`` (lowercase hex).
-
-    Raises:
-        ValueError: an id that is not 32 bytes or a kind that is not a ``SettlementKind``.
-    """
-    return (f"{SETTLE_MEMO_PREFIX}{_id32('settlement_id', settlement_id)}:"
-            f"{_id32('lock_id', lock_id)}:{int(SettlementKind(kind))}")
-
-
-@dataclass(frozen=True, slots=True)
-class SettlementExpectation:
-    """What one settlement must do, as the attester observed it (amount in base units)."""
-
-    settlement_id: bytes
-    lock_id: bytes
-    kind: int
-    amount: int
-    vault: Pubkey
-    mint: Pubkey
-    decimals: int
-    multisig: Pubkey
-    destination: Pubkey
-
-    def memo(self) -> str:
-        return settle_memo(self.settlement_id, self.lock_id, self.kind)
-
-
-def destination_for(
-    kind: int, *, owner_wallet: Pubkey, mint: Pubkey, seize_token_account: Pubkey
-) -> Pubkey:
-    """Release: the owner's associated token account for ``mint``; seize: the seize account.
-
-    Raises:
-        ValueError: ``kind`` is not a ``SettlementKind``.
-    """
-    if SettlementKind(kind) == SettlementKind.RELEASE:
-        return get_associated_token_address(owner_wallet, mint)
-    return seize_token_account
-
-
-def settlement_instructions(
-    *, settlement_id: bytes, lock_id: bytes, kind: int, amount: int, vault: Pubkey,
-    mint: Pubkey, decimals: int, multisig: Pubkey, destination: Pubkey, signers: Sequence[Pubkey],
-) -> list[Instruction]:
-    """The multisig ``TransferChecked`` out of the vault, then the settle memo (no accounts).
-
-    Raises:
-        ValueError: a non-positive amount, no or repeated signers, a bad id or kind.
-    """
-    if not 0 < amount < 2**64 or not 0 <= decimals <= 255:
-        raise ValueError("amount must be 1..2**64-1 base units and decimals a u8")
-    ordered = sorted(signers, key=bytes)
-    if not 1 <= len(ordered) <= 11 or len(set(ordered)) != len(ordered):
-        raise ValueError("need 1..11 distinct multisig signers")
-    transfer = transfer_checked(TransferCheckedParams(
-        program_id=TOKEN_PROGRAM_ID, source=vault, mint=mint, dest=destination, owner=multisig,
-        amount=amount, decimals=decimals, signers=ordered))
-    memo = Instruction(MEMO_PROGRAM_ID, settle_memo(settlement_id, lock_id, kind).encode(), [])
-    return [transfer, memo]
-
-
-def build_settlement_message(
-    *, settlement_id: bytes, lock_id: bytes, kind: int, amount: int, vault: Pubkey,
-    mint: Pubkey, decimals: int, multisig: Pubkey, destination: Pubkey,
-    signers: Sequence[Pubkey], fee_payer: Pubkey, recent_blockhash: Hash,
-) -> Message:
-    """The legacy message to sign: ``bytes(message)`` is what every signer signs.
-
-    Deterministic: the same inputs (signers in any order) give byte-identical messages.
-
-    Raises:
-        ValueError: see :func:`settlement_instructions`, or a transaction over 1232 bytes.
-    """
-    ixs = settlement_instructions(
-        settlement_id=settlement_id, lock_id=lock_id, kind=kind, amount=amount, vault=vault,
-        mint=mint, decimals=decimals, multisig=multisig, destination=destination,
-        signers=signers)
-    message = Message.new_with_blockhash(ixs, fee_payer, recent_blockhash)
-    size = 1 + 64 * message.header.num_required_signatures + len(bytes(message))
-    if size > MAX_TX_BYTES:
-        raise ValueError(f"the signed transaction would be {size} bytes (> {MAX_TX_BYTES})")
-    return message
-
-
-def sign_message(message_bytes: bytes, keypair: Keypair) -> bytes:
-    """The 64-byte ed25519 signature over the serialized message, as Solana verifies it."""
-    return bytes(keypair.sign_message(bytes(message_bytes)))
-
-
-# --- pure: the attester's check -------------------------------------------------------------
-
-
-def _refuse(field: str, reason: str) -> NoReturn:
-    raise SettlementMessageMismatch(field, reason)
-
-
-def _parse(message_bytes: bytes) -> Message:
-    raw = bytes(message_bytes)
-    if not raw or raw[0] & 0x80:
-        _refuse("version", "expected a legacy message")
-    try:
-        message = Message.from_bytes(raw)
-    except ValueError as exc:
-        _refuse("message", f"does not deserialize: {exc}")
-    if bytes(message) != raw:
-        _refuse("message", "not in canonical serialization (trailing or altered bytes)")
-    if message.has_duplicates():
-        _refuse("accounts", "an account key appears twice")
-    return message
-
-
-def _keys(keys: Sequence[Pubkey], ix: CompiledInstruction) -> tuple[Pubkey, list[Pubkey]]:
-    indices = [ix.program_id_index, *bytes(ix.accounts)]
-    if max(indices) >= len(keys):
-        _refuse("accounts", "an instruction names an account index out of range")
-    return keys[indices[0]], [keys[i] for i in indices[1:]]
-
-
-def _is_writable(message: Message, index: int) -> bool:
-    h = message.header
-    if index < h.num_required_signatures:
-        return index < h.num_required_signatures - h.num_readonly_signed_accounts
-    return index < len(message.account_keys) - h.num_readonly_unsigned_accounts
-
-
-def _check_transfer(
-    keys: Sequence[Pubkey], ix: CompiledInstruction, want: SettlementExpectation
-) -> list[Pubkey]:
-    program, accounts = _keys(keys, ix)
-    data = bytes(ix.data)
-    if program != TOKEN_PROGRAM_ID:
-        _refuse("token_program", f"instruction 0 must be SPL Token, got {program}")
-    if len(data) != 10 or data[0] != _TRANSFER_CHECKED:
-        _refuse("instruction", "instruction 0 must be TransferChecked")
-    if (amount := int.from_bytes(data[1:9], "little")) != want.amount:
-        _refuse("amount", f"expected {want.amount}, got {amount}")
-    if data[9] != want.decimals:
-        _refuse("decimals", f"expected {want.decimals}, got {data[9]}")
-    if len(accounts) < 5:
-        _refuse("signers", "the transfer lists no multisig signers")
-    for name, got, expected in (("source", accounts[0], want.vault), ("mint", accounts[1],
-                                want.mint), ("destination", accounts[2], want.destination),
-                                ("owner", accounts[3], want.multisig)):
-        if got != expected:
-            _refuse(name, f"expected {expected}, got {got}")
-    return accounts[4:]
-
-
-def _check_memo(keys: Sequence[Pubkey], ix: CompiledInstruction, want: SettlementExpectation) -> None:
-    program, accounts = _keys(keys, ix)
-    if program != MEMO_PROGRAM_ID:
-        _refuse("memo_program", f"instruction 1 must be SPL Memo, got {program}")
-    if accounts:
-        _refuse("memo", "the memo must list no accounts")
-    if bytes(ix.data) != want.memo().encode():
-        _refuse("memo", f"expected {want.memo()!r}, got {bytes(ix.data)[:200]!r}")
-
-
-def _check_accounts(
-    message: Message, signers: list[Pubkey], want: SettlementExpectation, attester: Pubkey
-) -> None:
-    keys = list(message.account_keys)
-    fee_payer = keys[0]
-    if sorted(signers, key=bytes) != signers or len(set(signers)) != len(signers):
-        _refuse("signers", "multisig signers must be distinct and sorted")
-    if attester not in signers:
-        _refuse("signers", f"this attester ({attester}) is not a listed signer")
-    required = set(keys[:message.header.num_required_signatures])
-    if required != {fee_payer, *signers}:
-        _refuse("signers", "the message signers must be the fee payer and the multisig signers")
-    if fee_payer in (want.vault, want.destination, want.multisig, want.mint):
-        _refuse("fee_payer", f"{fee_payer} cannot pay fees")
-    writable = {k for i, k in enumerate(keys) if _is_writable(message, i)}
-    if writable != {fee_payer, want.vault, want.destination}:
-        extra = sorted(str(k) for k in writable - {fee_payer, want.vault, want.destination})
-        _refuse("writable", f"only fee payer, vault and destination may be writable: {extra}")
-
-
-def verify_settlement_message(
-    message_bytes: bytes, *, expected: SettlementExpectation, attester: Pubkey
-) -> Message:
-    """Parse the proposed message; refuse anything but exactly ``expected``, listing ``attester``.
-
-    Accepted: one SPL ``TransferChecked`` of ``amount``/``decimals`` from the vault to the
-    destination, owner the multisig, signed by sorted distinct multisig signers including
-    ``attester``; then the settle memo (no accounts); nothing else. The fee payer may be any
-    key other than the vault, destination, multisig or mint; the blockhash is not checked.
-
-    Raises:
-        SettlementMessageMismatch: ``field`` names the first part that differs.
-    """
-    # SECURITY: this is the only thing between a relayer's proposal and an attester's
-    # signature over the vault; m of these checks is all that protects the locked tokens.
-    message = _parse(message_bytes)
-    keys = list(message.account_keys)
-    ixs = list(message.instructions)
-    if len(ixs) > 2:
-        _refuse("instructions", f"expected TransferChecked + Memo only, got {len(ixs)}")
-    if len(ixs) < 2:
-        program = _keys(keys, ixs[0])[0] if ixs else None
-        _refuse("memo" if program == TOKEN_PROGRAM_ID else "instructions",
-                "expected TransferChecked + Memo, one is missing")
-    signers = _check_transfer(keys, ixs[0], expected)
-    _check_memo(keys, ixs[1], expected)
-    _check_accounts(message, signers, expected, attester)
-    return message
 
 
 # --- I/O: the edge --------------------------------------------------------------------------
@@ -349,7 +114,7 @@ async def fetch_recent_blockhash(
 def _assemble(
     message_bytes: bytes, signatures: Mapping[Pubkey, bytes], fee_payer: Keypair
 ) -> Transaction:
-    message = _parse(message_bytes)
+    message = message_from_bytes(message_bytes)
     keys = list(message.account_keys)[:message.header.num_required_signatures]
     if not keys or keys[0] != fee_payer.pubkey():
         raise TxRejected(CHAIN, None, "the message's fee payer is not the relayer's key")
@@ -462,30 +227,6 @@ async def submit_settlement(
 # --- I/O: idempotency and accounts ----------------------------------------------------------
 
 
-def _memos(tx: Mapping[str, Any]) -> list[str]:
-    message = tx["transaction"]["message"]
-    keys = message["accountKeys"]
-    out = []
-    for ix in message["instructions"]:
-        if keys[ix["programIdIndex"]] in MEMO_PROGRAMS:
-            out.append(b58decode(ix["data"]).decode("utf-8", errors="replace"))
-    return out
-
-
-def _is_settlement(tx: Mapping[str, Any], vault: str, prefix: str) -> bool:
-    """A successful transaction with the settle memo that took tokens out of the vault."""
-    meta, keys = tx["meta"], tx["transaction"]["message"]["accountKeys"]
-    if meta.get("err") is not None or vault not in keys:
-        return False
-    if not any(m.startswith(prefix) for m in _memos(tx)):
-        return False
-    index = keys.index(vault)
-    pre, post = meta.get("preTokenBalances") or [], meta.get("postTokenBalances") or []
-    mints = [b["mint"] for b in pre if b["accountIndex"] == index]
-    # SECURITY: anyone can write the memo; only the multisig (m attesters) can debit the vault.
-    return bool(mints) and vault_delta(pre, post, index, mints[0]) < 0
-
-
 async def find_settlement(
     rpc_url: str,
     vault: Pubkey,
@@ -504,34 +245,60 @@ async def find_settlement(
         RpcUnavailable: the node could not be reached or refused a read.
         ValueError: ``settlement_id`` is not 32 bytes.
     """
-    prefix = f"{SETTLE_MEMO_PREFIX}{_id32('settlement_id', settlement_id)}:"
+    wanted = settlement_id_hex(settlement_id)
+    found = await executed_settlements(rpc_url, vault, commitment=commitment, min_slot=min_slot,
+                                       settlement_id=settlement_id)
+    return next((sig for _, sig, done in found if done.settlement_id == wanted), None)
+
+
+async def executed_settlements(
+    rpc_url: str,
+    vault: Pubkey | str,
+    *,
+    commitment: Commitment = Confirmed,
+    min_slot: int = 0,
+    settlement_id: bytes | None = None,
+    timeout_s: float = 10.0,
+) -> list[tuple[int, str, ExecutedTransfer]]:
+    """``(slot, signature, transfer)`` of every settlement executed out of ``vault`` down to
+    ``min_slot`` (newest first); with ``settlement_id``, stops at the first match.
+
+    Raises:
+        RpcUnavailable: the node could not be reached or refused a read.
+    """
+    key = vault if isinstance(vault, Pubkey) else Pubkey.from_string(vault)
+    prefix = (f"{SETTLE_MEMO_PREFIX}{settlement_id_hex(settlement_id)}:" if settlement_id
+              else SETTLE_MEMO_PREFIX)
     level = Confirmed if commitment == Processed else commitment
     try:
-        async with _client(rpc_url) as client:
-            return await _scan(client, vault, prefix, level, min_slot)
+        async with AsyncClient(rpc_url, timeout=timeout_s) as client:
+            return await _scan(client, key, prefix, level, min_slot, first=settlement_id is not None)
     except (RPCException, *_TRANSPORT) as exc:
-        raise _unavailable(rpc_url, "find_settlement", exc) from exc
+        raise _unavailable(rpc_url, "settlement history", exc) from exc
 
 
-async def _scan(
-    client: AsyncClient, vault: Pubkey, prefix: str, level: Commitment, min_slot: int
-) -> str | None:
+async def _scan(client: AsyncClient, vault: Pubkey, prefix: str, level: Commitment,
+                min_slot: int, *, first: bool) -> list[tuple[int, str, ExecutedTransfer]]:
+    found: list[tuple[int, str, ExecutedTransfer]] = []
     before: Signature | None = None
     while True:
         page = (await client.get_signatures_for_address(
             vault, before=before, limit=_PAGE, commitment=level)).value
         for info in page:
             if info.slot < min_slot:
-                return None
+                return found
             if info.err is not None or prefix not in (info.memo or ""):
                 continue
             resp = await client.get_transaction(info.signature, "json", commitment=level,
                                                 max_supported_transaction_version=0)
-            if resp.value is not None and _is_settlement(
-                    json.loads(resp.value.to_json()), str(vault), prefix):
-                return str(info.signature)
+            done = (executed_transfer(json.loads(resp.value.to_json()), str(vault))
+                    if resp.value is not None else None)
+            if done is not None:
+                found.append((info.slot, str(info.signature), done))
+                if first:
+                    return found
         if len(page) < _PAGE:
-            return None
+            return found
         before = page[-1].signature
 
 

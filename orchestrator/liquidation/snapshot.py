@@ -2,7 +2,7 @@
 
 The values (:class:`PositionSnapshot`, :class:`RiskTuning`, :class:`VenueMargin`) are defined
 by the venue seam, :mod:`orchestrator.venues.protocol`, and re-exported here; reading them is
-the venue adapter's job (the reference venue: :mod:`chains.evm.reference_venue`).
+the venue adapter's job (the reference venue: :mod:`orchestrator.venues.reference`).
 
 :func:`screen_candidates` turns one pass of snapshots into the numpy arrays of
 :mod:`orchestrator.risk.screen` and returns the positions the screen proposes. The screen's

@@ -18,10 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from web3 import Web3
-from web3.exceptions import Web3Exception
 
-from orchestrator.errors import ChainError, TxRejected
+from chains.evm.bridge_codec import TopUpRuleState
 from orchestrator.risk.topup import (
     ReserveLock,
     TargetState,
@@ -29,8 +27,9 @@ from orchestrator.risk.topup import (
     TopUpRule,
     plan_top_up,
 )
+from shared.errors import ChainError, TxRejected
 
-__all__ = ["RuleIndex", "TopUpKeeper", "TopUpView"]
+__all__ = ["RuleIndex", "TopUpKeeper", "TopUpView", "rule_of"]
 
 log = structlog.get_logger(__name__)
 # Venue refusals that mean the move is no longer wanted or already happened.
@@ -50,6 +49,11 @@ class TopUpView:
     plan: TopUpPlan | None
 
 
+def rule_of(state: TopUpRuleState) -> TopUpRule:
+    """The risk core's rule from the venue's stored one."""
+    return TopUpRule(state.source_key, state.threshold_ppm, state.max_usd_e18, state.used_usd_e18)
+
+
 def _hex(raw: bytes) -> str:
     return "0x" + bytes(raw).hex()
 
@@ -58,16 +62,17 @@ class TopUpKeeper:
     def __init__(self, venue: Any, oracle: Any, *,
                  chain_time: Callable[[], Awaitable[int]]) -> None:
         """``venue`` a VenueClient (any funded key may send ``topUp``), ``oracle`` an
-        :class:`~orchestrator.feeder.OracleClient` (read-only is enough), ``chain_time`` an
+        :class:`~chains.evm.oracle.OracleClient` (read-only is enough), ``chain_time`` an
         async callable -> the venue chain's time."""
         self.venue, self.oracle, self.chain_time = venue, oracle, chain_time
 
     async def view(self, key: bytes, now: int) -> TopUpView | None:
         """Rule, target state, reserve locks and plan of ``key``; None without a rule or an
         open trade (the venue would refuse)."""
-        rule: TopUpRule | None = await self.venue.topup_rule_of(key)
-        if rule is None:
+        state = await self.venue.topup_rule_of(key)
+        if state is None:
             return None
+        rule = rule_of(state)
         pos = await self.venue.position_of(key)
         if not pos.is_open:
             return None
@@ -155,28 +160,22 @@ class RuleIndex:
     ``TopUpRuleCleared`` logs scanned forward from the deployment height (rebuilt from the chain
     after a restart), so a tick reads rules only for positions that have one."""
 
-    _SET = "0x" + Web3.keccak(text="TopUpRuleSet(bytes32,bytes32,uint32,uint256)").hex()
-    _CLEARED = "0x" + Web3.keccak(text="TopUpRuleCleared(bytes32)").hex()
-
-    def __init__(self, w3: Any, venue: str, *, start_height: int, max_block_range: int) -> None:
-        self.w3, self.venue = w3, venue
+    def __init__(self, venue: Any, *, start_height: int, max_block_range: int) -> None:
+        """``venue`` a read-only ``VenueClient``."""
+        self.venue = venue
         self.cursor, self.max_range = start_height, max(1, max_block_range)
         self.keys: set[str] = set()
 
     async def refresh(self) -> set[str]:
-        """Scan new blocks; returns the keys (0x-hex, lower case) with a rule now."""
-        try:
-            head = int(await self.w3.eth.block_number)
-            while self.cursor <= head:
-                end = min(head, self.cursor + self.max_range - 1)
-                logs = await self.w3.eth.get_logs({
-                    "address": self.venue, "fromBlock": self.cursor, "toBlock": end,
-                    "topics": [[self._SET, self._CLEARED]]})
-                for entry in sorted(logs, key=lambda e: (e["blockNumber"], e["logIndex"])):
-                    topic0 = "0x" + bytes(entry["topics"][0]).hex()
-                    key = "0x" + bytes(entry["topics"][1]).hex()
-                    (self.keys.add if topic0 == self._SET else self.keys.discard)(key)
-                self.cursor = end + 1
-        except (Web3Exception, OSError, TimeoutError) as exc:
-            raise ChainError(f"top-up rule scan: {exc!r}") from exc
+        """Scan new blocks; returns the keys (0x-hex, lower case) with a rule now.
+
+        Raises:
+            RpcUnavailable, ChainError: from the venue client (the cursor stays where it was).
+        """
+        head = await self.venue.block_number()
+        while self.cursor <= head:
+            end = min(head, self.cursor + self.max_range - 1)
+            for key, has_rule in await self.venue.topup_rule_changes(self.cursor, end):
+                (self.keys.add if has_rule else self.keys.discard)(key)
+            self.cursor = end + 1
         return set(self.keys)

@@ -1,4 +1,4 @@
-"""Typed errors of the risk core. All are :class:`orchestrator.errors.OrchestratorError`.
+"""Typed errors of the risk core. All are :class:`shared.errors.OrchestratorError`.
 
 ::
 
@@ -19,7 +19,7 @@
 
 from __future__ import annotations
 
-from orchestrator.errors import OrchestratorError
+from shared.errors import OrchestratorError
 
 __all__ = [
     "AccountNotLiquidatable",

@@ -46,7 +46,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from orchestrator.errors import InputError
+from shared.errors import InputError
 
 __all__ = [
     "MAX_PRICE_E8",

@@ -43,8 +43,7 @@ __all__ = [
     "TopUpMove",
     "TopUpPlan",
     "TopUpRule",
-    "ToppedUp",
-    "below_threshold",
+        "below_threshold",
     "plan_top_up",
 ]
 
@@ -150,19 +149,6 @@ class TopUpPlan:
     moves: tuple[TopUpMove, ...]
     equity_after_usd_e18: int
     restores: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ToppedUp:
-    """A mined ``ToppedUp`` event: ``amount18`` moved, ``value_usd_e18`` counted on the cap."""
-
-    position_key: str
-    source_key: str
-    lock_key: str
-    amount18: int
-    value_usd_e18: int
-    tx_id: str
-    height: int
 
 
 def below_threshold(equity_usd_e18: int, maintenance_usd_e18: int, threshold_ppm: int) -> bool:

@@ -2,7 +2,7 @@
 
 ``protocol`` (pure values and the :class:`VenueAdapter` protocol), ``errors`` (typed refusals),
 ``registry`` (built-ins and the ``bulkhead.venues`` entry points). The reference adapter lives
-with its chain: :mod:`chains.evm.reference_venue`.
+with its chain: :mod:`orchestrator.venues.reference`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Typed errors of the venue seam. All are :class:`orchestrator.errors.OrchestratorError`.
+"""Typed errors of the venue seam. All are :class:`shared.errors.OrchestratorError`.
 
 ::
 
@@ -24,7 +24,7 @@ import re
 from collections.abc import Sequence
 from enum import StrEnum
 
-from orchestrator.errors import ConfigError, TxRejected
+from shared.errors import ConfigError, TxRejected
 
 __all__ = [
     "LiquidationCoolingDown",

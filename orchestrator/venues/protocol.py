@@ -26,7 +26,7 @@ What an adapter promises (``tests/conformance/suite.py`` checks each point on a 
 - ``credit(attestation, sigs)`` credits an attested lock once (a replay raises
   ``AlreadyConsumed``); ``chain_time()`` the venue chain's clock (never the host's, I14).
 
-Every method raises only :mod:`orchestrator.errors` types (library errors are converted at
+Every method raises only :mod:`shared.errors` types (library errors are converted at
 the adapter's edge); reads are retried inside the adapter before ``RpcUnavailable``.
 """
 
@@ -36,12 +36,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from bridges.attestation import SettlementKind
 from orchestrator.risk import Position, RiskParams
+from shared.messages import SettlementKind
 
 if TYPE_CHECKING:
-    from bridges.attestation import LockAttestation
-    from chains.base import ChainRef
+    from shared.chain import ChainRef
+    from shared.messages import LockAttestation
 
 __all__ = [
     "CreditReceipt",

@@ -21,12 +21,12 @@ from collections.abc import Awaitable, Callable
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, cast
 
-from orchestrator.errors import ConfigError
 from orchestrator.venues.errors import UnknownVenue, VenueConflict
 from orchestrator.venues.protocol import RiskTuning, VenueAdapter
+from shared.errors import ConfigError
 
 if TYPE_CHECKING:
-    from orchestrator.settings import Settings
+    from shared.settings import Settings
 
 __all__ = [
     "BUILTIN_VENUES",
@@ -39,7 +39,7 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "bulkhead.venues"
 BUILTIN_VENUES: dict[str, str] = {
-    "reference": "chains.evm.reference_venue:open_reference_venue",
+    "reference": "orchestrator.venues.reference:open_reference_venue",
 }
 
 VenueFactory = Callable[..., Awaitable[VenueAdapter]]

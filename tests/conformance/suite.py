@@ -24,7 +24,6 @@ from typing import Any, Protocol, TypeVar
 
 import pytest
 
-from orchestrator.errors import AlreadyConsumed, InputError
 from orchestrator.risk import position_risk
 from orchestrator.venues import (
     LiquidationRefused,
@@ -33,6 +32,7 @@ from orchestrator.venues import (
     SettlementKind,
     VenueAdapter,
 )
+from shared.errors import AlreadyConsumed, InputError
 
 __all__ = [
     "VenueScenarios",

@@ -22,11 +22,12 @@ from typing import Any, ClassVar
 import pytest
 from eth_utils.crypto import keccak
 
-from bridges.attestation import LockAttestation
-from chains.base import ChainKind, ChainRef, address_to_bytes32
-from chains.evm.reference_venue import ReferenceVenue
-from orchestrator.settings import RetrySettings
 from orchestrator.venues import VenueAdapter
+from orchestrator.venues.reference import ReferenceVenue
+from shared.chain import ChainKind, ChainRef
+from shared.ids import address_to_bytes32
+from shared.messages import LockAttestation
+from shared.settings import RetrySettings
 from tests.conformance.suite import *  # the suite's tests are collected here
 from tests.integration.evm.conftest import OTHER, OTHER_KEY, TRADER, rpc
 from tests.integration.evm.venue_env import (

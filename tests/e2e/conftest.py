@@ -1,4 +1,4 @@
-"""The whole devnet (``chains.devnet.stack.up``) in a temp home, driven through the real CLI.
+"""The whole devnet (``devnet.stack.up``) in a temp home, driven through the real CLI.
 
 Processes are tied to the test process (``detach=False``); the stack is torn down even when a
 test fails. Fast clocks keep finality seconds away: anvil 0.5 s blocks with finalized = latest-4,
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from chains.devnet.stack import DevnetOptions, down, up
+from devnet.stack import DevnetOptions, down, up
 
 FAST = DevnetOptions(block_time_s=0.5, slots_in_an_epoch=2, slot_ms=100, solana_finality_lag=10,
                      detach=False)
@@ -35,7 +35,7 @@ class Cli:
                     "COLUMNS": "160"}
 
     def run(self, *args: str, ok: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([sys.executable, "-m", "orchestrator", *args], env=self.env,
+        proc = subprocess.run([sys.executable, "-m", "bulkhead", *args], env=self.env,
                               capture_output=True, text=True, timeout=timeout, check=False)
         if ok:
             assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"

@@ -8,20 +8,21 @@ from typing import Any
 
 import pytest
 
-from chains.base import bytes32_hex
-from orchestrator.lock_store import RedisLockStore
-from orchestrator.locks import LockRecord, LockState, Transition
+from shared.ids import bytes32_hex
+from shared.locks import LockRecord, LockState, Transition
 from tests.e2e.conftest import Cli
 from tests.e2e.test_bridge_credit import credited, fleet  # noqa: F401 - the worker fixture
 from tests.e2e.test_devnet_locks import key_for
 from tests.e2e.workers import WorkerFleet
+from workers.stores.locks import RedisLockStore
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
 def fake_credited_record(devnet: dict[str, Any]) -> LockRecord:
     """A ``credited`` record for nonce 2**40 of the evm-a vault: no such lock exists."""
-    from chains.base import LockEvent, address_to_bytes32
+    from shared.events import LockEvent
+    from shared.ids import address_to_bytes32
 
     a, b = devnet["chains"]["evm-a"], devnet["chains"]["evm-b"]
     event = LockEvent(

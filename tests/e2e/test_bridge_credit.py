@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from web3 import Web3
 
-from chains.base import address_to_bytes32
 from chains.evm.artifacts import load_artifact
+from shared.ids import address_to_bytes32
 from tests.e2e.conftest import Cli, wait_for
 from tests.e2e.test_devnet_locks import key_for
 from tests.e2e.workers import WorkerFleet
@@ -173,8 +173,8 @@ def test_lim_01_cap_large_transfer_delay_and_refusal(devnet: dict[str, Any], cli
     """Cap 10 WETH per window, large above 4 WETH with a delay: the large one is held, small
     ones are credited until the window is full and then held (not dropped), one above the
     whole cap is refused; after the delay and the window roll, the held ones are credited."""
-    from chains.devnet.keys import anvil_key
     from chains.evm.locker import TxSender
+    from devnet.keys import anvil_key
     from tests.integration.evm.conftest import rpc
 
     a, b = devnet["chains"]["evm-a"], devnet["chains"]["evm-b"]

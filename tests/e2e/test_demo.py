@@ -21,7 +21,7 @@ USDC = 10**6
 def test_demo_runs_the_whole_story_and_reports_it(tmp_path: Path) -> None:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("BULKHEAD_")},
            "BULKHEAD_HOME": str(tmp_path), "COLUMNS": "160"}
-    proc = subprocess.run([sys.executable, "-m", "orchestrator", "demo"], env=env,
+    proc = subprocess.run([sys.executable, "-m", "bulkhead", "demo"], env=env,
                           capture_output=True, text=True, timeout=400, check=False)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "Every lock's journey" in proc.stdout and "Every position's fate" in proc.stdout

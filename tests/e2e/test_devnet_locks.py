@@ -11,9 +11,9 @@ import redis
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from chains.devnet.process import pid_alive
 from chains.solana.locker import transfer_with_memo_text, transfer_without_memo
-from orchestrator.positions import position_key
+from devnet.process import pid_alive
+from shared.positions import position_key
 from tests.e2e.conftest import Cli, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

@@ -20,12 +20,13 @@ from eth_account import Account
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 
-from chains.base import ChainKind, ChainRef
+from bulkhead.local.fleet import WorkerFleet
 from chains.evm.artifacts import load_artifact
 from chains.evm.venue import VenueClient
-from orchestrator.errors import TxRejected
-from orchestrator.positions import market_id
-from orchestrator.settings import RetrySettings
+from shared.chain import ChainKind, ChainRef
+from shared.errors import TxRejected
+from shared.positions import market_id
+from shared.settings import RetrySettings
 from tests.e2e.conftest import Cli, wait_for
 from tests.e2e.test_bridge_credit import (
     credited,
@@ -33,7 +34,6 @@ from tests.e2e.test_bridge_credit import (
 )
 from tests.e2e.test_devnet_locks import key_for
 from tests.integration.evm.conftest import rpc
-from workers.fleet import WorkerFleet
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from web3 import Web3
 
+from bulkhead.local.fleet import WorkerFleet
 from chains.evm.artifacts import load_artifact
 from tests.e2e.conftest import Cli, wait_for
 from tests.e2e.test_bridge_credit import (
@@ -19,7 +20,6 @@ from tests.e2e.test_bridge_credit import (
     fleet,  # noqa: F401 - the module's worker fleet
 )
 from tests.e2e.test_devnet_locks import key_for
-from workers.fleet import WorkerFleet
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from chains.devnet.process import pid_alive
-from chains.devnet.stack import running_processes
+from devnet.process import pid_alive
+from devnet.stack import running_processes
 from tests.integration.api.apiproc import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(240)]
@@ -51,7 +51,7 @@ def test_run_serves_everything_and_shuts_down_cleanly(tmp_path: Path) -> None:
     port = free_port()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("BULKHEAD_")},
            "BULKHEAD_HOME": str(tmp_path), "COLUMNS": "160"}
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "--block-time", "0.5",
+    proc = subprocess.Popen([sys.executable, "-m", "bulkhead", "run", "--block-time", "0.5",
                              "--slot-ms", "100", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)

@@ -1,7 +1,7 @@
-"""The e2e tests' worker fleet: :class:`workers.fleet.WorkerFleet`, re-exported here."""
+"""The e2e tests' worker fleet: :class:`bulkhead.local.fleet.WorkerFleet`, re-exported here."""
 
 from __future__ import annotations
 
-from workers.fleet import WorkerFleet
+from bulkhead.local.fleet import WorkerFleet
 
 __all__ = ["WorkerFleet"]

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from bulkhead.local.fleet import WorkerFleet
 from tests.e2e.conftest import cli, devnet  # noqa: F401 - fixtures re-used here
-from workers.fleet import WorkerFleet
 
 ATTESTERS = ["att-1", "att-2", "att-3", "att-4"]
 

@@ -12,17 +12,18 @@ from typing import Any
 import pytest
 import redis
 
-from bridges.attestation import Domain, sign
 from bridges.observation import attestation_for
-from bridges.pool import SignaturePool
-from chains.base import LockEvent, address_to_bytes32
-from orchestrator.lock_store import RedisLockStore
-from orchestrator.locks import LockRecord, LockState
+from bulkhead.local.fleet import WorkerFleet
+from shared.events import LockEvent
+from shared.ids import address_to_bytes32
+from shared.locks import LockRecord, LockState
+from shared.messages import Domain, sign
 from tests.e2e.conftest import Cli, wait_for
 from tests.e2e.test_bridge_credit import credited, venue
 from tests.e2e.test_devnet_locks import key_for
 from tests.integration.evm.conftest import rpc
-from workers.fleet import WorkerFleet
+from workers.stores.locks import RedisLockStore
+from workers.stores.pool import RedisSignaturePool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 
@@ -122,7 +123,7 @@ def test_time_01_skewed_attester_clocks_change_nothing(devnet: dict[str, Any], c
                     wrapper=("faketime", "-f", skew))
     lock = lock_evm(cli, devnet, b"time01")
     (row,) = credited(cli, {lock["tx_id"]}, fleet)
-    pool = SignaturePool(devnet["redis_url"])
+    pool = RedisSignaturePool(devnet["redis_url"])
     members = {m["name"]: m["address"].lower() for m in devnet["attesters"]["members"]}
     wait_for(lambda: {members["att-2"], members["att-3"]} <= pool.signers(row["key"]), 30,
              "skewed attesters signed too")
@@ -134,10 +135,10 @@ def test_key_01_leaked_keys_below_quorum_credit_nothing(devnet: dict[str, Any], 
     relayer never relays it, and the venue refuses it directly."""
     import asyncio
 
-    from chains.base import ChainKind, ChainRef
     from chains.evm.venue import VenueClient
-    from orchestrator.errors import TxRejected
-    from orchestrator.settings import RetrySettings
+    from shared.chain import ChainKind, ChainRef
+    from shared.errors import TxRejected
+    from shared.settings import RetrySettings
 
     a, b = devnet["chains"]["evm-a"], devnet["chains"]["evm-b"]
     head = int(rpc(a["rpc_urls"][0], "eth_blockNumber"), 16)
@@ -149,7 +150,7 @@ def test_key_01_leaked_keys_below_quorum_credit_nothing(devnet: dict[str, Any], 
         position_key=key_for(devnet, "bob", b"key01"), dst_chain_id=31338,
         dst_venue=b["contracts"]["venue"], beneficiary=mallory, height=max(head - 20, 1),
         block_hash="0x" + "00" * 32, tx_id="0x" + "ee" * 32, nonce=10**9)
-    store, pool = RedisLockStore(devnet["redis_url"]), SignaturePool(devnet["redis_url"])
+    store, pool = RedisLockStore(devnet["redis_url"]), RedisSignaturePool(devnet["redis_url"])
     record = LockRecord.first_seen(fake, 0).advanced(LockState.FINALIZED, head, 0)
     store.put([record])
     domain = Domain(31338, b["contracts"]["venue"])

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from web3 import Web3
 
+from bulkhead.local.fleet import WorkerFleet
 from chains.evm.artifacts import load_artifact
 from tests.e2e.conftest import Cli, wait_for
 from tests.e2e.test_bridge_credit import credited
 from tests.e2e.test_devnet_locks import key_for
 from tests.integration.evm.conftest import rpc
-from workers.fleet import WorkerFleet
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from chains.devnet.process import ManagedProcess
-from chains.devnet.redis_server import start_redis
+from devnet.process import ManagedProcess
+from devnet.redis_server import start_redis
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 No workers run: each credit is a real ``CollateralVault.lock`` on evm-a, attested by 3 of the
 devnet's 4 attester keys over the venue's EIP-712 domain and sent by the devnet relayer key,
 so the venue alone decides (paused, queued, credited). The admin commands run the typer app
-``bulkhead admin`` mounts: a few as real subprocesses of the ``orchestrator.cli_admin`` entry,
+``bulkhead admin`` mounts: a few as real subprocesses of the ``bulkhead.cli.admin`` entry,
 the rest in-process through typer's runner (same code path, without paying the interpreter
 start and imports each time on a shared machine).
 """
@@ -24,14 +24,15 @@ import pytest
 from eth_account import Account
 from typer.testing import CliRunner
 
-from bridges.attestation import Domain, LockAttestation, sign
-from chains.base import ChainKind, ChainRef, address_to_bytes32
+from bulkhead.cli.admin import admin_app
 from chains.evm.bridge_codec import LockStatus
 from chains.evm.locker import lock_on_evm
 from chains.evm.venue import CreditOutcome, VenueClient
-from orchestrator.cli_admin import admin_app
-from orchestrator.errors import TxRejected
-from orchestrator.settings import RetrySettings
+from shared.chain import ChainKind, ChainRef
+from shared.errors import TxRejected
+from shared.ids import address_to_bytes32
+from shared.messages import Domain, LockAttestation, sign
+from shared.settings import RetrySettings
 from tests.e2e.conftest import Cli, cli, devnet  # noqa: F401  (module-scoped fixtures)
 from tests.e2e.test_devnet_locks import key_for
 from tests.integration.evm.conftest import rpc
@@ -52,7 +53,7 @@ class Ran:
 def admin(cli: Cli, *args: str, code: int = 0, subprocess_: bool = False) -> Ran:
     """Run ``bulkhead admin ARGS`` and check its exit code."""
     if subprocess_:
-        proc = subprocess.run([sys.executable, "-m", "orchestrator.cli_admin", *args],
+        proc = subprocess.run([sys.executable, "-m", "bulkhead.cli.admin", *args],
                               env=cli.env, capture_output=True, text=True, timeout=90,
                               check=False)
         ran = Ran(proc.returncode, proc.stdout, proc.stderr)
@@ -133,7 +134,7 @@ def test_pause_refuses_credits_until_resume(devnet: dict[str, Any], cli: Cli) ->
 
 def test_owner_actions_need_the_owners_key(devnet: dict[str, Any], cli: Cli,
                                            tmp_path: Path) -> None:
-    from chains.devnet.keys import anvil_key
+    from devnet.keys import anvil_key
 
     password = tmp_path / "password"
     password.write_text("a devnet-only password\n")

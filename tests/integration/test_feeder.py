@@ -24,14 +24,16 @@ from typing import Any, Self, TypeVar
 import pytest
 import redis
 
-from chains.base import ChainKind, ChainRef
+from chains.evm.oracle import OracleClient
 from chains.evm.venue import VenueClient
-from orchestrator.feeder import Feeder, OracleClient, PushedTick
-from orchestrator.liquidation.ticks import BufferTuning, BufferUpdater, TickHistory
-from orchestrator.positions import market_id
+from devnet.feeder import Feeder, PushedTick
+from orchestrator.liquidation.buffers import BufferTuning, BufferUpdater
 from orchestrator.risk.price_paths import calm, crash_target_e8
-from orchestrator.settings import Settings, load_settings
+from shared.chain import ChainKind, ChainRef
+from shared.positions import market_id
+from shared.settings import Settings, load_settings
 from tests.e2e.conftest import Cli, cli, devnet  # noqa: F401 - fixtures
+from workers.stores.ticks import RedisTickHistory
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -56,7 +58,7 @@ def settings_for(runner: Cli) -> Settings:
 
 def feed_cli(runner: Cli, *args: str) -> list[dict[str, Any]]:
     """``bulkhead feed ... --json`` as a real subprocess (the sub-app, until cli.py mounts it)."""
-    code = "from orchestrator.cli_feed import feed_app; feed_app(prog_name='bulkhead feed')"
+    code = "from bulkhead.cli.feed import feed_app; feed_app(prog_name='bulkhead feed')"
     proc = subprocess.run([sys.executable, "-c", code, *args, "--json"], env=runner.env,
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, f"{args}: {proc.stdout}\n{proc.stderr}"
@@ -86,7 +88,7 @@ def test_cli_feeds_a_crash_and_the_oracle_reads_it_back(cli: Cli) -> None:  # no
         (t["price_e8"], t["publish_time_s"]) for t in ticks]
 
     refused = subprocess.run(
-        [sys.executable, "-c", "from orchestrator.cli_feed import feed_app; feed_app()",
+        [sys.executable, "-c", "from bulkhead.cli.feed import feed_app; feed_app()",
          "--market", ETH, "--path", "crash", "--pct", "100", "--steps", "1"],
         env=cli.env, capture_output=True, text=True, timeout=60, check=False)
     assert refused.returncode == 2 and "pct_ppm" in refused.stderr
@@ -153,7 +155,7 @@ class Rig:
         self.redis.close()
 
     def updater(self) -> BufferUpdater:
-        return BufferUpdater(self.venue, self.reader, TickHistory(self.redis, prefix=self.prefix),
+        return BufferUpdater(self.venue, self.reader, RedisTickHistory(self.redis, prefix=self.prefix),
                              tuning=BufferTuning(hysteresis_ppm=1_000),
                              start_height=self.start)
 
@@ -208,7 +210,7 @@ def test_buffer_follows_volatility_with_hysteresis(devnet: dict[str, Any], cli: 
             assert again["new_ticks"] == 0 and again["ticks"] == row["ticks"]
 
             # A restarted worker finds the history in Redis...
-            history = TickHistory(rig.redis, prefix=prefix)
+            history = RedisTickHistory(rig.redis, prefix=prefix)
             stored = history.ticks(ETH)
             assert [(t.price_e8, t.publish_time_s) for t in stored] == [
                 (p.price_e8, p.publish_time_s) for p in pushed]

@@ -4,9 +4,9 @@ reconnects, and a FLUSHALL is recovered by a rescan (the watcher test covers the
 import pytest
 
 from chains.testing import make_event
-from orchestrator.errors import StoreError
-from orchestrator.lock_store import RedisLockStore
-from orchestrator.locks import LockRecord, LockState
+from shared.errors import StoreError
+from shared.locks import LockRecord, LockState
+from workers.stores.locks import RedisLockStore
 
 pytestmark = pytest.mark.integration
 

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from chains.devnet.process import pid_alive
+from devnet.process import pid_alive
 
 pytestmark = pytest.mark.integration
 
 CHILD = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from chains.devnet.anvil import start_anvil
-    from chains.devnet.redis_server import start_redis
+    from devnet.anvil import start_anvil
+    from devnet.redis_server import start_redis
     root = Path(sys.argv[1])
     a = start_anvil(31337, log_path=root / "a.log")
     r = start_redis(log_path=root / "r.log", data_dir=root)

@@ -6,7 +6,7 @@ import sys
 import pytest
 import redis
 
-from workers.locks import only_one_running
+from workers.mutex import only_one_running
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,7 @@ def test_exclusive_and_released(redis_url: str) -> None:
 
 
 def test_lock_of_a_killed_holder_is_taken_over(redis_url: str) -> None:
-    code = ("import redis, os, signal; from workers.locks import only_one_running\n"
+    code = ("import redis, os, signal; from workers.mutex import only_one_running\n"
             f"c = redis.Redis.from_url({redis_url!r})\n"
             "with only_one_running(c, 'k', ttl_s=300) as held:\n"
             "    assert held; os.kill(os.getpid(), signal.SIGKILL)\n")

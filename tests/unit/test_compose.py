@@ -5,7 +5,7 @@ or a bad ``--role`` fails here), every ``BULKHEAD_*`` variable must name a real 
 the inline TOML must load into :class:`Settings` with each service's environment, secrets must
 be declared and mounted where they are used, and each attester must have its own name and key.
 
-Sub-commands that ``orchestrator.cli`` may not register yet (``keys``, ``admin``, ``deploy``,
+Sub-commands that ``bulkhead.cli.main`` may not register yet (``keys``, ``admin``, ``deploy``,
 ``api``, ``run``) are looked up in the root app first and otherwise in the module that defines
 them, so the test holds before and after they are mounted.
 """
@@ -25,7 +25,7 @@ import typer
 import yaml
 from pydantic import BaseModel
 
-from orchestrator.settings import Settings
+from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -93,9 +93,9 @@ def secrets_of(service: dict[str, Any]) -> set[str]:
 
 def fallback_commands() -> dict[str, Any]:
     """The sub-apps defined in their own modules, for when the root app does not mount them."""
-    from orchestrator.cli_admin import admin_app
-    from orchestrator.cli_deploy import deploy
-    from orchestrator.cli_keys import keys_app
+    from bulkhead.cli.admin import admin_app
+    from bulkhead.cli.deploy import deploy
+    from bulkhead.cli.keys import keys_app
 
     deploy_app = typer.Typer()
     deploy_app.command("deploy")(deploy)
@@ -112,7 +112,7 @@ def subcommands(command: Any) -> dict[str, Any]:
 
 
 def root_commands() -> dict[str, Any]:
-    from orchestrator.cli import app
+    from bulkhead.cli.main import app
 
     return subcommands(typer.main.get_command(app))
 
@@ -227,7 +227,7 @@ def test_every_bulkhead_variable_is_a_settings_field(compose: dict[str, Any]) ->
 
 def test_each_service_loads_its_settings(compose: dict[str, Any], tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from orchestrator.settings import load_settings
+    from shared.settings import load_settings
 
     config = tmp_path / "bulkhead.toml"
     config.write_text(toml_text(compose))
@@ -343,7 +343,7 @@ def test_http_healthchecks_hit_real_endpoints(compose: dict[str, Any], tmp_path:
 def api_routes(settings: Settings) -> set[str] | None:
     """The API's routes (the app is built, not started), if the API module exists."""
     try:
-        from orchestrator.api.app import create_app
+        from bulkhead.api.app import create_app
     except ImportError:
         return None
     app = create_app(settings)

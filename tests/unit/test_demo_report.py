@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.demo_report import (
+from bulkhead.local.demo_report import (
     PositionFate,
     crash_price_e8,
     gap_price_e8,

@@ -17,10 +17,10 @@ import structlog
 from celery import Celery
 from celery.utils.log import get_task_logger
 
-from orchestrator.errors import InputError
-from orchestrator.logs import configure_logging, parse_level
+from shared.errors import InputError
 from workers import log_context
 from workers.log_context import task_fields
+from workers.logs import configure_logging, parse_level
 
 LOCK_KEY = "31337:0x" + "00" * 12 + "11" * 20 + ":0x" + "00" * 31 + "07"
 POSITION = "0x" + "ab" * 32

@@ -2,35 +2,29 @@
 
 from __future__ import annotations
 
-from celery.utils.log import get_task_logger
-
-from orchestrator.errors import RetryableError
+from shared.errors import RetryableError
 from workers.celery_app import app
+from workers.dispatch import nudge_relay
 from workers.runtime import services
 
-logger = get_task_logger(__name__)
+ATTESTER_TASK = {"acks_late": True, "autoretry_for": (RetryableError,), "retry_backoff": 1,
+                 "retry_backoff_max": 10, "retry_jitter": False, "max_retries": 12}
 
 
-@app.task(name="bulkhead.attest.attest_lock", bind=True, acks_late=True,
-          autoretry_for=(RetryableError,), retry_backoff=1, retry_backoff_max=10,
-          retry_jitter=False, max_retries=12)
+@app.task(name="bulkhead.attest.attest_lock", bind=True, **ATTESTER_TASK)
 def attest_lock(self, chain: str, height: int, key: str) -> str | None:  # type: ignore[no-untyped-def]
     """Observe and sign one lock (idempotent: re-signing posts the same signature again)."""
     return attest_locks.run(chain, height, [key])[0]
 
 
-@app.task(name="bulkhead.attest.attest_locks", bind=True, acks_late=True,
-          autoretry_for=(RetryableError,), retry_backoff=1, retry_backoff_max=10,
-          retry_jitter=False, max_retries=12)
+@app.task(name="bulkhead.attest.attest_locks", bind=True, **ATTESTER_TASK)
 def attest_locks(self, chain: str, height: int, keys: list[str]) -> list[str | None]:  # type: ignore[no-untyped-def]
     """Observe and sign the locks of one height (one chain read for all of them)."""
-    from workers.tasks.relay import relay_pending
-
     svc = services()
     observations = svc.run(svc.attester.observe_locks(chain, height, keys))
     # Nudge the relayer only when a signature here can complete a quorum (the reconciler
     # nudges it anyway while anything awaits credit).
     if any(o.digest is not None and len(svc.pool.signers(o.key)) >= svc.attester_set.threshold
            for o in observations):
-        relay_pending.apply_async(queue=f"relay.{svc.settings.venue_chain}")
+        nudge_relay()
     return [o.digest for o in observations]

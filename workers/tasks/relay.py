@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from celery.utils.log import get_task_logger
-
-from orchestrator.errors import RetryableError
+from shared.errors import RetryableError
 from workers.celery_app import app
-from workers.locks import only_one_running
+from workers.mutex import only_one_running
 from workers.runtime import services
-
-logger = get_task_logger(__name__)
-DIRTY = "bh:relay:dirty"
+from workers.stores import keys
 
 
 @app.task(name="bulkhead.relay.relay_pending", bind=True, acks_late=True,
@@ -19,12 +15,12 @@ def relay_pending(self) -> int:  # type: ignore[no-untyped-def]
     """Safe to run any number of times: the venue's consumed set makes credits exactly-once.
     A request arriving while a batch is in flight sets a flag the holder loops on."""
     svc = services()
-    svc.redis.set(DIRTY, 1)
+    svc.redis.set(keys.relay_dirty(), 1)
     credited = 0
     with only_one_running(svc.redis, "relay", ttl_s=300) as held:
         if not held:
             return 0
-        while svc.redis.getdel(DIRTY):
+        while svc.redis.getdel(keys.relay_dirty()):
             report = svc.run(svc.relay.relay_pending())
             credited += len(report.credited)
     return credited

@@ -1,14 +1,14 @@
-"""Risk worker tasks: ``risk.tick`` (queue ``risk``, driven by beat) first lets owners'
-top-up rules move reserve collateral in, pushes the volatility buffer of the configured markets
-when it moved, then screens every position the bridge credited and plans;
+"""Risk worker tasks: ``risk.tick`` (queue ``risk``, driven by beat) first lets owners' top-up
+rules move reserve collateral in, pushes the volatility buffer of the configured markets when it
+moved, then screens every position the bridge credited and plans (the keeper's service);
 ``execute_liquidations`` (queue ``liquidate.<venue chain>``) submits up to ``BATCH`` plans at
 once — the sends are serialized per key but their receipts are awaited together, so 1,000
-liquidations need not wait 1,000 blocks. Idempotent on the plan id (claimed in Redis) and on the
-venue's own check (a second liquidation of the same trigger is a typed no-op); seizures then
-settle through the bridge's settlement path.
+liquidations need not wait 1,000 blocks. Idempotent on the plan id (claimed once,
+:mod:`orchestrator.liquidation.claims`) and on the venue's own check (a second liquidation of
+the same trigger is a typed no-op); seizures then settle through the bridge's settlement path.
 
-Each tick publishes its screen figures in the Redis hash ``bh:risk:last_screen`` (integer
-fields ``duration_us``, ``positions``, ``candidates``, ``at_ms``), read by the API.
+Each tick publishes its screen figures in the Redis hash ``risk:last_screen`` (integer fields
+``duration_us``, ``positions``, ``candidates``, ``at_ms``; see :mod:`workers.stores.keys`).
 """
 
 from __future__ import annotations
@@ -16,22 +16,23 @@ from __future__ import annotations
 import asyncio
 import time
 from contextlib import ExitStack
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from celery.utils.log import get_task_logger
+import redis
+import structlog
 
-from orchestrator.errors import OrchestratorError, RetryableError
-from orchestrator.locks import LockState
+from orchestrator.liquidation.claims import batches, claim_new
+from orchestrator.liquidation.keeper import Keeper, ScreenStats
+from shared.errors import OrchestratorError, RetryableError
+from shared.locks import LockState
 from workers.celery_app import app
-from workers.locks import only_one_running
-from workers.runtime import services
+from workers.dispatch import send_liquidations
+from workers.mutex import only_one_running
+from workers.runtime import Services, services
+from workers.stores import keys
+from workers.stores.claims import RedisClaims
 
-if TYPE_CHECKING:
-    from orchestrator.liquidation.keeper import ScreenStats
-
-logger = get_task_logger(__name__)
-PLAN_TTL_MS = 10 * 60_000
-LAST_SCREEN_KEY = "bh:risk:last_screen"
+log = structlog.get_logger(__name__)
 BATCH = 50  # plans per execute_liquidations task
 
 
@@ -41,9 +42,9 @@ def position_keys() -> list[str]:
                    if r.state == LockState.CREDITED})
 
 
-def publish_screen(client: Any, stats: ScreenStats, at_ms: int) -> None:
-    """Write one tick's screen figures (integers) to ``bh:risk:last_screen``."""
-    client.hset(LAST_SCREEN_KEY, mapping={
+def publish_screen(client: redis.Redis, stats: ScreenStats, at_ms: int) -> None:
+    """Write one tick's screen figures (integers) to ``risk:last_screen``."""
+    client.hset(keys.risk_last_screen(), mapping={
         "duration_us": int(stats.duration_us), "positions": int(stats.positions),
         "candidates": int(stats.candidates), "at_ms": int(at_ms)})
 
@@ -51,8 +52,7 @@ def publish_screen(client: Any, stats: ScreenStats, at_ms: int) -> None:
 @app.task(name="bulkhead.risk.tick", acks_late=True,
           autoretry_for=(RetryableError,), retry_backoff=True, max_retries=3)
 def tick() -> int:
-    """Top up, update buffers, screen and plan; enqueue each new plan once (plan id claimed in
-    Redis), in batches."""
+    """Top up, update buffers, screen and plan; enqueue each new plan once, in batches."""
     svc = services()
     if svc.redis.llen(f"liquidate.{svc.settings.venue_chain}"):
         # Batches still queued: a tick now would only re-plan claimed triggers and hold the
@@ -61,33 +61,31 @@ def tick() -> int:
     with only_one_running(svc.redis, "risk-tick", ttl_s=60) as held:
         if not held:
             return 0
-        keys = position_keys()
-        _before_screen(svc, keys)
-        result = svc.run(svc.keeper.plan(keys))
+        keys_now = position_keys()
+        _before_screen(svc, keys_now)
+        result = svc.run(svc.keeper.plan(keys_now))
     publish_screen(svc.redis, result.stats, at_ms=time.time_ns() // 1_000_000)
-    fresh = [(p.plan.plan_id, p.position_key, p.plan.close_fraction_ppm) for p in result.plans
-             if svc.redis.set(f"bh:plan:{p.plan.plan_id}", 1, nx=True, px=PLAN_TTL_MS)]
-    for i in range(0, len(fresh), BATCH):
-        execute_liquidations.apply_async(args=(fresh[i:i + BATCH],),
-                                         queue=f"liquidate.{svc.settings.venue_chain}")
+    fresh = claim_new(result.plans, RedisClaims(svc.redis))
+    for batch in batches(fresh, BATCH):
+        send_liquidations([list(p) for p in batch])
     return len(fresh)
 
 
-def _before_screen(svc: Any, keys: list[str]) -> None:
+def _before_screen(svc: Services, keys_now: list[str]) -> None:
     """Owners' top-up rules first (a rescued position is then not liquidated), then the
     volatility buffer; a failure here is logged and never stops liquidations."""
     try:
         ruled = svc.run(svc.topup_rules.refresh())
-        targets = [bytes.fromhex(k[2:]) for k in keys if k in ruled]
+        targets = [bytes.fromhex(k[2:]) for k in keys_now if k in ruled]
         if targets:
             svc.run(svc.topups.run(targets))
     except OrchestratorError as exc:
-        logger.warning("top-up step failed: %s", exc)
+        log.warning("topup_step_failed", error=str(exc))
     if svc.settings.risk.buffer_markets:
         try:
             svc.run(svc.buffers.observe_and_update(list(svc.settings.risk.buffer_markets)))
         except OrchestratorError as exc:
-            logger.warning("buffer update failed: %s", exc)
+            log.warning("buffer_update_failed", error=str(exc))
 
 
 @app.task(name="bulkhead.risk.execute_liquidations", acks_late=True,
@@ -109,7 +107,7 @@ def execute_liquidations(plans: list[list[Any]]) -> list[dict[str, Any]]:
     return [*results, *busy]
 
 
-async def _execute_all(keeper: Any, plans: list[list[Any]]) -> list[Any]:
+async def _execute_all(keeper: Keeper, plans: list[list[Any]]) -> list[Any]:
     async def one(plan_id: str, key: str, fraction: int) -> dict[str, Any]:
         out: dict[str, Any] = await keeper.execute(key, fraction)
         return {**out, "plan_id": plan_id}
@@ -119,6 +117,7 @@ async def _execute_all(keeper: Any, plans: list[list[Any]]) -> list[Any]:
 
 @app.task(name="bulkhead.risk.execute_liquidation", acks_late=True,
           autoretry_for=(RetryableError,), retry_backoff=True, max_retries=6)
-def execute_liquidation(plan_id: str, position_key: str, fraction_ppm: int) -> dict:  # type: ignore[type-arg]
+def execute_liquidation(plan_id: str, position_key: str, fraction_ppm: int) -> dict[str, Any]:
     """One plan (kept for operators re-driving a single plan by hand)."""
-    return execute_liquidations([[plan_id, position_key, fraction_ppm]])[0]  # type: ignore[no-any-return]
+    out: dict[str, Any] = execute_liquidations([[plan_id, position_key, fraction_ppm]])[0]
+    return out

@@ -1,4 +1,4 @@
-"""Run the API as an operator would (``bulkhead api``, via ``python -m orchestrator``) against
+"""Run the API as an operator would (``bulkhead api``, via ``python -m bulkhead``) against
 a devnet home, on a free loopback port; stopped in a ``finally`` even when a test fails."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class ApiProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "orchestrator", "api", "--port", str(port),
+                [sys.executable, "-m", "bulkhead", "api", "--port", str(port),
                  "--loglevel", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
         self.url = f"http://127.0.0.1:{port}"

@@ -14,8 +14,8 @@ import redis
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from orchestrator.api import ApiOptions, create_app
-from orchestrator.settings import load_settings
+from bulkhead.api import ApiOptions, create_app
+from shared.settings import load_settings
 from tests.e2e.conftest import Cli, wait_for
 from tests.e2e.test_devnet_locks import key_for
 

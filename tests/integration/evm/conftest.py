@@ -21,10 +21,10 @@ import pytest
 from eth_account import Account
 from eth_utils.crypto import keccak
 
-from chains.devnet.anvil import start_anvil
-from chains.devnet.evm_deploy import deploy_collateral_chain, deploy_venue_chain, evm_lanes
-from chains.devnet.process import ManagedProcess
-from orchestrator.settings import ChainSettings
+from devnet.anvil import start_anvil
+from devnet.evm_deploy import deploy_collateral_chain, deploy_venue_chain, evm_lanes
+from devnet.process import ManagedProcess
+from shared.settings import ChainSettings
 
 DEV_KEYS = (
     "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from chains.devnet.anvil import project_root
 from chains.evm.artifacts import ARTIFACTS_DIR, load_artifact
 from chains.evm.build import SOLC_VERSION
+from devnet.anvil import project_root
 
 pytestmark = pytest.mark.integration
 

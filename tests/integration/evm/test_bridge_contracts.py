@@ -1,7 +1,7 @@
 """The on-chain half of the attestation bridge on a real anvil: venue credits, the governor and
 the accountant, attester rotation, and vault settlements.
 
-Every signature is made with ``bridges.attestation.sign`` (eth-account); the contracts must
+Every signature is made with ``shared.messages.sign`` (eth-account); the contracts must
 recover the same signers from their own EIP-712 digest. Refusals are read as the contract's
 custom error (``decode_revert``), so each test names why something was refused.
 """
@@ -24,27 +24,14 @@ from web3.contract import Contract
 from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 
-from bridges.attestation import (
-    Domain,
-    LockAttestation,
-    Settlement,
-    SettlementKind,
-    digest,
-    sign,
-)
-from chains.base import address_to_bytes32
-from chains.devnet.anvil import start_anvil
-from chains.devnet.evm_deploy import (
-    LaneSpec,
-    deploy_venue_chain,
-    evm_lanes,
-    register_lanes,
-    solana_lane,
-)
 from chains.evm.artifacts import load_artifact
 from chains.evm.bridge_codec import struct_tuple as as_tuple
 from chains.evm.codec import decode_revert
-from orchestrator.errors import ConfigError
+from devnet.anvil import start_anvil
+from devnet.evm_deploy import LaneSpec, deploy_venue_chain, evm_lanes, register_lanes, solana_lane
+from shared.errors import ConfigError
+from shared.ids import address_to_bytes32
+from shared.messages import Domain, LockAttestation, Settlement, SettlementKind, digest, sign
 from tests.integration.evm.conftest import (
     ATTESTER_KEYS,
     DEPLOYER_KEY,

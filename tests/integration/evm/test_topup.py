@@ -21,14 +21,13 @@ from typing import Any
 import pytest
 from eth_utils.crypto import keccak
 
-from bridges.attestation import LockAttestation, SettlementKind
-from chains.base import address_to_bytes32
-from chains.devnet.evm_deploy import MarketSpec, PriceFeedSpec, VenueMarkets
-from chains.evm.bridge_codec import lock_key
-from orchestrator.errors import InputError, TxRejected
-from orchestrator.feeder import OracleClient
+from chains.evm.bridge_codec import ToppedUp, TopUpRuleState, lock_key
+from chains.evm.oracle import OracleClient
+from devnet.evm_deploy import MarketSpec, PriceFeedSpec, VenueMarkets
 from orchestrator.liquidation.topup_keeper import TopUpKeeper
-from orchestrator.risk.topup import ToppedUp, TopUpRule
+from shared.errors import InputError, TxRejected
+from shared.ids import address_to_bytes32
+from shared.messages import LockAttestation, SettlementKind
 from tests.integration.evm.conftest import OTHER, OTHER_KEY, TRADER
 from tests.integration.evm.venue_env import (
     E8,
@@ -161,7 +160,7 @@ def test_only_the_owner_of_both_positions_sets_and_clears_a_rule(env: Env) -> No
 
     none, rule, cleared = run(body)
     assert none is None and cleared is None
-    assert rule == TopUpRule("0x" + reserve.hex(), THRESHOLD, 500 * E18, 0)
+    assert rule == TopUpRuleState("0x" + reserve.hex(), THRESHOLD, 500 * E18, 0)
     env.set_rule(target, reserve, 500)
     assert env.refused(venue.clearTopUpRule(target), OTHER) == f"NotPositionOwner({hx}, {OTHER})"
 

@@ -10,23 +10,18 @@ import pytest
 from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
 
-from chains.base import (
-    BlockRef,
-    ChainAdapter,
-    ChainKind,
-    ChainRef,
-    Finality,
-    LockEvent,
-    address_to_bytes32,
-)
-from chains.devnet.process import free_port
+from chains.base import ChainAdapter
 from chains.evm.adapter import EvmAdapter
 from chains.evm.artifacts import load_artifact
 from chains.evm.codec import LOCKED_TOPIC0, parse_locked_log
 from chains.evm.locker import LockReceipt, TxSender, lock_on_evm
 from chains.finality import final_head
-from orchestrator.errors import NotYetFinal, RpcUnavailable, TxRejected
-from orchestrator.settings import FinalityPolicy, RetrySettings
+from devnet.process import free_port
+from shared.chain import BlockRef, ChainKind, ChainRef, Finality
+from shared.errors import NotYetFinal, RpcUnavailable, TxRejected
+from shared.events import LockEvent
+from shared.ids import address_to_bytes32
+from shared.settings import FinalityPolicy, RetrySettings
 from tests.integration.evm.conftest import (
     DEPLOYER_KEY,
     FEEDER_KEY,

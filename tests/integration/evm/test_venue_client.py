@@ -2,7 +2,7 @@
 way back (request_release -> Settlement signed by 3 of 4 -> settle), and the error edge.
 
 Locks are real ``CollateralVault`` locks on evm-a; attestations are signed with
-``bridges.attestation.sign`` over the venue's domain, as the attester workers do.
+``shared.messages.sign`` over the venue's domain, as the attester workers do.
 """
 
 from __future__ import annotations
@@ -18,17 +18,6 @@ from eth_account import Account
 from eth_utils.crypto import keccak
 from web3 import Web3
 
-from bridges.attestation import (
-    LOCK_TYPE,
-    SETTLEMENT_TYPE,
-    Domain,
-    LockAttestation,
-    Settlement,
-    SettlementKind,
-    sign,
-)
-from chains.base import ChainKind, ChainRef, address_to_bytes32
-from chains.devnet.process import free_port
 from chains.evm.artifacts import load_artifact
 from chains.evm.bridge_codec import (
     CREDIT_QUEUED_TOPIC0,
@@ -48,14 +37,20 @@ from chains.evm.bridge_codec import (
 )
 from chains.evm.locker import lock_on_evm
 from chains.evm.venue import VaultClient, VenueClient
-from orchestrator.errors import (
-    AlreadyConsumed,
-    ConfigError,
-    LogMalformed,
-    RpcUnavailable,
-    TxRejected,
+from devnet.process import free_port
+from shared.chain import ChainKind, ChainRef
+from shared.errors import AlreadyConsumed, ConfigError, LogMalformed, RpcUnavailable, TxRejected
+from shared.ids import address_to_bytes32
+from shared.messages import (
+    LOCK_TYPE,
+    SETTLEMENT_TYPE,
+    Domain,
+    LockAttestation,
+    Settlement,
+    SettlementKind,
+    sign,
 )
-from orchestrator.settings import RetrySettings
+from shared.settings import RetrySettings
 from tests.integration.evm.conftest import (
     BRIDGE_ATTESTERS,
     OTHER_KEY,

@@ -17,9 +17,6 @@ import pytest
 from eth_utils.crypto import keccak
 from web3.exceptions import ContractLogicError
 
-from bridges.attestation import LockAttestation, SettlementKind
-from chains.base import address_to_bytes32
-from chains.devnet.evm_deploy import MarketSpec, PriceFeedSpec, VenueMarkets, market_id
 from chains.evm.artifacts import load_artifact
 from chains.evm.bridge_codec import (
     LIQUIDATED_TOPIC0,
@@ -38,7 +35,7 @@ from chains.evm.bridge_codec import (
 )
 from chains.evm.bridge_codec import struct_tuple as as_tuple
 from chains.evm.codec import decode_revert
-from orchestrator.errors import InputError, LogMalformed, TxRejected
+from devnet.evm_deploy import MarketSpec, PriceFeedSpec, VenueMarkets, market_id
 from orchestrator.risk import (
     CollateralLot,
     CollateralParams,
@@ -56,6 +53,9 @@ from orchestrator.risk import (
 from orchestrator.risk import Position as CorePosition
 from orchestrator.risk.oracle import PriceTick
 from orchestrator.risk.planner import LiquidationPlan, plan_at_prices
+from shared.errors import InputError, LogMalformed, TxRejected
+from shared.ids import address_to_bytes32
+from shared.messages import LockAttestation, SettlementKind
 from tests.integration.evm.conftest import DEPLOYER_KEY, FEEDER, OTHER, OTHER_KEY, TRADER, rpc
 from tests.integration.evm.venue_env import (
     DEPLOYER,

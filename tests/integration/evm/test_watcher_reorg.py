@@ -9,11 +9,11 @@ import pytest
 
 from chains.evm.adapter import EvmAdapter
 from chains.evm.locker import lock_on_evm
-from orchestrator.lock_store import RedisLockStore
-from orchestrator.locks import LockState
-from orchestrator.settings import FinalityPolicy, RetrySettings
-from orchestrator.watcher import PollReport, Watcher
+from orchestrator.watch.watcher import PollReport, Watcher
+from shared.locks import LockState
+from shared.settings import FinalityPolicy, RetrySettings
 from tests.integration.evm.conftest import TRADER, TRADER_KEY, Deployed, mine, rpc
+from workers.stores.locks import RedisLockStore
 
 pytestmark = pytest.mark.integration
 

@@ -22,21 +22,22 @@ from web3.contract import Contract
 from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 
-from bridges.attestation import Domain, LockAttestation, sign
-from chains.base import ChainKind, ChainRef, address_to_bytes32
-from chains.devnet.anvil import start_anvil
-from chains.devnet.evm_deploy import (
+from chains.evm.artifacts import load_artifact
+from chains.evm.bridge_codec import struct_tuple
+from chains.evm.codec import decode_revert
+from chains.evm.venue import VenueClient
+from devnet.anvil import start_anvil
+from devnet.evm_deploy import (
     DEFAULT_VENUE_MARKETS,
     LaneSpec,
     VenueMarkets,
     deploy_venue_chain,
     market_id,
 )
-from chains.evm.artifacts import load_artifact
-from chains.evm.bridge_codec import struct_tuple
-from chains.evm.codec import decode_revert
-from chains.evm.venue import VenueClient
-from orchestrator.settings import RetrySettings
+from shared.chain import ChainKind, ChainRef
+from shared.ids import address_to_bytes32
+from shared.messages import Domain, LockAttestation, sign
+from shared.settings import RetrySettings
 from tests.integration.evm.conftest import (
     ATTESTER_KEYS,
     DEPLOYER_KEY,

@@ -20,13 +20,13 @@ import pytest
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from chains.base import ChainKind, ChainRef, Finality
-from chains.devnet.process import ManagedProcess
-from chains.devnet.solana_deploy import SolanaDeployment, deploy_solana
-from chains.devnet.solana_rpc import start_local_solana
 from chains.solana.adapter import SolanaAdapter
 from chains.solana.locker import lock_on_solana
-from orchestrator.settings import RetrySettings
+from devnet.process import ManagedProcess
+from devnet.solana_deploy import SolanaDeployment, deploy_solana
+from devnet.solana_rpc import start_local_solana
+from shared.chain import ChainKind, ChainRef, Finality
+from shared.settings import RetrySettings
 
 SLOT_MS, FINALITY_LAG = 100, 8
 THRESHOLD, N_ATTESTERS = 3, 4

@@ -15,7 +15,6 @@ from spl.token._layouts import ACCOUNT_LAYOUT, MINT_LAYOUT, MULTISIG_LAYOUT
 from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import create_associated_token_account, get_associated_token_address
 
-from chains.base import ZERO32, Finality, LockEvent, bytes32_hex
 from chains.solana.codec import lock_id_for_signature
 from chains.solana.locker import (
     lock_instructions,
@@ -24,7 +23,10 @@ from chains.solana.locker import (
     transfer_with_memo_text,
     transfer_without_memo,
 )
-from orchestrator.settings import ChainSettings
+from shared.chain import Finality
+from shared.events import LockEvent
+from shared.ids import ZERO32, bytes32_hex
+from shared.settings import ChainSettings
 
 from .conftest import (
     BENEFICIARY,

@@ -17,7 +17,7 @@ from solders.rpc.errors import SendTransactionPreflightFailureMessage
 from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
 
-from chains.devnet.process import ManagedProcess
+from devnet.process import ManagedProcess
 
 from .conftest import rpc, rpc_raw
 

@@ -11,21 +11,23 @@ from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from bridges.attestation import SettlementKind
 from chains.solana.locker import transfer_with_memo_text
 from chains.solana.settlement import (
-    SettlementExpectation,
-    build_settlement_message,
-    destination_for,
     ensure_token_account,
     fetch_recent_blockhash,
     find_settlement,
+    submit_settlement,
+)
+from chains.solana.settlement_codec import (
+    SettlementExpectation,
+    build_settlement_message,
+    destination_for,
     settle_memo,
     sign_message,
-    submit_settlement,
     verify_settlement_message,
 )
-from orchestrator.errors import RpcUnavailable, TxExpired, TxRejected
+from shared.errors import RpcUnavailable, TxExpired, TxRejected
+from shared.messages import SettlementKind
 
 from .conftest import SolanaEnv, rpc
 

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from chains.base import bytes32_hex
+from bulkhead.api import ApiOptions, create_app
+from bulkhead.api.deps import ApiState
 from chains.evm.bridge_codec import LiquidatedEvent, ShortfallEvent
 from chains.testing import FakeChain, make_event
-from orchestrator.api import ApiOptions, create_app
-from orchestrator.api.deps import ApiState
-from orchestrator.lock_store import MemoryLockStore
-from orchestrator.locks import LockRecord, LockState
-from orchestrator.settings import Settings
+from shared.ids import bytes32_hex
+from shared.lock_store import MemoryLockStore
+from shared.locks import LockRecord, LockState
+from shared.settings import Settings
 
 ALICE = "0x" + "66" * 20  # make_event's beneficiary
 POS_A = bytes32_hex(b"\x44" * 32)  # make_event's position key

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.api.paging import decode_cursor, encode_cursor, paginate
+from bulkhead.api.paging import decode_cursor, encode_cursor, paginate
 
 ITEMS = [(t, f"k{t}") for t in range(20, 0, -1)]  # newest first
 

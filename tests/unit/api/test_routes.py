@@ -6,8 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from orchestrator.errors import RpcUnavailable
-from orchestrator.locks import LockState
+from shared.errors import RpcUnavailable
+from shared.locks import LockState
 from tests.unit.api.conftest import (
     ALICE,
     ATTESTERS,

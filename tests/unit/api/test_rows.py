@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.api.rows import (
-    api_position_row,
-    decimal_to_units,
-    liquidation_rows,
-    pipeline_counts,
-)
-from orchestrator.inputs import format_amount
-from orchestrator.locks import LockState
-from orchestrator.trade import format_usd
+from bulkhead.api.rows import api_position_row, decimal_to_units, liquidation_rows, pipeline_counts
+from orchestrator.actions.inputs import format_amount
+from orchestrator.actions.trading import format_usd
+from shared.locks import LockState
 from tests.unit.api.conftest import POS_A, liquidated, position_row, record, shortfall
 
 

@@ -5,9 +5,9 @@ from eth_account import Account
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridges.attestation import Domain, LockAttestation, Settlement, SettlementKind, sign
 from bridges.codec import Bundle, decode, decode_json, encode, encode_json
-from orchestrator.errors import AttestationMalformed
+from shared.errors import AttestationMalformed
+from shared.messages import Domain, LockAttestation, Settlement, SettlementKind, sign
 
 KEYS = [bytes([i]) * 32 for i in range(1, 5)]
 DOMAIN = Domain(31338, "0x" + "77" * 20)

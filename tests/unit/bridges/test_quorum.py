@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bridges.quorum import AttesterSet, default_threshold, meets_quorum, missing_signers
-from orchestrator.errors import ConfigError
+from shared.errors import ConfigError
 
 KEYS = sorted((Account.from_key(bytes([i]) * 32).address for i in range(1, 5)), key=str.lower)
 

@@ -5,10 +5,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridges.pool import message_from_dict
 from bridges.relay import split_lock_key
-from orchestrator.errors import AttestationMalformed, InputError
-from orchestrator.trading import parse_lock_key
+from orchestrator.actions.collateral import parse_lock_key
+from shared.errors import AttestationMalformed, InputError
+from shared.messages import message_from_dict
 
 VAULT, LOCK = "0x" + "11" * 32, "0x" + "00" * 31 + "07"
 GOOD = f"31337:{VAULT}:{LOCK}"

@@ -5,12 +5,12 @@ from dataclasses import replace
 import pytest
 from eth_account import Account
 
-from bridges.attestation import Domain, LockAttestation, sign
 from bridges.observation import attestation_for
 from bridges.quorum import AttesterSet
 from bridges.verifier import verify
 from chains.testing import make_event
-from orchestrator.errors import AttestationMalformed, QuorumNotReached
+from shared.errors import AttestationMalformed, QuorumNotReached
+from shared.messages import Domain, LockAttestation, sign
 
 KEYS = [bytes([i]) * 32 for i in range(1, 5)]
 SET = AttesterSet.of(0, [Account.from_key(k).address for k in KEYS])

@@ -11,7 +11,6 @@ from hexbytes import HexBytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chains.base import ChainKind, ChainRef
 from chains.evm.codec import (
     LOCKED_TOPIC0,
     EvmCodec,
@@ -19,7 +18,8 @@ from chains.evm.codec import (
     decode_revert,
     parse_locked_log,
 )
-from orchestrator.errors import LogMalformed, UnknownAsset
+from shared.chain import ChainKind, ChainRef
+from shared.errors import LogMalformed, UnknownAsset
 
 CHAIN = ChainRef(key="evm-a", kind=ChainKind.EVM, chain_id=31337)
 VAULT = "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9"

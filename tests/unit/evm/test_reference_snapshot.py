@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from chains.evm.bridge_codec import CollateralConfig, MarketParams, PositionState
-from chains.evm.reference_venue import position_snapshot
 from orchestrator.risk import MissingPrice, position_risk
 from orchestrator.venues import PositionSnapshot, PriceQuote, RiskTuning
+from orchestrator.venues.reference import position_snapshot
 
 E8, E18 = 10**8, 10**18
 ETH, USDC = bytes([1]) * 32, bytes([2]) * 32

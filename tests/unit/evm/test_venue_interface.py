@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from eth_utils.abi import abi_to_signature, get_abi_output_types
 
-from chains.devnet.anvil import project_root
 from chains.evm.artifacts import load_artifact
 from chains.evm.build import _run_solc
+from devnet.anvil import project_root
 
 INTERFACE = Path(__file__).resolve().parents[3] / "chains/evm/interfaces/IIsolatedMarginVenue.sol"
 

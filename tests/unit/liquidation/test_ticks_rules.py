@@ -1,10 +1,10 @@
-"""The buffer's push rule (hysteresis) and tuning: pure parts of orchestrator.liquidation.ticks."""
+"""The buffer's push rule (hysteresis) and tuning: pure parts of orchestrator.liquidation.buffers."""
 
 from __future__ import annotations
 
 import pytest
 
-from orchestrator.liquidation.ticks import BufferTuning, should_push
+from orchestrator.liquidation.buffers import BufferTuning, should_push
 
 
 @pytest.mark.parametrize(("target", "onchain", "push"), [

@@ -11,10 +11,11 @@ from chains.evm.bridge_codec import (
     LockStatus,
     MarginState,
     PositionState,
+    ToppedUp,
 )
-from orchestrator.errors import TxRejected
 from orchestrator.liquidation.topup_keeper import TopUpKeeper
-from orchestrator.risk.topup import ToppedUp, TopUpRule
+from orchestrator.risk.topup import TopUpRule
+from shared.errors import TxRejected
 
 E18, E8, NOW = 10**18, 10**8, 1_700_000_000
 TARGET, RESERVE, QUIET = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32

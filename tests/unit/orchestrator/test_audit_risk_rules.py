@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from orchestrator.audit_risk_rules import (
+from orchestrator.audit.risk_rules import (
     RISK_INVARIANTS,
     CreditConversion,
     FeedRead,

@@ -7,8 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from chains.base import LockEvent, bytes32_hex
-from orchestrator.audit_rules import (
+from orchestrator.audit.rules import (
     INVARIANTS,
     AttesterIndexSample,
     AuditInput,
@@ -22,7 +21,9 @@ from orchestrator.audit_rules import (
     audit,
     summarize,
 )
-from orchestrator.locks import LockRecord, LockState, Transition, lock_key
+from shared.events import LockEvent
+from shared.ids import bytes32_hex
+from shared.locks import LockRecord, LockState, Transition, lock_key
 
 DAY = 86_400
 T0 = 1_700_006_400  # a whole day of chain time

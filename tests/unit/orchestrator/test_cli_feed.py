@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator.cli_feed import PathName, feed_app, scenario_from_flags
-from orchestrator.errors import InputError
+from bulkhead.cli.feed import PathName, feed_app, scenario_from_flags
+from shared.errors import InputError
 
 E8 = 10**8
 

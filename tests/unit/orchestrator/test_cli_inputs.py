@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator.cli import app
+from bulkhead.cli.main import app
 
 VENUE = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"

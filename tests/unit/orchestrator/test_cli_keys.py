@@ -10,7 +10,7 @@ from pathlib import Path
 from eth_account import Account
 from typer.testing import CliRunner
 
-from orchestrator.cli import app
+from bulkhead.cli.main import app
 
 runner = CliRunner()
 KEY = "0x" + "4c" * 32

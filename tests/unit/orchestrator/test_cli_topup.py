@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from orchestrator.cli_topup import topup_app
+from bulkhead.cli.topup import topup_app
 
 VENUE = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"

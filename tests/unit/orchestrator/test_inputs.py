@@ -4,8 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.errors import InputError
-from orchestrator.inputs import (
+from orchestrator.actions.inputs import (
     MAX_UINT256,
     format_amount,
     parse_amount,
@@ -14,6 +13,7 @@ from orchestrator.inputs import (
     parse_chain_id,
     parse_evm_address,
 )
+from shared.errors import InputError
 
 CHECKSUMMED = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
 

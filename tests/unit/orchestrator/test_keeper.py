@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from chains.base import ChainKind, ChainRef
 from orchestrator.liquidation.keeper import Keeper, KeeperTick
 from orchestrator.liquidation.snapshot import screen_candidates
 from orchestrator.risk import CollateralLot, Position, position_risk
@@ -23,6 +22,7 @@ from orchestrator.venues import (
     VenueAdapter,
 )
 from orchestrator.venues.errors import RefusalCode, refusal_from_reason
+from shared.chain import ChainKind, ChainRef
 from tests.unit.risk.constants import E8, ETH_USD_IM10_MM5, UNIT, USD
 
 MARK = 2_000 * E8
@@ -159,22 +159,12 @@ def test_a_snapshot_that_cannot_be_screened_is_forced_to_the_exact_check() -> No
     assert result.candidates == (1,) and result.forced == 1
 
 
-def test_the_tick_publishes_its_screen_figures_as_integers(monkeypatch: pytest.MonkeyPatch
-                                                           ) -> None:
-    import importlib
-    import sys
-    import types
-
+def test_the_tick_publishes_its_screen_figures_as_integers() -> None:
     from orchestrator.liquidation.keeper import ScreenStats
+    from workers.stores import keys
+    from workers.tasks.risk import publish_screen  # importing a task reads no settings
 
-    # The task module without the Celery composition root (which reads real settings).
-    root = types.ModuleType("workers.celery_app")
-    root.app = types.SimpleNamespace(task=lambda *a, **k: (lambda f: f))  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "workers.celery_app", root)
-    monkeypatch.delitem(sys.modules, "workers.tasks.risk", raising=False)
-    risk_tasks = importlib.import_module("workers.tasks.risk")
-    monkeypatch.delitem(sys.modules, "workers.tasks.risk")
-    LAST_SCREEN_KEY, publish_screen = risk_tasks.LAST_SCREEN_KEY, risk_tasks.publish_screen
+    LAST_SCREEN_KEY = keys.risk_last_screen()
 
     class Hashes:
         def __init__(self) -> None:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import ConfigError
-from orchestrator.settings import load_settings
+from shared.errors import ConfigError
+from shared.settings import load_settings
 
 EVM = {"kind": "evm", "chain_id": 31337, "rpc_urls": ["http://127.0.0.1:8545"],
        "vaults": ["0x" + "11" * 20], "contracts": {"venue": "0x" + "22" * 20}}

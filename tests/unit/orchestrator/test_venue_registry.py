@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from orchestrator.errors import ConfigError, TxRejected
 from orchestrator.venues import registry
 from orchestrator.venues.errors import (
     LiquidationCoolingDown,
@@ -20,6 +19,7 @@ from orchestrator.venues.errors import (
     VenueConflict,
     refusal_from_reason,
 )
+from shared.errors import ConfigError, TxRejected
 
 KEY = "0x" + "ab" * 32
 
@@ -38,7 +38,7 @@ async def _not_an_adapter(settings: Any, **_: Any) -> object:
 
 def test_reference_is_built_in_and_loads() -> None:
     assert "reference" in registry.available_venues()
-    from chains.evm.reference_venue import open_reference_venue
+    from orchestrator.venues.reference import open_reference_venue
 
     assert registry.venue_factory("reference") is open_reference_venue
 

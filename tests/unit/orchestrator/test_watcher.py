@@ -5,10 +5,10 @@ import asyncio
 import pytest
 
 from chains.testing import FakeChain, make_event
-from orchestrator.lock_store import MemoryLockStore
-from orchestrator.locks import LockState
-from orchestrator.settings import FinalityPolicy
-from orchestrator.watcher import Watcher
+from orchestrator.watch.watcher import Watcher
+from shared.lock_store import MemoryLockStore
+from shared.locks import LockState
+from shared.settings import FinalityPolicy
 
 TAG = FinalityPolicy(mode="tag")
 

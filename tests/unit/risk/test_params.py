@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 import orchestrator.risk.params as params_module
-from orchestrator.errors import OrchestratorError
 from orchestrator.risk import InvalidRiskParams, OpClass, RiskParams, risk_params_schema
+from shared.errors import OrchestratorError
 from tests.unit.risk.constants import ETH_USD
 
 SCHEMA_FILE = Path(params_module.__file__).parent / "risk_params.schema.json"

@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestrator.errors import InputError
-from orchestrator.feeder import load_scenario
+from devnet.feeder import load_scenario
 from orchestrator.risk.price_paths import (
     PPM,
     calm,
@@ -22,6 +21,7 @@ from orchestrator.risk.price_paths import (
     splitmix64,
     trend,
 )
+from shared.errors import InputError
 
 E8 = 10**8
 starts = st.integers(1, 10**16)

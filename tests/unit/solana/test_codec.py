@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from solders.keypair import Keypair
 
-from chains.base import ZERO32
 from chains.solana.codec import (
     MemoMalformed,
     ParsedMemo,
@@ -21,6 +20,7 @@ from chains.solana.codec import (
     parse_lock_memo,
     vault_delta,
 )
+from shared.ids import ZERO32
 
 VENUE, KEY, BENEFICIARY = "0x" + "ab" * 20, "0x" + "11" * 32, "0x" + "cd" * 20
 GOOD = f"bulkhead:v1:lock:31338:{VENUE}:{KEY}:{BENEFICIARY}"

@@ -19,8 +19,7 @@ from spl.token.constants import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 from spl.token.instructions import get_associated_token_address, transfer_checked
 from spl.token.models import TransferCheckedParams
 
-from bridges.attestation import SettlementKind
-from chains.solana.settlement import (
+from chains.solana.settlement_codec import (
     SettlementExpectation,
     build_settlement_message,
     destination_for,
@@ -29,7 +28,8 @@ from chains.solana.settlement import (
     sign_message,
     verify_settlement_message,
 )
-from orchestrator.errors import BridgeError, SettlementMessageMismatch
+from shared.errors import BridgeError, SettlementMessageMismatch
+from shared.messages import SettlementKind
 
 
 def _key(n: int) -> Pubkey:

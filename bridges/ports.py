@@ -1,0 +1,94 @@
+"""What the bridge services need from the state store: the seams, not the storage.
+
+The services in :mod:`bridges` (attester, relayer, settler) and :mod:`orchestrator` take these
+protocols; the Redis implementations live in :mod:`workers.stores` (the worker processes' edge),
+so nothing below ``workers`` imports Redis. Redis holds work in progress only: losing it costs
+re-signing and rescans, never a credit (the venue's consumed set and the vaults' settled sets
+are the record).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from chains.evm.bridge_codec import SettlementRequestedEvent
+from shared.messages import Domain, Message, SettlementKind
+
+__all__ = ["SettlementRecord", "SettlementStore", "SignaturePool"]
+
+
+class SignaturePool(Protocol):
+    """Attesters post signatures under a lock or settlement key; relayers collect them."""
+
+    def post(self, key: str, message: Message, domain: Domain, signer: str,
+             signature: bytes) -> str:
+        """Add one signer's signature for ``message`` under ``key``; returns the digest hex."""
+        ...
+
+    def candidates(self, key: str) -> list[tuple[Message, Domain, dict[str, bytes]]]:
+        """Every (message, domain, signer -> signature) posted for ``key``, most signed first."""
+        ...
+
+    def signers(self, key: str) -> set[str]:
+        """Lowercase addresses that posted anything under ``key`` (unverified labels)."""
+        ...
+
+    def conflicts(self, key: str) -> int:
+        """How many distinct digests were posted under ``key``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementRecord:
+    event: SettlementRequestedEvent
+    state: str = "requested"  # requested | executed
+    executed_tx: str | None = None
+
+    @property
+    def id_hex(self) -> str:
+        return "0x" + self.event.settlement_id.hex()
+
+    def to_json(self) -> str:
+        data = asdict(self.event)
+        for key, value in data.items():
+            if isinstance(value, bytes):
+                data[key] = "0x" + value.hex()
+        data["kind"] = int(self.event.kind)
+        return json.dumps({"event": data, "state": self.state, "executed_tx": self.executed_tx})
+
+    @classmethod
+    def from_json(cls, raw: str) -> SettlementRecord:
+        body = json.loads(raw)
+        data: dict[str, Any] = body["event"]
+        for key in ("settlement_id", "src_vault", "lock_id", "recipient"):
+            data[key] = bytes.fromhex(data[key][2:])
+        data["kind"] = SettlementKind(data["kind"])
+        return cls(SettlementRequestedEvent(**data), body["state"], body["executed_tx"])
+
+
+class SettlementStore(Protocol):
+    """Settlement requests seen at venue finality, and the Solana two-round signing state."""
+
+    def cursor(self, chain: str) -> int | None: ...
+    def set_cursor(self, chain: str, height: int) -> None: ...
+    def add(self, event: SettlementRequestedEvent) -> bool: ...
+    def get(self, settlement_id: str) -> SettlementRecord | None: ...
+    def pending(self) -> list[SettlementRecord]: ...
+    def all(self) -> list[SettlementRecord]: ...
+    def mark_executed(self, settlement_id: str, tx: str) -> None: ...
+    def approve(self, settlement_id: str, attester: str) -> None: ...
+    def approvals(self, settlement_id: str) -> set[str]: ...
+    def propose(self, settlement_id: str, message: bytes, last_valid: int,
+                signers: list[str]) -> None: ...
+    def proposal(self, settlement_id: str) -> dict[str, Any] | None: ...
+    def clear_proposal(self, settlement_id: str) -> None: ...
+    def post_ed25519(self, settlement_id: str, pubkey: str, message: bytes, sig: bytes) -> None: ...
+    def ed25519_sigs(self, settlement_id: str, message: bytes) -> dict[str, bytes]: ...
+    def signed_proposal(self, attester: str, settlement_id: str) -> dict[str, Any] | None:
+        """What ``attester`` itself last signed for ``settlement_id`` (message hex, last_valid)."""
+        ...
+
+    def remember_signed(self, attester: str, settlement_id: str, message: bytes,
+                        last_valid: int) -> None: ...

@@ -1,0 +1,5 @@
+"""``python -m bulkhead`` == the ``bulkhead`` command."""
+
+from bulkhead.cli.main import main
+
+main()

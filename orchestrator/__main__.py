@@ -1,5 +1,0 @@
-"""``python -m orchestrator`` == the ``bulkhead`` command."""
-
-from orchestrator.cli import main
-
-main()

@@ -1,0 +1,191 @@
+"""One watcher per chain (wormhole style): scan from a cursor, act on heads, rewind on reorg.
+
+A poll does three things, in this order:
+
+1. **Reorg check.** The hash of the last scanned height is compared with the chain's current
+   hash at that height. On a mismatch the watcher walks its remembered hashes down to the
+   newest height that still matches, rewinds the cursor there (logged: the only backward move
+   of a cursor, I4) and drops every not-yet-final observation above it.
+2. **Scan.** ``lock_events`` over ``cursor+1 .. latest`` in ranges of ``max_block_range``,
+   remembering the hash of each range's last height.
+3. **Lifecycle.** Open locks at or below the safe head become ``safe``; at or below the final
+   head (per the chain's :class:`FinalityPolicy`) they are re-read at their height and become
+   ``finalized`` only if still there with the same amount, else ``dropped`` (SRC-02, SRC-04).
+
+Hashes are remembered for the last height of every scanned range (every height once caught up)
+and kept down to one anchor at or below the final head: nothing there may reorg under the policy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from chains.base import ChainAdapter
+from chains.finality import final_head
+from shared.chain import BlockRef, Finality
+from shared.errors import NotYetFinal
+from shared.events import LockEvent
+from shared.lock_store import LockStore
+from shared.locks import LockRecord, LockState, lock_key
+from shared.settings import FinalityPolicy
+
+__all__ = ["PollReport", "Watcher"]
+
+log = structlog.get_logger(__name__)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class PollReport:
+    chain: str
+    latest: int
+    safe: int
+    final: int
+    cursor: int
+    new: list[str] = field(default_factory=list)
+    advanced: list[tuple[str, LockState]] = field(default_factory=list)
+    reorg_to: int | None = None
+
+    @property
+    def caught_up(self) -> bool:
+        return self.cursor >= self.latest
+
+
+class Watcher:
+    """Drives one chain's locks through ``seen -> safe -> finalized`` in the store."""
+
+    def __init__(
+        self,
+        adapter: ChainAdapter,
+        store: LockStore,
+        policy: FinalityPolicy,
+        *,
+        start_height: int,
+        max_block_range: int = 1_000,
+        max_ranges_per_poll: int = 20,
+        confirm_adapter: ChainAdapter | None = None,
+        clock_ms: Callable[[], int] = _now_ms,
+    ) -> None:
+        """``confirm_adapter`` re-reads locks at finality; on Solana it is the same endpoint at
+        ``finalized`` commitment while ``adapter`` scans at ``processed``."""
+        self.adapter = adapter
+        self.confirm_adapter = confirm_adapter or adapter
+        self.store = store
+        self.policy = policy
+        self.chain = adapter.chain.key
+        self.start_height = start_height
+        self.max_block_range = max_block_range
+        self.max_ranges_per_poll = max_ranges_per_poll
+        self._clock_ms = clock_ms
+
+    async def poll(self) -> PollReport:
+        # INVARIANT: scan only up to what the adapter's history reads can see completely (on
+        # Solana ``confirmed``), or a lock in a newer slot would be passed by the cursor.
+        latest = await self.adapter.head(self.adapter.history_finality)
+        cursor = self.store.cursor(self.chain)
+        if cursor is None:
+            cursor = self.start_height - 1
+        report = PollReport(self.chain, latest.height, 0, 0, cursor)
+        fork = await self._find_fork(cursor, latest)
+        if fork is not None:
+            self._rewind(fork)
+            cursor, report.reorg_to = fork, fork
+        cursor = await self._scan(cursor, latest, report)
+        report.cursor = cursor
+        safe = await self.adapter.head(Finality.SAFE)
+        try:
+            final = await final_head(self.adapter, self.policy, latest)
+        except NotYetFinal:  # a young chain (fewer than k blocks): nothing is final yet
+            final = BlockRef(self.chain, -1, "")
+        report.safe, report.final = safe.height, final.height
+        await self._advance(safe, final, report)
+        self._prune_hashes(min(final.height, cursor))
+        return report
+
+    def _prune_hashes(self, final_height: int) -> None:
+        """Forget hashes below the newest remembered height at or under the final head; that one
+        stays as the anchor a fork search can always stop at."""
+        anchors = [h for h in self.store.hashes(self.chain) if h <= final_height]
+        if anchors:
+            self.store.forget_hashes(self.chain, below=max(anchors))
+
+    async def _find_fork(self, cursor: int, latest: BlockRef) -> int | None:
+        """None if the scanned chain is still canonical, else the height to rewind to."""
+        known = self.store.hashes(self.chain)
+        if cursor not in known:
+            return None if cursor <= latest.height else min(latest.height, cursor)
+        if cursor <= latest.height and await self.adapter.block_hash(cursor) == known[cursor]:
+            return None
+        for height in sorted((h for h in known if h < cursor), reverse=True):
+            if height <= latest.height and await self.adapter.block_hash(height) == known[height]:
+                return height
+        # No remembered height still matches: rescan from the start (idempotent, just slower).
+        return self.start_height - 1
+
+    def _rewind(self, fork: int) -> None:
+        # INVARIANT: the only backward move of a cursor, and it is logged (I4).
+        log.warning("reorg_rewind", chain=self.chain, to_height=fork,
+                    from_height=self.store.cursor(self.chain))
+        now = self._clock_ms()
+        for record in self.store.open_records(self.chain):
+            if record.event.height > fork:
+                self.store.advance(record.key, LockState.DROPPED, fork, now)
+        self.store.set_cursor(self.chain, fork)
+        self.store.forget_hashes(self.chain, above=fork)
+
+    async def _scan(self, cursor: int, latest: BlockRef, report: PollReport) -> int:
+        for _ in range(self.max_ranges_per_poll):
+            if cursor >= latest.height:
+                break
+            start, end = cursor + 1, min(cursor + self.max_block_range, latest.height)
+            events = await self.adapter.lock_events(start, end)
+            report.new.extend(self._record_seen(events))
+            end_hash = latest.hash if end == latest.height else await self.adapter.block_hash(end)
+            self.store.remember_hash(self.chain, end, end_hash or "")
+            self.store.set_cursor(self.chain, end)
+            cursor = end
+        return cursor
+
+    def _record_seen(self, events: Sequence[LockEvent]) -> list[str]:
+        now, fresh = self._clock_ms(), []
+        for event in events:
+            existing = self.store.get(lock_key(event))
+            if existing is not None and existing.state != LockState.DROPPED:
+                continue  # overlapping rescans are idempotent
+            fresh.append(LockRecord.first_seen(event, now))
+        self.store.put(fresh)
+        return [r.key for r in fresh]
+
+    async def _advance(self, safe: BlockRef, final: BlockRef, report: PollReport) -> None:
+        """Transitions go through ``store.advance`` (atomic, forward-only), so a concurrent
+        watcher or the bridge moving the same lock further is never undone."""
+        now = self._clock_ms()
+        by_height: dict[int, list[LockRecord]] = defaultdict(list)
+        moves: list[tuple[str, LockState, int]] = []
+        for record in self.store.open_records(self.chain):
+            if record.event.height <= final.height:
+                by_height[record.event.height].append(record)
+            elif record.event.height <= safe.height and record.state == LockState.SEEN:
+                moves.append((record.key, LockState.SAFE, safe.height))
+        for height, records in sorted(by_height.items()):
+            # SECURITY: re-read at the lock's height before calling it final; a lock that is no
+            # longer there (reorged out, abandoned fork) is dropped, never finalized (I5).
+            events = await self.confirm_adapter.lock_events(height, height)
+            still = {lock_key(e): e for e in events}
+            for record in records:
+                again = still.get(record.key)
+                ok = again is not None and again.amount == record.event.amount
+                moves.append((record.key, LockState.FINALIZED if ok else LockState.DROPPED,
+                              final.height))
+        for key, state, height in moves:
+            moved = self.store.advance(key, state, height, now)
+            if moved is not None and moved.state == state:
+                report.advanced.append((key, state))

@@ -1,0 +1,100 @@
+"""The lock store seam: where watchers keep scan cursors, processed block hashes and lock records.
+
+The chains are the record; a store is a cache of what was derived from them. Losing it
+(``FLUSHALL``) costs a rescan from each chain's deployment height, never a lock.
+Two implementations share the :class:`LockStore` protocol: ``workers.stores.locks.RedisLockStore``
+(I/O, used by every process) and :class:`MemoryLockStore` here (pure, for unit tests of the
+watcher's and relayer's logic).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Protocol
+
+from shared.locks import OPEN_STATES, LockRecord, LockState
+
+AWAITING_CREDIT = frozenset({LockState.FINALIZED, LockState.ATTESTED, LockState.HELD})
+
+
+def awaits_credit(record: LockRecord) -> bool:
+    """Final, attributed, not yet credited: the bridge's work queue, derived from the record."""
+    return record.event.attributed and record.state in AWAITING_CREDIT
+
+__all__ = ["AWAITING_CREDIT", "LockStore", "MemoryLockStore", "awaits_credit", "order_key", "outside"]
+
+
+class LockStore(Protocol):
+    def cursor(self, chain: str) -> int | None: ...
+    def set_cursor(self, chain: str, height: int) -> None: ...
+    def hashes(self, chain: str) -> dict[int, str]: ...
+    def remember_hash(self, chain: str, height: int, block_hash: str) -> None: ...
+    def forget_hashes(self, chain: str, *, below: int | None = None,
+                      above: int | None = None) -> None: ...
+    def put(self, records: Iterable[LockRecord]) -> None: ...
+    def get(self, key: str) -> LockRecord | None: ...
+    def open_records(self, chain: str) -> list[LockRecord]: ...
+    def all_records(self) -> list[LockRecord]: ...
+    def awaiting_credit(self) -> list[LockRecord]: ...
+    def advance(self, key: str, state: LockState, height: int, at_ms: int) -> LockRecord | None: ...
+
+
+class MemoryLockStore:
+    """Process-local store with the same semantics as the Redis one."""
+
+    def __init__(self) -> None:
+        self._cursors: dict[str, int] = {}
+        self._hashes: dict[str, dict[int, str]] = {}
+        self._records: dict[str, LockRecord] = {}
+
+    def cursor(self, chain: str) -> int | None:
+        return self._cursors.get(chain)
+
+    def set_cursor(self, chain: str, height: int) -> None:
+        self._cursors[chain] = height
+
+    def hashes(self, chain: str) -> dict[int, str]:
+        return dict(self._hashes.get(chain, {}))
+
+    def remember_hash(self, chain: str, height: int, block_hash: str) -> None:
+        self._hashes.setdefault(chain, {})[height] = block_hash
+
+    def forget_hashes(self, chain: str, *, below: int | None = None,
+                      above: int | None = None) -> None:
+        known = self._hashes.get(chain, {})
+        for height in outside(known, below, above):
+            del known[height]
+
+    def put(self, records: Iterable[LockRecord]) -> None:
+        for record in records:
+            self._records[record.key] = record
+
+    def get(self, key: str) -> LockRecord | None:
+        return self._records.get(key)
+
+    def open_records(self, chain: str) -> list[LockRecord]:
+        return [r for r in self._records.values()
+                if r.event.chain == chain and r.state in OPEN_STATES]
+
+    def all_records(self) -> list[LockRecord]:
+        return sorted(self._records.values(), key=order_key)
+
+    def awaiting_credit(self) -> list[LockRecord]:
+        return [r for r in self.all_records() if awaits_credit(r)]
+
+    def advance(self, key: str, state: LockState, height: int, at_ms: int) -> LockRecord | None:
+        record = self._records.get(key)
+        if record is None:
+            return None
+        self._records[key] = record.advanced(state, height, at_ms)
+        return self._records[key]
+
+
+def outside(known: Mapping[int, str], below: int | None, above: int | None) -> list[int]:
+    return [h for h in known
+            if (below is not None and h < below) or (above is not None and h > above)]
+
+
+def order_key(record: LockRecord) -> tuple[int, str, int, int]:
+    return (record.transitions[0].at_ms, record.event.chain, record.event.height,
+            record.event.log_index)

@@ -1,0 +1,151 @@
+"""Every Redis key Bulkhead writes, in one place.
+
+Redis holds work in progress only; the chains are the record (DESIGN §4): every key here can be
+rebuilt from them, and a ``FLUSHALL`` costs time, never a lock or a credit. Each store takes a
+``prefix`` (``bh:`` by default) so tests and benchmarks can share one server; the layout below
+is what an operator sees in ``redis-cli --scan --pattern 'bh:*'``.
+
+Lock store (:mod:`workers.stores.locks`)::
+
+    cursor:<chain>            int     last scanned height
+    hashes:<chain>            hash    height -> block hash (reorg detection)
+    lock:<lock key>           json    the lock's lifecycle record
+    locks                     zset    lock keys by first-seen ms
+    open:<chain>              set     lock keys not yet final
+    awaiting-credit           set     final, attributed, not yet credited
+
+Signature pool (:mod:`workers.stores.pool`)::
+
+    msg:<digest>              json    the signed message and its domain
+    sig:<digest>              hash    signer -> 65-byte signature hex
+    digests:<item key>        set     digests posted for one lock or settlement
+
+Settlements (:mod:`workers.stores.settlements`)::
+
+    venue-cursor:<chain>      int     last venue height scanned for requests
+    settle:<id>               json    the request and its state
+    settle-pending            set     ids not yet executed
+    settle-approvals:<id>     set     attesters that approved (Solana round 1)
+    settle-proposal:<id>      json    the relayer's proposed multisig message (round 2)
+    settle-edsigs:<id>        hash    pubkey -> ed25519 signature over the proposal
+    edsigned:<attester>:<id>  json    what this attester itself signed (its own record)
+
+Workers (:mod:`workers.mutex`, :mod:`workers.tasks`)::
+
+    run:<job>                 str     mutex of a singleton job, holder ``host:pid``
+    last-run:<job>            int     Redis-clock ms of a periodic job's last run
+    asked:<item key>          int     when the reconciler last re-asked attesters (ms)
+    plan:<plan id>            str     a liquidation plan claimed for execution
+    relay:dirty               flag    work arrived while a credit batch was in flight
+    relay-settle:dirty        flag    the same for settlements
+    risk:last_screen          hash    the last risk tick's screen figures
+    ticks:<market>            zset    oracle ticks by publish time; ``:cursor`` its scan cursor
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PREFIX", "asked", "awaiting_credit", "cursor", "digests", "edsigned", "hashes", "last_run",
+    "lock", "locks", "message", "open_locks", "plan_claim", "relay_dirty", "risk_last_screen",
+    "run_lock", "settle_approvals", "settle_dirty", "settle_edsigs", "settle_pending",
+    "settle_proposal", "settlement", "signatures", "ticks", "venue_cursor",
+]
+
+PREFIX = "bh:"
+
+
+def cursor(chain: str, p: str = PREFIX) -> str:
+    return f"{p}cursor:{chain}"
+
+
+def hashes(chain: str, p: str = PREFIX) -> str:
+    return f"{p}hashes:{chain}"
+
+
+def lock(lock_key: str, p: str = PREFIX) -> str:
+    return f"{p}lock:{lock_key}"
+
+
+def locks(p: str = PREFIX) -> str:
+    return f"{p}locks"
+
+
+def open_locks(chain: str, p: str = PREFIX) -> str:
+    return f"{p}open:{chain}"
+
+
+def awaiting_credit(p: str = PREFIX) -> str:
+    return f"{p}awaiting-credit"
+
+
+def message(digest: str, p: str = PREFIX) -> str:
+    return f"{p}msg:{digest}"
+
+
+def signatures(digest: str, p: str = PREFIX) -> str:
+    return f"{p}sig:{digest}"
+
+
+def digests(item: str, p: str = PREFIX) -> str:
+    return f"{p}digests:{item}"
+
+
+def venue_cursor(chain: str, p: str = PREFIX) -> str:
+    return f"{p}venue-cursor:{chain}"
+
+
+def settlement(settlement_id: str, p: str = PREFIX) -> str:
+    return f"{p}settle:{settlement_id}"
+
+
+def settle_pending(p: str = PREFIX) -> str:
+    return f"{p}settle-pending"
+
+
+def settle_approvals(settlement_id: str, p: str = PREFIX) -> str:
+    return f"{p}settle-approvals:{settlement_id}"
+
+
+def settle_proposal(settlement_id: str, p: str = PREFIX) -> str:
+    return f"{p}settle-proposal:{settlement_id}"
+
+
+def settle_edsigs(settlement_id: str, p: str = PREFIX) -> str:
+    return f"{p}settle-edsigs:{settlement_id}"
+
+
+def edsigned(attester: str, settlement_id: str, p: str = PREFIX) -> str:
+    return f"{p}edsigned:{attester}:{settlement_id}"
+
+
+def run_lock(job: str, p: str = PREFIX) -> str:
+    return f"{p}run:{job}"
+
+
+def last_run(job: str, p: str = PREFIX) -> str:
+    return f"{p}last-run:{job}"
+
+
+def asked(item: str, p: str = PREFIX) -> str:
+    return f"{p}asked:{item}"
+
+
+def plan_claim(plan_id: str, p: str = PREFIX) -> str:
+    return f"{p}plan:{plan_id}"
+
+
+def relay_dirty(p: str = PREFIX) -> str:
+    return f"{p}relay:dirty"
+
+
+def settle_dirty(p: str = PREFIX) -> str:
+    return f"{p}relay-settle:dirty"
+
+
+def risk_last_screen(p: str = PREFIX) -> str:
+    return f"{p}risk:last_screen"
+
+
+def ticks(p: str = PREFIX) -> str:
+    """The tick history's prefix: ``<ticks>:<market>`` and ``<ticks>:<market>:cursor``."""
+    return f"{p}ticks"
