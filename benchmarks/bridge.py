@@ -49,7 +49,7 @@ from bulkhead.local.fleet import WorkerFleet
 from chains.evm.artifacts import load_artifact
 from chains.evm.bridge_codec import CREDITED_TOPIC0, CreditedEvent, CreditQueuedEvent
 from chains.evm.locker import TxSender
-from devnet.evm_deploy import _default_limits
+from devnet.evm_specs import _default_limits
 from devnet.stack import DevnetOptions, down, up
 from shared.locks import LockRecord, LockState
 from shared.positions import position_key

@@ -125,13 +125,8 @@ def _start_processes(root: Path, opts: DevnetOptions,
 async def _deploy(procs: dict[str, ManagedProcess], opts: DevnetOptions) -> dict[str, Any]:
     from solders.pubkey import Pubkey
 
-    from devnet.evm_deploy import (
-        deploy_collateral_chain,
-        deploy_venue_chain,
-        evm_lanes,
-        register_lanes,
-        solana_lane,
-    )
+    from devnet.evm_deploy import deploy_collateral_chain, deploy_venue_chain, register_lanes
+    from devnet.evm_specs import evm_lanes, solana_lane
     from devnet.solana_deploy import deploy_solana
 
     roles = DevnetRoles()

@@ -29,7 +29,8 @@ from bridges.relay import RelayService
 from bridges.settler import SettlementAttester, SettlementRelay
 from chains.base import ChainAdapter
 from chains.evm.oracle import OracleClient
-from chains.evm.venue import VaultClient, VenueClient
+from chains.evm.vault import VaultClient
+from chains.evm.venue import VenueClient
 from chains.factory import adapter_for
 from orchestrator.liquidation.buffers import BufferUpdater
 from orchestrator.liquidation.keeper import Keeper

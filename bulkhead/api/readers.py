@@ -165,7 +165,7 @@ class VenueReader:
     async def _scan(self, venue: Any) -> tuple[list[Any], int]:
         """The scan itself; it holds the scan lock until done even when its caller stopped
         waiting, so two scans never extend the event list at once."""
-        from chains.evm.bridge_codec import LiquidatedEvent, ShortfallEvent
+        from chains.evm.venue_codec import LiquidatedEvent, ShortfallEvent
 
         policy = self.settings.chain(self.settings.venue_chain).finality
         async with self._scan_lock:

@@ -156,13 +156,8 @@ async def deploy_stack(settings: Settings, *, deployer_key: str, solana_payer: A
     from eth_account import Account
     from solders.pubkey import Pubkey
 
-    from devnet.evm_deploy import (
-        deploy_collateral_chain,
-        deploy_venue_chain,
-        evm_lanes,
-        register_lanes,
-        solana_lane,
-    )
+    from devnet.evm_deploy import deploy_collateral_chain, deploy_venue_chain, register_lanes
+    from devnet.evm_specs import evm_lanes, solana_lane
     from devnet.solana_deploy import SOLANA_CHAIN_ID, deploy_solana
     evm, venue_key, sol = _plan(settings)
     admin = Account.from_key(deployer_key).address

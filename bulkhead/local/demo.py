@@ -301,7 +301,7 @@ class Journey:
         return int(price)
 
     async def wait_liquidation(self, key: bytes, start: int, *, full: bool) -> Any:
-        from chains.evm.bridge_codec import LiquidatedEvent, ShortfallEvent
+        from chains.evm.venue_codec import LiquidatedEvent, ShortfallEvent
 
         deadline = time.monotonic() + STEP_TIMEOUT_S
         while time.monotonic() < deadline:

@@ -16,6 +16,13 @@ from eth_abi.abi import decode as abi_decode
 from eth_utils.address import is_hex_address, to_checksum_address
 from eth_utils.crypto import keccak
 
+from chains.evm.log_fields import (
+    log_bytes,
+    log_field,
+    log_quantity,
+    word_address,
+    word_uint,
+)
 from shared.chain import ChainRef
 from shared.errors import LogMalformed, UnknownAsset
 from shared.events import LockEvent
@@ -56,70 +63,6 @@ class LockedLog:
     log_index: int
 
 
-def _bytes(value: Any, field: str, chain: str, size: int | None = None) -> bytes:
-    """Hex string or bytes-like -> bytes, optionally of an exact size."""
-    if isinstance(value, (bytes, bytearray)):
-        raw = bytes(value)
-    elif isinstance(value, str):
-        body = value[2:] if value[:2] in ("0x", "0X") else None
-        if body is None or len(body) % 2:
-            raise LogMalformed(chain, f"{field}: not 0x-prefixed even-length hex")
-        try:
-            raw = bytes.fromhex(body)
-        except ValueError:
-            raise LogMalformed(chain, f"{field}: not hex") from None
-    else:
-        raise LogMalformed(chain, f"{field}: expected hex or bytes, got {type(value).__name__}")
-    if size is not None and len(raw) != size:
-        raise LogMalformed(chain, f"{field}: expected {size} bytes, got {len(raw)}")
-    return raw
-
-
-def _int(value: Any, field: str, chain: str) -> int:
-    if isinstance(value, bool):
-        raise LogMalformed(chain, f"{field}: expected an integer")
-    if isinstance(value, int):
-        result = value
-    else:
-        raw = _bytes(value, field, chain)
-        if not raw or len(raw) > 32:
-            raise LogMalformed(chain, f"{field}: bad quantity")
-        result = int.from_bytes(raw, "big")
-    if result < 0:
-        raise LogMalformed(chain, f"{field}: negative")
-    return result
-
-
-def _quantity(value: Any, field: str, chain: str) -> int:
-    """JSON-RPC quantities are odd-length hex allowed (``0x1``); web3 gives ints."""
-    if isinstance(value, str) and value[:2] in ("0x", "0X") and len(value) % 2:
-        value = "0x0" + value[2:]
-    return _int(value, field, chain)
-
-
-def _word_address(word: bytes, field: str, chain: str) -> str:
-    if any(word[:12]):
-        raise LogMalformed(chain, f"{field}: address word has non-zero padding")
-    return to_checksum_address(word[12:])
-
-
-def _word_uint(word: bytes, bits: int, field: str, chain: str) -> int:
-    value = int.from_bytes(word, "big")
-    if value >> bits:
-        raise LogMalformed(chain, f"{field}: does not fit uint{bits}")
-    return value
-
-
-def _field(raw_log: Mapping[str, Any], key: str, chain: str) -> Any:
-    try:
-        value = raw_log[key]
-    except (KeyError, TypeError):
-        raise LogMalformed(chain, f"missing field {key!r}") from None
-    if value is None:
-        raise LogMalformed(chain, f"field {key!r} is null (pending log?)")
-    return value
-
-
 def parse_locked_log(raw_log: Mapping[str, Any], *, chain: str = "evm") -> LockedLog:
     """Parse one ``Locked`` log strictly.
 
@@ -128,33 +71,33 @@ def parse_locked_log(raw_log: Mapping[str, Any], *, chain: str = "evm") -> Locke
     """
     if not isinstance(raw_log, Mapping):
         raise LogMalformed(chain, f"log is a {type(raw_log).__name__}, not a mapping")
-    topics_raw = _field(raw_log, "topics", chain)
+    topics_raw = log_field(raw_log, "topics", chain)
     if isinstance(topics_raw, (str, bytes)) or not isinstance(topics_raw, Iterable):
         raise LogMalformed(chain, "topics: not a list")
-    topics = [_bytes(t, f"topics[{i}]", chain, 32) for i, t in enumerate(topics_raw)]
+    topics = [log_bytes(t, f"topics[{i}]", chain, 32) for i, t in enumerate(topics_raw)]
     if len(topics) != 4:
         raise LogMalformed(chain, f"expected 4 topics, got {len(topics)}")
     if topics[0] != _TOPIC0_BYTES:
         raise LogMalformed(chain, "topic0 is not Locked(...)")
-    data = _bytes(_field(raw_log, "data", chain), "data", chain)
+    data = log_bytes(log_field(raw_log, "data", chain), "data", chain)
     if len(data) != _DATA_LEN:
         raise LogMalformed(chain, f"expected {_DATA_LEN} data bytes, got {len(data)}")
     words = [data[i : i + 32] for i in range(0, _DATA_LEN, 32)]
     return LockedLog(
-        vault=to_checksum_address(_bytes(_field(raw_log, "address", chain), "address", chain, 20)),
+        vault=to_checksum_address(log_bytes(log_field(raw_log, "address", chain), "address", chain, 20)),
         nonce=int.from_bytes(topics[1], "big"),
-        owner=_word_address(topics[2], "owner", chain),
-        asset=_word_address(topics[3], "asset", chain),
+        owner=word_address(topics[2], "owner", chain),
+        asset=word_address(topics[3], "asset", chain),
         amount=int.from_bytes(words[0], "big"),
         position_key=words[1],
-        dst_chain_id=_word_uint(words[2], 64, "dstChainId", chain),
-        dst_venue=_word_address(words[3], "dstVenue", chain),
-        beneficiary=_word_address(words[4], "beneficiary", chain),
-        block_number=_quantity(_field(raw_log, "blockNumber", chain), "blockNumber", chain),
-        block_hash="0x" + _bytes(_field(raw_log, "blockHash", chain), "blockHash", chain, 32).hex(),
+        dst_chain_id=word_uint(words[2], 64, "dstChainId", chain),
+        dst_venue=word_address(words[3], "dstVenue", chain),
+        beneficiary=word_address(words[4], "beneficiary", chain),
+        block_number=log_quantity(log_field(raw_log, "blockNumber", chain), "blockNumber", chain),
+        block_hash="0x" + log_bytes(log_field(raw_log, "blockHash", chain), "blockHash", chain, 32).hex(),
         tx_hash="0x"
-        + _bytes(_field(raw_log, "transactionHash", chain), "transactionHash", chain, 32).hex(),
-        log_index=_quantity(_field(raw_log, "logIndex", chain), "logIndex", chain),
+        + log_bytes(log_field(raw_log, "transactionHash", chain), "transactionHash", chain, 32).hex(),
+        log_index=log_quantity(log_field(raw_log, "logIndex", chain), "logIndex", chain),
     )
 
 
@@ -206,7 +149,7 @@ class EvmCodec:
 
     def decode_address(self, raw: str | bytes) -> str:
         """A 20-byte address (hex or bytes) in checksum form."""
-        return to_checksum_address(_bytes(raw, "address", self.chain.key, 20))
+        return to_checksum_address(log_bytes(raw, "address", self.chain.key, 20))
 
     def decode_lock_event(self, raw_log: Mapping[str, Any]) -> LockEvent:
         return decode_lock_event(
@@ -234,7 +177,7 @@ def decode_revert(data: bytes | str | None, abis: Iterable[Iterable[Mapping[str,
     Unknown selectors or undecodable arguments fall back to the raw hex; never raises.
     """
     try:
-        raw = _bytes(data, "revert", "evm") if data is not None else b""
+        raw = log_bytes(data, "revert", "evm") if data is not None else b""
     except LogMalformed:
         return f"unparsed revert data {data!r}"
     if len(raw) < 4:

@@ -21,7 +21,8 @@ from typing import Any
 from chains.accounts import account_bytes32
 from chains.evm.bridge_codec import CreditedEvent, CreditQueuedEvent, SettlementRequestedEvent
 from chains.evm.event_reader import EvmEventReader
-from chains.evm.venue import VaultClient, VenueClient
+from chains.evm.vault import VaultClient
+from chains.evm.venue import VenueClient
 from chains.factory import adapter_for
 from chains.finality import final_head
 from chains.solana.settlement import executed_settlements

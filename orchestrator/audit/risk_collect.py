@@ -20,14 +20,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chains.evm.bridge_codec import (
+from chains.evm.bridge_codec import lock_credit_from_tuple
+from chains.evm.bridge_codec import lock_key as _lock_key
+from chains.evm.event_reader import EvmEventReader
+from chains.evm.venue_codec import (
     collateral_config_from_tuple,
-    lock_credit_from_tuple,
     market_params_from_tuple,
     position_state_from_tuple,
 )
-from chains.evm.bridge_codec import lock_key as _lock_key
-from chains.evm.event_reader import EvmEventReader
 from orchestrator.audit.risk_rules import (
     CreditConversion,
     FeedRead,

@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from chains.evm.bridge_codec import TopUpRuleState
+from chains.evm.venue_codec import TopUpRuleState
 from orchestrator.risk.topup import (
     ReserveLock,
     TargetState,

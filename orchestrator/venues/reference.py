@@ -28,18 +28,17 @@ import structlog
 
 from chains.evm.artifacts import load_artifact
 from chains.evm.batch_calls import BatchReader, Call, Reverted, ViewFunction, view_functions
-from chains.evm.bridge_codec import (
+from chains.evm.bridge_codec import SettlementRequestedEvent, lock_credit_from_tuple
+from chains.evm.venue import VenueClient
+from chains.evm.venue_codec import (
     CollateralConfig,
     MarketParams,
     PositionState,
-    SettlementRequestedEvent,
     collateral_config_from_tuple,
-    lock_credit_from_tuple,
     margin_state_from_tuple,
     market_params_from_tuple,
     position_state_from_tuple,
 )
-from chains.evm.venue import VenueClient
 from orchestrator.risk import CollateralLot, CollateralParams, MissingPrice, RiskParams
 from orchestrator.risk import Position as CorePosition
 from orchestrator.venues.errors import refusal_from_reason

@@ -27,7 +27,8 @@ from typer.testing import CliRunner
 from bulkhead.cli.admin import admin_app
 from chains.evm.bridge_codec import LockStatus
 from chains.evm.locker import lock_on_evm
-from chains.evm.venue import CreditOutcome, VenueClient
+from chains.evm.venue import VenueClient
+from chains.evm.venue_base import CreditOutcome
 from shared.chain import ChainKind, ChainRef
 from shared.errors import TxRejected
 from shared.ids import address_to_bytes32

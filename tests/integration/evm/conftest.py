@@ -22,7 +22,8 @@ from eth_account import Account
 from eth_utils.crypto import keccak
 
 from devnet.anvil import start_anvil
-from devnet.evm_deploy import deploy_collateral_chain, deploy_venue_chain, evm_lanes
+from devnet.evm_deploy import deploy_collateral_chain, deploy_venue_chain
+from devnet.evm_specs import evm_lanes
 from devnet.process import ManagedProcess
 from shared.settings import ChainSettings
 

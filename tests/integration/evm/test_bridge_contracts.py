@@ -28,7 +28,8 @@ from chains.evm.artifacts import load_artifact
 from chains.evm.bridge_codec import struct_tuple as as_tuple
 from chains.evm.codec import decode_revert
 from devnet.anvil import start_anvil
-from devnet.evm_deploy import LaneSpec, deploy_venue_chain, evm_lanes, register_lanes, solana_lane
+from devnet.evm_deploy import deploy_venue_chain, register_lanes
+from devnet.evm_specs import LaneSpec, evm_lanes, solana_lane
 from shared.errors import ConfigError
 from shared.ids import address_to_bytes32
 from shared.messages import Domain, LockAttestation, Settlement, SettlementKind, digest, sign

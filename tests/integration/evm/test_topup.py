@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 from eth_utils.crypto import keccak
 
-from chains.evm.bridge_codec import ToppedUp, TopUpRuleState, lock_key
+from chains.evm.bridge_codec import lock_key
 from chains.evm.oracle import OracleClient
-from devnet.evm_deploy import MarketSpec, PriceFeedSpec, VenueMarkets
+from chains.evm.venue_codec import ToppedUp, TopUpRuleState
+from devnet.evm_specs import MarketSpec, PriceFeedSpec, VenueMarkets
 from orchestrator.liquidation.topup_keeper import TopUpKeeper
 from shared.errors import InputError, TxRejected
 from shared.ids import address_to_bytes32

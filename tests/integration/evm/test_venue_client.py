@@ -30,13 +30,14 @@ from chains.evm.bridge_codec import (
     SettlementRequestedEvent,
     decode_credit_skipped,
     decode_credited,
-    decode_venue_log,
     lock_attestation_tuple,
     lock_key,
     settlement_tuple,
 )
 from chains.evm.locker import lock_on_evm
-from chains.evm.venue import VaultClient, VenueClient
+from chains.evm.vault import VaultClient
+from chains.evm.venue import VenueClient
+from chains.evm.venue_codec import decode_venue_log
 from devnet.process import free_port
 from shared.chain import ChainKind, ChainRef
 from shared.errors import AlreadyConsumed, ConfigError, LogMalformed, RpcUnavailable, TxRejected

@@ -18,7 +18,10 @@ from eth_utils.crypto import keccak
 from web3.exceptions import ContractLogicError
 
 from chains.evm.artifacts import load_artifact
-from chains.evm.bridge_codec import (
+from chains.evm.bridge_codec import lock_key
+from chains.evm.bridge_codec import struct_tuple as as_tuple
+from chains.evm.codec import decode_revert
+from chains.evm.venue_codec import (
     LIQUIDATED_TOPIC0,
     TRADED_TOPIC0,
     CollateralConfig,
@@ -30,12 +33,9 @@ from chains.evm.bridge_codec import (
     decode_liquidated,
     decode_traded,
     decode_venue_log,
-    lock_key,
     market_params_tuple,
 )
-from chains.evm.bridge_codec import struct_tuple as as_tuple
-from chains.evm.codec import decode_revert
-from devnet.evm_deploy import MarketSpec, PriceFeedSpec, VenueMarkets, market_id
+from devnet.evm_specs import MarketSpec, PriceFeedSpec, VenueMarkets, market_id
 from orchestrator.risk import (
     CollateralLot,
     CollateralParams,

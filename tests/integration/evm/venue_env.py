@@ -27,13 +27,8 @@ from chains.evm.bridge_codec import struct_tuple
 from chains.evm.codec import decode_revert
 from chains.evm.venue import VenueClient
 from devnet.anvil import start_anvil
-from devnet.evm_deploy import (
-    DEFAULT_VENUE_MARKETS,
-    LaneSpec,
-    VenueMarkets,
-    deploy_venue_chain,
-    market_id,
-)
+from devnet.evm_deploy import deploy_venue_chain
+from devnet.evm_specs import DEFAULT_VENUE_MARKETS, LaneSpec, VenueMarkets, market_id
 from shared.chain import ChainKind, ChainRef
 from shared.ids import address_to_bytes32
 from shared.messages import Domain, LockAttestation, sign

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from bulkhead.api import ApiOptions, create_app
 from bulkhead.api.deps import ApiState
-from chains.evm.bridge_codec import LiquidatedEvent, ShortfallEvent
+from chains.evm.venue_codec import LiquidatedEvent, ShortfallEvent
 from chains.testing import FakeChain, make_event
 from shared.ids import bytes32_hex
 from shared.lock_store import MemoryLockStore

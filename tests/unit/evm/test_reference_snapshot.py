@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chains.evm.bridge_codec import CollateralConfig, MarketParams, PositionState
+from chains.evm.venue_codec import CollateralConfig, MarketParams, PositionState
 from orchestrator.risk import MissingPrice, position_risk
 from orchestrator.venues import PositionSnapshot, PriceQuote, RiskTuning
 from orchestrator.venues.reference import position_snapshot

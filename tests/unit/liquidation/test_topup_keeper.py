@@ -5,14 +5,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from chains.evm.bridge_codec import (
-    CollateralConfig,
-    LockCredit,
-    LockStatus,
-    MarginState,
-    PositionState,
-    ToppedUp,
-)
+from chains.evm.bridge_codec import LockCredit, LockStatus
+from chains.evm.venue_codec import CollateralConfig, MarginState, PositionState, ToppedUp
 from orchestrator.liquidation.topup_keeper import TopUpKeeper
 from orchestrator.risk.topup import TopUpRule
 from shared.errors import TxRejected
