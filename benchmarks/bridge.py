@@ -48,7 +48,7 @@ from web3 import Web3
 from bulkhead.local.fleet import WorkerFleet
 from chains.evm.artifacts import load_artifact
 from chains.evm.bridge_codec import CREDITED_TOPIC0, CreditedEvent, CreditQueuedEvent
-from chains.evm.locker import TxSender
+from chains.evm.sender import TxSender
 from devnet.evm_specs import _default_limits
 from devnet.stack import DevnetOptions, down, up
 from shared.locks import LockRecord, LockState

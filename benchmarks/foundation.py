@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from chains.evm.artifacts import load_artifact
-from chains.evm.locker import TxSender
+from chains.evm.sender import TxSender
 from devnet.stack import DevnetOptions, down, up
 from orchestrator.watch.service import sync_once
 from shared.settings import load_settings

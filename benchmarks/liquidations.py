@@ -35,7 +35,7 @@ from web3 import Web3
 from benchmarks.bridge import ATTESTERS, READY_TIMEOUT_S, _WithGas, dist, wait_ready
 from bulkhead.local.fleet import WorkerFleet
 from chains.evm.artifacts import load_artifact
-from chains.evm.locker import TxSender
+from chains.evm.sender import TxSender
 from devnet.feeder import set_price
 from devnet.stack import DevnetOptions, down, up
 from shared.locks import LockState

@@ -33,7 +33,7 @@ from eth_utils.address import to_checksum_address
 
 from bridges.quorum import AttesterSet
 from chains.evm.artifacts import load_artifact
-from chains.evm.locker import TxSender
+from chains.evm.sender import TxSender
 from chains.evm.venue_codec import (
     CollateralConfig,
     collateral_config_tuple,

@@ -13,6 +13,8 @@
     │   ├── TxRejected(chain, tx_id, reason)
     │   ├── TxExpired(chain, tx_id)
     │   ├── UnsupportedOperation(chain, op)
+    │   ├── FeeBudgetExhausted(chain, sender, detail)   a send would bid above the fee cap
+    │   │                                  or the key's hourly budget: alarm, dead letter
     │   ├── LogMalformed(chain, reason)    a log that claims to be a lock does not decode
     │   └── UnknownAsset(chain, asset)     a lock names an asset with no configured decimals
     ├── BridgeError
@@ -34,6 +36,7 @@ __all__ = [
     "ChainError",
     "ConfigError",
     "DevnetError",
+    "FeeBudgetExhausted",
     "InputError",
     "LogMalformed",
     "NotYetFinal",
@@ -114,6 +117,17 @@ class UnsupportedOperation(ChainError):
     def __init__(self, chain: str, op: str) -> None:
         self.chain, self.op = chain, op
         super().__init__(f"{chain}: {op} is not supported by this adapter")
+
+
+class FeeBudgetExhausted(ChainError):
+    """A transaction would need a fee above the configured cap or the key's hourly budget.
+
+    Nothing was sent at that price; the work stays to be re-derived (never silently dropped).
+    """
+
+    def __init__(self, chain: str, sender: str, detail: str) -> None:
+        self.chain, self.sender, self.detail = chain, sender, detail
+        super().__init__(f"{chain}: fee budget of {sender} exhausted: {detail}")
 
 
 class DevnetError(OrchestratorError):

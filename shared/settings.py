@@ -42,6 +42,7 @@ __all__ = [
     "AttesterMember",
     "AttesterSettings",
     "BridgeSettings",
+    "FeeSettings",
     "ChainSettings",
     "FinalityPolicy",
     "KeySettings",
@@ -113,6 +114,26 @@ class RetrySettings(_Frozen):
     initial_s: Annotated[float, Field(gt=0, le=10)] = 0.1
     max_s: Annotated[float, Field(gt=0, le=60)] = 2.0
     timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+
+class FeeSettings(_Frozen):
+    """EIP-1559 pricing of every transaction Bulkhead sends (``chains/evm/sender.py``).
+    Integers only: fees are money.
+
+    ``maxFeePerGas = next block's base fee * base_fee_pct / 100 + tip``; a transaction not
+    mined within ``replace_after_blocks`` blocks is replaced (same nonce) with both fees bumped
+    by ``bump_pct``; a send refused for its price is re-priced and retried. No transaction ever
+    bids above ``max_fee_gwei`` per gas, and one key spends at most ``budget_gwei_per_hour`` in
+    fees per rolling hour: past either limit the send fails with ``FeeBudgetExhausted`` (an
+    alarm and a dead-letter record), never silently.
+    """
+
+    base_fee_pct: Annotated[int, Field(ge=100, le=2_000)] = 200
+    min_tip_wei: Annotated[int, Field(ge=0, lt=2**64)] = 1_000_000_000
+    bump_pct: Annotated[int, Field(ge=10, le=500)] = 25
+    replace_after_blocks: Annotated[int, Field(ge=1, le=1_000)] = 3
+    max_fee_gwei: Annotated[int, Field(gt=0, le=10**9)] = 5_000
+    budget_gwei_per_hour: Annotated[int, Field(gt=0, lt=2**64)] = 10 * 10**9  # 10 ETH
 
 
 class AttesterMember(_Frozen):
@@ -217,6 +238,7 @@ class Settings(BaseSettings):
     bridge: BridgeSettings = BridgeSettings()
     risk: RiskSettings = RiskSettings()
     retry: RetrySettings = RetrySettings()
+    fees: FeeSettings = FeeSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 import redis
+import structlog
 from celery.signals import worker_process_init
 
 from bridges.attester import AttesterService
@@ -29,6 +30,7 @@ from bridges.relay import RelayService
 from bridges.settler import SettlementAttester, SettlementRelay
 from chains.base import ChainAdapter
 from chains.evm.oracle import OracleClient
+from chains.evm.sender import FeePolicy, SendEvent
 from chains.evm.vault import VaultClient
 from chains.evm.venue import VenueClient
 from chains.factory import adapter_for
@@ -42,6 +44,7 @@ from shared.chain import ChainKind, ChainRef, Finality
 from shared.errors import ConfigError
 from shared.messages import Domain
 from shared.settings import Settings
+from workers.stores import keys
 from workers.stores.locks import RedisLockStore
 from workers.stores.pool import RedisSignaturePool
 from workers.stores.settlements import RedisSettlementStore
@@ -50,6 +53,7 @@ from workers.stores.ticks import RedisTickHistory
 __all__ = ["Services", "check_redis", "services"]
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 _services: Services | None = None
 
 
@@ -95,6 +99,27 @@ class Services:
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(str(self.settings.redis_url))
 
+    # ----- the sending layer's pricing and its observer -------------------------------------
+
+    @cached_property
+    def fees(self) -> FeePolicy:
+        return FeePolicy.from_settings(self.settings.fees)
+
+    def on_send(self, event: SendEvent) -> None:
+        """Every sending-layer decision: a log line, and a counter per chain and kind that
+        ``/metrics`` exports (replacements, re-pricings, budget exhaustion...)."""
+        level = "error" if event.kind == "budget_exhausted" else (
+            "warning" if event.kind in ("replaced", "repriced", "gap_filled",
+                                        "replace_refused") else "debug")
+        getattr(log, level)(f"tx_{event.kind}", chain=event.chain, sender=event.sender,
+                            nonce=event.nonce, tx=event.tx_hash, max_fee_wei=event.max_fee_wei,
+                            tip_wei=event.tip_wei, detail=event.detail)
+        if event.kind != "sent" and event.kind != "mined":
+            try:
+                self.redis.hincrby(keys.tx_events(), f"{event.chain}:{event.kind}", 1)
+            except redis.RedisError:
+                pass  # metrics only: never fail a send for a counter
+
     # ----- chains ---------------------------------------------------------------------------
 
     @cached_property
@@ -129,7 +154,8 @@ class Services:
         chain = ChainRef(s.venue_chain, ChainKind.EVM, cfg.chain_id)
         return self.run(VenueClient.connect(rpc_urls or [str(u) for u in cfg.rpc_urls],
                                             cfg.contracts["venue"], chain=chain,
-                                            sender_key=sender_key, retry=s.retry))
+                                            sender_key=sender_key, retry=s.retry,
+                                            fees=self.fees, on_send=self.on_send))
 
     @cached_property
     def venue_reader(self) -> VenueClient:
@@ -205,7 +231,7 @@ class Services:
                 vaults[name] = self.run(VaultClient.connect(
                     [str(u) for u in cfg.rpc_urls], cfg.vaults[0],
                     chain=ChainRef(name, ChainKind.EVM, cfg.chain_id), sender_key=key,
-                    retry=s.retry))
+                    retry=s.retry, fees=self.fees, on_send=self.on_send))
         return SettlementRelay(s, self.settlement_store, self.pool, self.attester_set, vaults,
                                load_relayer_solana(s))
 
@@ -216,7 +242,8 @@ class Services:
         """The risk worker's keeper over the configured venue adapter (registry name, default
         ``reference``), sending liquidations with the risk key."""
         s = self.settings
-        return Keeper(self.run(open_venue(s.venue_adapter, s, sender_key=load_risk_key(s))))
+        return Keeper(self.run(open_venue(s.venue_adapter, s, sender_key=load_risk_key(s),
+                                          on_send=self.on_send)))
 
     @cached_property
     def oracle(self) -> OracleClient:

@@ -7,9 +7,9 @@ second transaction (Celery decides, after re-checking chain state). Library erro
 converted at this edge: transport failures become :class:`RpcUnavailable`, refusals
 :class:`TxRejected` with the contract's custom error decoded by name.
 
-Sending uses :class:`chains.evm.locker.TxSender` (local nonces) behind an ``asyncio.Lock``, so
-coroutines sharing one client never reuse a nonce. A failed send drops the sender; the next one
-re-reads the pending nonce from the node.
+Sending goes through the one sending layer, :class:`chains.evm.sender.TxSender` (local nonces,
+EIP-1559 pricing, re-pricing, replacement, fee budget): coroutines sharing one client never
+reuse a nonce, and a failed send makes the sender re-read its nonce from the node.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from web3.types import BlockIdentifier
 
 from chains.evm.artifacts import load_artifact
 from chains.evm.codec import decode_revert
-from chains.evm.locker import TxSender
 from chains.evm.rpc import TRANSIENT, RpcEndpoints, Web3
+from chains.evm.sender import FeePolicy, SendEvent, TxSender
 from shared.chain import ChainRef
 from shared.errors import ChainError, ConfigError, InputError, RpcUnavailable, TxRejected
 from shared.settings import RetrySettings
@@ -41,18 +41,7 @@ T = TypeVar("T")
 E = TypeVar("E")
 _SIZE_LIMIT = 2**127  # |size_e18| must stay below it (the venue stores int128)
 _ERROR_ABIS = ("IsolatedMarginVenue", "CollateralVault")
-_GAS_LIMIT_TTL_S = 60.0
-
-
-class _WithGas:
-    """A contract call whose transaction carries an explicit gas limit (TxSender estimates
-    otherwise)."""
-
-    def __init__(self, call: Any, gas: int) -> None:
-        self._call, self._gas = call, gas
-
-    async def build_transaction(self, tx: Mapping[str, Any]) -> Any:
-        return await self._call.build_transaction({**tx, "gas": self._gas})
+_GAS_LIMIT_TTL_S = 5.0  # a congested chain may lower its gas limit: re-read it often
 
 
 class ContractClient:
@@ -61,7 +50,9 @@ class ContractClient:
     _ARTIFACT = ""
 
     def __init__(self, chain: ChainRef, rpc_urls: Sequence[str], address: str, *,
-                 sender_key: str | None, retry: RetrySettings, max_block_range: int) -> None:
+                 sender_key: str | None, retry: RetrySettings, max_block_range: int,
+                 fees: FeePolicy | None = None,
+                 on_send: Callable[[SendEvent], None] | None = None) -> None:
         if not is_hex_address(address):
             raise ConfigError(f"chains.{chain.key}.contracts", f"not an address: {address!r}")
         if max_block_range < 1:
@@ -79,16 +70,18 @@ class ContractClient:
         except (ValueError, TypeError) as exc:  # SECURITY: never echo the key itself
             raise ConfigError("sender_key", "not a valid secp256k1 private key") from exc
         self._key = sender_key
+        self._fees, self._on_send = fees, on_send
         self._sender: TxSender | None = None
-        self._retired: list[TxSender] = []
         self._send_lock = asyncio.Lock()
         self._gas_limit: tuple[int, float] | None = None  # (limit, monotonic time read)
 
     @classmethod
     async def _open(cls, rpc_urls: Sequence[str], address: str, *, chain: ChainRef,
-                    sender_key: str | None, retry: RetrySettings, max_block_range: int) -> Self:
+                    sender_key: str | None, retry: RetrySettings, max_block_range: int,
+                    fees: FeePolicy | None = None,
+                    on_send: Callable[[SendEvent], None] | None = None) -> Self:
         self = cls(chain, rpc_urls, address, sender_key=sender_key, retry=retry,
-                   max_block_range=max_block_range)
+                   max_block_range=max_block_range, fees=fees, on_send=on_send)
         try:
             chain_id = await self._call("chainId", lambda w3: w3.eth.chain_id)
             code = await self._call("getCode", lambda w3: w3.eth.get_code(self.address))
@@ -165,36 +158,22 @@ class ContractClient:
         """
         if self._key is None:
             raise ConfigError("sender_key", f"{op} sends a transaction; no key was given")
-        # The estimate runs outside the send lock: concurrent calls (a batch of liquidations or
-        # settlements) estimate in parallel; only the nonce and the send are serialized.
-        async with self._send_lock:
-            sender = await self._get_sender()
+        sender = await self._get_sender()
         call = build(sender.w3.eth.contract(address=self.address, abi=self._abi))
+        # The estimate runs before the sender's lock: concurrent calls (a batch of liquidations
+        # or settlements) estimate in parallel; only pricing, the nonce and the send serialize.
         try:
             gas = await call.estimate_gas({"from": sender.address})
         except ContractLogicError as exc:
             raise TxRejected(self.chain.key, None, self._reason(exc)) from exc
         except TRANSIENT as exc:
-            async with self._send_lock:
-                if self._sender is sender:
-                    self._drop_sender()
             raise RpcUnavailable(self.chain.key, str(sender.w3.provider), repr(exc)) from exc
         except Web3Exception as exc:
             raise TxRejected(self.chain.key, None, f"{op}: {exc}") from exc
         # INVARIANT: never above the block gas limit: such a transaction is never mined and
         # its nonce would block every later one from this sender.
         limit = min(gas + extra_gas(gas), await self._block_gas_limit(sender))
-        async with self._send_lock:  # INVARIANT: one nonce at a time per client
-            sender = await self._get_sender()
-            call = build(sender.w3.eth.contract(address=self.address, abi=self._abi))
-            try:
-                tx_hash = await sender.send(_WithGas(call, limit))
-            except TxRejected as exc:
-                self._drop_sender()  # the local nonce may now be wrong: re-read it next time
-                if isinstance(exc.__cause__, TRANSIENT):
-                    endpoint = str(sender.w3.provider)
-                    raise RpcUnavailable(self.chain.key, endpoint, exc.reason) from exc
-                raise
+        tx_hash = await sender.send(call, gas=limit)
         return await sender.wait(tx_hash, timeout_s=timeout_s)
 
     async def _block_gas_limit(self, sender: TxSender) -> int:
@@ -206,20 +185,21 @@ class ContractClient:
         return self._gas_limit[0]
 
     async def _get_sender(self) -> TxSender:
+        """This client's one sender (created once; it re-syncs its own nonce after failures)."""
+        async with self._send_lock:
+            return await self._make_sender()
+
+    async def _make_sender(self) -> TxSender:
         if self._sender is None:
             assert self._key is not None
             sender = await TxSender.connect(self._rpc.current_url, self._key,
-                                            chain=self.chain.key, timeout_s=self._retry.timeout_s)
+                                            chain=self.chain.key, timeout_s=self._retry.timeout_s,
+                                            fees=self._fees, on_event=self._on_send)
             if sender.chain_id != self.chain.chain_id:  # SECURITY: never sign for another chain
                 await sender.aclose()
                 raise ConfigError(f"chains.{self.chain.key}", f"chain id {sender.chain_id}")
             self._sender = sender
         return self._sender
-
-    def _drop_sender(self) -> None:
-        if self._sender is not None:
-            self._retired.append(self._sender)  # a waiter may still hold it; closed in aclose
-            self._sender = None
 
     def _reason(self, exc: ContractLogicError) -> str:
         data = exc.data.get("data") if isinstance(exc.data, dict) else exc.data
@@ -241,9 +221,9 @@ class ContractClient:
 
     async def aclose(self) -> None:
         await self._rpc.aclose()
-        for sender in [*self._retired, *([self._sender] if self._sender else [])]:
-            await sender.aclose()
-        self._sender, self._retired = None, []
+        if self._sender is not None:
+            await self._sender.aclose()
+        self._sender = None
 
 
 def get_logs(params: Any) -> Callable[[Web3], Awaitable[Any]]:

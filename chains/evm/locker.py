@@ -1,6 +1,6 @@
 """The trader's side on an EVM chain: approve and lock collateral in a ``CollateralVault``.
 
-Also holds :class:`TxSender`, the small signer-and-sender used here and by the devnet deployer.
+Sends through :class:`chains.evm.sender.TxSender`, the one sending layer.
 Reverts come back as :class:`TxRejected` with the contract's custom error decoded by name
 (``UnregisteredAsset(0x...)``), so callers and tests can tell refusals apart.
 """
@@ -11,19 +11,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from eth_account import Account
-from eth_typing import HexStr
 from eth_utils.address import to_checksum_address
-from web3 import AsyncHTTPProvider, AsyncWeb3
-from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
+from web3.exceptions import ContractLogicError, Web3Exception
 
 from chains.evm.artifacts import load_artifact
 from chains.evm.codec import LOCKED_TOPIC0, decode_revert, parse_locked_log
-from chains.evm.rpc import make_web3
-from shared.errors import ChainError, InputError, RpcUnavailable, TxRejected
+from chains.evm.sender import TxSender
+from shared.errors import ChainError, InputError, RpcUnavailable
 from shared.ids import Bytes32Hex
 
-__all__ = ["LockReceipt", "TxSender", "lock_on_evm"]
+__all__ = ["LockReceipt", "lock_on_evm"]
 
 _ERROR_SOURCES = ("CollateralVault", "TestToken", "FeeToken", "PriceOracle", "IsolatedMarginVenue")
 
@@ -40,79 +37,6 @@ class LockReceipt:
     block_number: int
     nonce: int
     measured_amount: int
-
-
-class TxSender:
-    """Signs with one key and sends with locally tracked nonces, so several transactions can be
-    in flight at once (the deployer pipelines them into one block)."""
-
-    def __init__(
-        self,
-        w3: AsyncWeb3[AsyncHTTPProvider],
-        private_key: str,
-        *,
-        chain: str,
-        chain_id: int,
-        nonce: int,
-    ):
-        self.w3, self.chain, self.chain_id = w3, chain, chain_id
-        self._account = Account.from_key(private_key)
-        self._nonce = nonce
-
-    @classmethod
-    async def connect(
-        cls, rpc_url: str, private_key: str, *, chain: str | None = None, timeout_s: float = 30.0
-    ) -> TxSender:
-        w3 = make_web3(rpc_url, timeout_s)
-        try:
-            chain_id = await w3.eth.chain_id
-            address = Account.from_key(private_key).address
-            nonce = await w3.eth.get_transaction_count(address, "pending")
-        except (OSError, Web3Exception) as exc:
-            await w3.provider.disconnect()
-            raise RpcUnavailable(chain or "evm", rpc_url, repr(exc)) from exc
-        return cls(
-            w3, private_key, chain=chain or f"evm:{chain_id}", chain_id=chain_id, nonce=nonce
-        )
-
-    @property
-    def address(self) -> str:
-        return str(self._account.address)
-
-    async def send(self, call: Any) -> str:
-        """Build (estimating gas), sign and send a contract call or constructor; return the hash.
-
-        Raises:
-            TxRejected: the node's estimate reverted (custom error decoded when known).
-        """
-        base = {"from": self.address, "nonce": self._nonce, "chainId": self.chain_id}
-        try:
-            tx = await call.build_transaction(base)
-            signed = self._account.sign_transaction(tx)
-            tx_hash = await self.w3.eth.send_raw_transaction(signed.raw_transaction)
-        except ContractLogicError as exc:
-            raise TxRejected(self.chain, None, _revert_reason(exc)) from exc
-        except (OSError, Web3Exception) as exc:
-            raise TxRejected(self.chain, None, f"{type(exc).__name__}: {exc}") from exc
-        self._nonce += 1
-        return "0x" + bytes(tx_hash).hex()
-
-    async def wait(self, tx_hash: str, *, timeout_s: float = 60.0) -> Mapping[str, Any]:
-        """Wait for the receipt; a status-0 receipt raises TxRejected."""
-        try:
-            receipt = await self.w3.eth.wait_for_transaction_receipt(
-                HexStr(tx_hash), timeout=timeout_s, poll_latency=0.05
-            )
-        except TimeExhausted as exc:
-            raise ChainError(f"{self.chain}: {tx_hash} not mined within {timeout_s}s") from exc
-        except (OSError, Web3Exception) as exc:
-            raise RpcUnavailable(self.chain, str(self.w3.provider), repr(exc)) from exc
-        if receipt["status"] != 1:
-            raise TxRejected(self.chain, tx_hash, "reverted on chain")
-        return receipt
-
-    async def aclose(self) -> None:
-        await self.w3.provider.disconnect()
 
 
 def _revert_reason(exc: ContractLogicError) -> str:

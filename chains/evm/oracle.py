@@ -22,8 +22,8 @@ from web3.exceptions import ContractLogicError
 
 from chains.evm.artifacts import load_artifact
 from chains.evm.codec import decode_revert
-from chains.evm.locker import TxSender
 from chains.evm.rpc import RpcEndpoints
+from chains.evm.sender import TxSender
 from shared.errors import ConfigError, InputError
 from shared.positions import market_id
 from shared.settings import RetrySettings, Settings

@@ -4,7 +4,7 @@ the settled set, lock records. I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from chains.evm.bridge_codec import (
@@ -21,6 +21,7 @@ from chains.evm.contract import (
     b32,
     topic0,
 )
+from chains.evm.sender import FeePolicy, SendEvent
 from shared.chain import ChainRef
 from shared.errors import (
     AlreadyConsumed,
@@ -43,14 +44,17 @@ class VaultClient(ContractClient):
     @classmethod
     async def connect(cls, rpc_urls: Sequence[str], vault: str, *, chain: ChainRef,
                       sender_key: str | None = None, retry: RetrySettings,
-                      max_block_range: int = 2_000) -> VaultClient:
+                      max_block_range: int = 2_000,
+                      fees: FeePolicy | None = None,
+                      on_send: Callable[[SendEvent], None] | None = None) -> VaultClient:
         """Connect and check the chain id and that ``vault`` has code.
 
         Raises:
             RpcUnavailable: no endpoint answered. ConfigError: wrong chain or no contract.
         """
         return await cls._open(rpc_urls, vault, chain=chain, sender_key=sender_key, retry=retry,
-                               max_block_range=max_block_range)
+                               max_block_range=max_block_range,
+                               fees=fees, on_send=on_send)
 
     def _receipt_events(self, receipt: Mapping[str, Any]) -> list[Any]:
         return [decode_settled(log, chain=self.chain.key) for log in receipt["logs"]

@@ -9,7 +9,7 @@ the shared base (ABI, decoding, outcomes) in :mod:`chains.evm.venue_base` over
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from chains.evm.bridge_codec import (
     CREDIT_QUEUED_TOPIC0,
@@ -28,6 +28,7 @@ from chains.evm.bridge_codec import (
 from chains.evm.contract import (
     b32,
 )
+from chains.evm.sender import FeePolicy, SendEvent
 from chains.evm.venue_admin import VenueAdmin
 from chains.evm.venue_base import CreditOutcome
 from chains.evm.venue_trading import VenueTrading
@@ -54,7 +55,9 @@ class VenueClient(VenueTrading, VenueAdmin):
     @classmethod
     async def connect(cls, rpc_urls: Sequence[str], venue: str, *, chain: ChainRef,
                       sender_key: str | None = None, retry: RetrySettings,
-                      max_block_range: int = 2_000) -> VenueClient:
+                      max_block_range: int = 2_000,
+                      fees: FeePolicy | None = None,
+                      on_send: Callable[[SendEvent], None] | None = None) -> VenueClient:
         """Connect and check the chain id and that ``venue`` has code.
 
         Args:
@@ -65,7 +68,8 @@ class VenueClient(VenueTrading, VenueAdmin):
             RpcUnavailable: no endpoint answered. ConfigError: wrong chain or no contract.
         """
         return await cls._open(rpc_urls, venue, chain=chain, sender_key=sender_key, retry=retry,
-                               max_block_range=max_block_range)
+                               max_block_range=max_block_range,
+                               fees=fees, on_send=on_send)
 
     async def is_consumed(self, src_chain_id: int, src_vault: bytes, lock_id: bytes) -> bool:
         """True once the lock was credited or queued (its replay key is spent)."""

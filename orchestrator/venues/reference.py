@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import structlog
@@ -29,6 +29,7 @@ import structlog
 from chains.evm.artifacts import load_artifact
 from chains.evm.batch_calls import BatchReader, Call, Reverted, ViewFunction, view_functions
 from chains.evm.bridge_codec import SettlementRequestedEvent, lock_credit_from_tuple
+from chains.evm.sender import FeePolicy, SendEvent
 from chains.evm.venue import VenueClient
 from chains.evm.venue_codec import (
     CollateralConfig,
@@ -196,20 +197,23 @@ class ReferenceVenue:
                       retry: RetrySettings, sender_key: str | None = None,
                       tuning: RiskTuning | None = None, batch_size: int = 100,
                       max_in_flight: int = 8, with_venue_margin: bool = False,
-                      deployment_height: int = 0, max_block_range: int = 2_000
-                      ) -> ReferenceVenue:
+                      deployment_height: int = 0, max_block_range: int = 2_000,
+                      fees: FeePolicy | None = None,
+                      on_send: Callable[[SendEvent], None] | None = None) -> ReferenceVenue:
         """Connect (checks the chain id and the venue's code).
 
         Args:
             sender_key: signs liquidations and credits; None gives a read-only adapter.
             batch_size, max_in_flight: calls per JSON-RPC batch; batches open at once.
             with_venue_margin: also read the venue's ``marginOf`` into each snapshot.
+            fees, on_send: the sending layer's pricing and its event observer.
 
         Raises:
             RpcUnavailable: no endpoint answered. ConfigError: wrong chain or no contract.
         """
         client = await VenueClient.connect(rpc_urls, venue, chain=chain, sender_key=sender_key,
-                                           retry=retry, max_block_range=max_block_range)
+                                           retry=retry, max_block_range=max_block_range,
+                                           fees=fees, on_send=on_send)
         reader = BatchReader(chain, rpc_urls, retry=retry, batch_size=batch_size,
                              max_in_flight=max_in_flight)
         return cls(client, reader, tuning=tuning, with_venue_margin=with_venue_margin,
@@ -419,4 +423,5 @@ async def open_reference_venue(settings: Settings, *, sender_key: str | None = N
         [str(u) for u in cfg.rpc_urls], cfg.contracts["venue"],
         chain=ChainRef(key, ChainKind.EVM, cfg.chain_id), retry=settings.retry,
         sender_key=sender_key, tuning=tuning, deployment_height=cfg.deployment_height,
-        max_block_range=cfg.max_block_range, **options)
+        max_block_range=cfg.max_block_range, fees=FeePolicy.from_settings(settings.fees),
+        **options)

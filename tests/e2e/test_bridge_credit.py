@@ -173,7 +173,7 @@ def test_lim_01_cap_large_transfer_delay_and_refusal(devnet: dict[str, Any], cli
     """Cap 10 WETH per window, large above 4 WETH with a delay: the large one is held, small
     ones are credited until the window is full and then held (not dropped), one above the
     whole cap is refused; after the delay and the window roll, the held ones are credited."""
-    from chains.evm.locker import TxSender
+    from chains.evm.sender import TxSender
     from devnet.keys import anvil_key
     from tests.integration.evm.conftest import rpc
 

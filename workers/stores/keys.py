@@ -40,6 +40,8 @@ Workers (:mod:`workers.mutex`, :mod:`workers.tasks`)::
     relay-settle:dirty        flag    the same for settlements
     risk:last_screen          hash    the last risk tick's screen figures
     ticks:<market>            zset    oracle ticks by publish time; ``:cursor`` its scan cursor
+    tx-events                 hash    ``<chain>:<kind>`` -> count of sending-layer decisions
+                                      (repriced, replaced, budget_exhausted, ...)
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ __all__ = [
     "PREFIX", "asked", "awaiting_credit", "cursor", "digests", "edsigned", "hashes", "last_run",
     "lock", "locks", "message", "open_locks", "plan_claim", "relay_dirty", "risk_last_screen",
     "run_lock", "settle_approvals", "settle_dirty", "settle_edsigs", "settle_pending",
-    "settle_proposal", "settlement", "signatures", "ticks", "venue_cursor",
+    "settle_proposal", "settlement", "signatures", "ticks", "tx_events", "venue_cursor",
 ]
 
 PREFIX = "bh:"
@@ -149,3 +151,7 @@ def risk_last_screen(p: str = PREFIX) -> str:
 def ticks(p: str = PREFIX) -> str:
     """The tick history's prefix: ``<ticks>:<market>`` and ``<ticks>:<market>:cursor``."""
     return f"{p}ticks"
+
+
+def tx_events(p: str = PREFIX) -> str:
+    return f"{p}tx-events"

@@ -14,7 +14,8 @@ from chains.base import ChainAdapter
 from chains.evm.adapter import EvmAdapter
 from chains.evm.artifacts import load_artifact
 from chains.evm.codec import LOCKED_TOPIC0, parse_locked_log
-from chains.evm.locker import LockReceipt, TxSender, lock_on_evm
+from chains.evm.locker import LockReceipt, lock_on_evm
+from chains.evm.sender import TxSender
 from chains.finality import final_head
 from devnet.process import free_port
 from shared.chain import BlockRef, ChainKind, ChainRef, Finality

@@ -1,0 +1,170 @@
+"""The one sending layer against a real anvil: transactions land under congestion.
+
+anvil mines only on demand here (``--no-mining``), so every block is one the test made:
+the base fee is raised with ``anvil_setNextBlockBaseFeePerGas``, a pending transaction is
+dropped with ``anvil_dropTransaction``, and another process using the same key is simulated by
+a second sender.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_utils import to_checksum_address
+
+from chains.evm.sender import FeePolicy, SendEvent, TxSender
+from devnet.anvil import start_anvil
+from devnet.process import ManagedProcess
+from shared.errors import FeeBudgetExhausted
+from tests.integration.evm.conftest import DEV_KEYS, rpc
+
+pytestmark = pytest.mark.integration
+
+GWEI = 10**9
+KEY = DEV_KEYS[3]
+
+
+@pytest.fixture(scope="module")
+def anvil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedProcess]:
+    root: Path = tmp_path_factory.mktemp("sender")
+    proc = start_anvil(31399, log_path=root / "anvil.log", block_time_s=None,
+                       extra_args=("--no-mining",))
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+class _Transfer:
+    """A plain value transfer shaped like a contract call (``build_transaction``)."""
+
+    def __init__(self, to: str, value: int = 1) -> None:
+        self.to, self.value = to, value
+
+    async def build_transaction(self, tx: dict[str, Any]) -> dict[str, Any]:
+        return {**tx, "to": self.to, "value": self.value, "gas": tx.get("gas", 21_000)}
+
+
+async def _mine_until(url: str, done: asyncio.Future[Any], max_blocks: int = 30) -> None:
+    """Mine a block every 50 ms until ``done`` resolves (the sender watches the head)."""
+    for _ in range(max_blocks):
+        if done.done():
+            return
+        rpc(url, "evm_mine")
+        await asyncio.sleep(0.05)
+
+
+def _sink() -> str:
+    return to_checksum_address("0x" + "ab" * 20)
+
+
+def test_a_send_refused_for_its_fee_is_repriced_and_lands(anvil: ManagedProcess) -> None:
+    events: list[SendEvent] = []
+
+    async def body() -> tuple[int, int]:
+        sender = await TxSender.connect(anvil.url, KEY, on_event=events.append)
+        try:
+            rpc(anvil.url, "evm_mine")
+            base = int(rpc(anvil.url, "eth_getBlockByNumber", "latest", False)["baseFeePerGas"],
+                       16)
+            # The next block's base fee is six times what any price read before would offer.
+            rpc(anvil.url, "anvil_setNextBlockBaseFeePerGas", hex(max(base, GWEI) * 6))
+            sender._price = (base, GWEI, 1e18)  # a stale read, as during a sudden spike
+            tx_hash = await sender.send(_Transfer(_sink()))
+            waiter = asyncio.ensure_future(sender.wait(tx_hash, timeout_s=20))
+            await _mine_until(anvil.url, waiter)
+            receipt = await waiter
+            return int(receipt["status"]), int(receipt["effectiveGasPrice"])
+        finally:
+            await sender.aclose()
+
+    status, price = asyncio.run(body())
+    assert status == 1
+    assert price >= 6 * GWEI
+    assert any(e.kind == "repriced" for e in events), [e.kind for e in events]
+
+
+def test_a_dropped_transaction_is_replaced_with_bumped_fees(anvil: ManagedProcess) -> None:
+    events: list[SendEvent] = []
+
+    async def body() -> dict[str, Any]:
+        policy = FeePolicy(replace_after_blocks=2)
+        sender = await TxSender.connect(anvil.url, KEY, fees=policy, on_event=events.append)
+        try:
+            tx_hash = await sender.send(_Transfer(_sink()))
+            rpc(anvil.url, "anvil_dropTransaction", tx_hash)  # the node forgets it
+            waiter = asyncio.ensure_future(sender.wait(tx_hash, timeout_s=20))
+            await _mine_until(anvil.url, waiter)
+            return dict(await waiter)
+        finally:
+            await sender.aclose()
+
+    receipt = asyncio.run(body())
+    assert receipt["status"] == 1
+    replaced = [e for e in events if e.kind == "replaced"]
+    sent = next(e for e in events if e.kind == "sent")
+    assert replaced and replaced[0].max_fee_wei > sent.max_fee_wei
+    assert replaced[0].tip_wei > sent.tip_wei
+    assert replaced[0].nonce == sent.nonce
+
+
+def test_another_process_on_the_same_key_costs_a_resync_not_a_failure(
+        anvil: ManagedProcess) -> None:
+    events: list[SendEvent] = []
+
+    async def body() -> list[int]:
+        mine = await TxSender.connect(anvil.url, KEY, on_event=events.append)
+        other = await TxSender.connect(anvil.url, KEY)  # e.g. the CLI with the relayer's key
+        try:
+            first = await other.send(_Transfer(_sink()))
+            rpc(anvil.url, "evm_mine")
+            await other.wait(first)
+            second = await mine.send(_Transfer(_sink()))  # its nonce was taken meanwhile
+            waiter = asyncio.ensure_future(mine.wait(second, timeout_s=20))
+            await _mine_until(anvil.url, waiter)
+            return [int((await waiter)["status"])]
+        finally:
+            await mine.aclose()
+            await other.aclose()
+
+    assert asyncio.run(body()) == [1]
+    assert any(e.kind == "nonce_resync" for e in events)
+
+
+def test_a_price_above_the_cap_is_a_typed_refusal_and_nothing_is_sent(
+        anvil: ManagedProcess) -> None:
+    async def body() -> int:
+        policy = FeePolicy(max_fee_wei=2 * GWEI)
+        sender = await TxSender.connect(anvil.url, KEY, fees=policy)
+        try:
+            rpc(anvil.url, "anvil_setNextBlockBaseFeePerGas", hex(50 * GWEI))
+            before = int(rpc(anvil.url, "eth_getTransactionCount", sender.address, "pending"), 16)
+            with pytest.raises(FeeBudgetExhausted) as refused:
+                await sender.send(_Transfer(_sink()))
+            assert "fee" in str(refused.value)
+            after = int(rpc(anvil.url, "eth_getTransactionCount", sender.address, "pending"), 16)
+            rpc(anvil.url, "evm_mine")
+            return after - before
+        finally:
+            await sender.aclose()
+
+    assert asyncio.run(body()) == 0
+
+
+def test_many_in_flight_from_one_key_all_land(anvil: ManagedProcess) -> None:
+    async def body() -> list[int]:
+        sender = await TxSender.connect(anvil.url, KEY)
+        try:
+            hashes = [await sender.send(_Transfer(_sink(), value=i + 1)) for i in range(20)]
+            waiters = asyncio.ensure_future(
+                asyncio.gather(*(sender.wait(h, timeout_s=20) for h in hashes)))
+            await _mine_until(anvil.url, waiters)
+            return [int(r["status"]) for r in await waiters]
+        finally:
+            await sender.aclose()
+
+    assert asyncio.run(body()) == [1] * 20
