@@ -10,34 +10,82 @@ are the record).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from chains.evm.bridge_codec import SettlementRequestedEvent
 from shared.messages import Domain, Message, SettlementKind
 
-__all__ = ["SettlementRecord", "SettlementStore", "SignaturePool"]
+__all__ = ["Posting", "ReadyEntry", "SettlementRecord", "SettlementStore", "SignaturePool"]
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """One signature to post: under item ``key`` (a lock or settlement), over ``digest``."""
+
+    key: str
+    digest: str
+    message: Message
+    domain: Domain
+    signer: str
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyEntry:
+    """An item the pool says may have a quorum (``digest`` "" = look at every digest)."""
+
+    entry_id: str
+    key: str
+    digest: str
 
 
 class SignaturePool(Protocol):
-    """Attesters post signatures under a lock or settlement key; relayers collect them."""
+    """Attesters post signatures under a lock or settlement key; relayers collect them.
+
+    SECURITY: a signer label is a claim, not evidence. Every reader verifies an entry (it
+    recovers to that label over that digest, a member of the live set) before trusting it.
+    """
 
     def post(self, key: str, message: Message, domain: Domain, signer: str,
              signature: bytes) -> str:
         """Add one signer's signature for ``message`` under ``key``; returns the digest hex."""
         ...
 
+    def post_many(self, postings: Sequence[Posting], threshold: int) -> list[str]:
+        """Post all at once; the keys whose digest just reached ``threshold`` entries."""
+        ...
+
+    def signatures_of(self, pairs: Sequence[tuple[str, str]]) -> list[bytes | None]:
+        """The signature stored under each (digest, signer label), or None."""
+        ...
+
+    def entries(self, dig: str) -> tuple[Message, Domain, dict[str, bytes]] | None: ...
+
     def candidates(self, key: str) -> list[tuple[Message, Domain, dict[str, bytes]]]:
         """Every (message, domain, signer -> signature) posted for ``key``, most signed first."""
         ...
 
+    def digests(self, key: str) -> list[str]: ...
+
     def signers(self, key: str) -> set[str]:
-        """Lowercase addresses that posted anything under ``key`` (unverified labels)."""
+        """Signer labels posted under ``key`` (unverified: for display only)."""
         ...
 
     def conflicts(self, key: str) -> int:
         """How many distinct digests were posted under ``key``."""
         ...
+
+    def discard(self, dig: str, labels: Iterable[str]) -> int:
+        """Remove entries that did not verify and count them."""
+        ...
+
+    def discard_message(self, dig: str) -> None: ...
+    def discarded(self) -> int: ...
+    def mark_ready(self, item_keys: Iterable[str]) -> None: ...
+    def read_ready(self, count: int = 1_000, min_idle_ms: int = 15_000) -> list[ReadyEntry]: ...
+    def ack(self, entry_ids: Sequence[str]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,10 @@
 Celery does not promptly redeliver a task whose whole worker died, and a FLUSHALL drops the
 queues, so every reconciler pass (``workers.tasks.reconcile``) asks this module what to redo:
 
-- a lock awaiting credit whose attesters were not asked for ``reask_after_ms`` is asked again,
-  by every attester that has not signed it (each attester checks its own record and the chain);
+- locks awaiting credit whose attesters were not asked for ``reask_after_ms`` are asked again,
+  by range (one ask per chain and range of at most ``max_range`` heights, to every attester:
+  each signs what it observes final there and skips what its own signature already covers),
+  and are pushed to the relayer's ready stream (the backstop for a lost trigger);
 - a pending settlement is re-asked the same way (round 1: sign or approve; round 2 on Solana:
   the chosen signers of the live proposal);
 - work pending longer than ``stuck_after_ms`` is reported as stuck (an alarm, I13);
@@ -21,17 +23,16 @@ from dataclasses import dataclass, field
 from bridges.ports import SettlementRecord
 from shared.locks import LockRecord
 
-__all__ = ["Ask", "ReconcilePlan", "SettlementAsk", "Stuck", "plan_reconcile"]
+__all__ = ["Ask", "ReconcilePlan", "SettlementAsk", "Stuck", "plan_reconcile", "ranges"]
 
 
 @dataclass(frozen=True, slots=True)
 class Ask:
-    """Ask ``attesters`` to look at lock ``key`` on ``chain`` at ``height``."""
+    """Ask every attester to attest ``chain`` heights ``start..end``."""
 
     chain: str
-    height: int
-    key: str
-    attesters: frozenset[str]
+    start: int
+    end: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,7 @@ class ReconcilePlan:
     settlement_asks: list[SettlementAsk] = field(default_factory=list)
     stuck: list[Stuck] = field(default_factory=list)
     asked: list[str] = field(default_factory=list)  # items whose ask time to record now
+    relay_keys: list[str] = field(default_factory=list)  # locks to push to the ready stream
     relay_locks: bool = False
     relay_settlements: bool = False
 
@@ -68,24 +70,25 @@ def plan_reconcile(
     pending_settlements: Iterable[SettlementRecord],
     attesters: Mapping[str, str],
     solana_pubkeys: Mapping[str, str | None],
-    signed_lock: Callable[[str], set[str]],
     settlement_done: Callable[[str], set[str]],
     proposal_signers: Callable[[str], list[str] | None],
     last_asked: Callable[[str], int | None],
     reask_after_ms: int,
     stuck_after_ms: int,
+    max_range: Mapping[str, int],
 ) -> ReconcilePlan:
     """What to re-ask, what is stuck, and whether to nudge the relayers.
 
     Args:
         attesters: name -> EVM address (lower case) of every configured attester.
         solana_pubkeys: name -> Solana pubkey (base58) of every attester, if it has one.
-        signed_lock: lock key -> addresses (lower case) whose signature is pooled for it.
+        max_range: the widest range one ask may cover (the chains' ``max_block_range``).
         settlement_done: settlement id -> names of attesters that signed or approved it.
         proposal_signers: settlement id -> pubkeys chosen for the live Solana proposal.
         last_asked: item key -> when it was last re-asked (ms), if ever.
     """
     plan = ReconcilePlan()
+    heights: dict[str, list[int]] = {}
     for record in pending_locks:
         plan.relay_locks = True
         since = record.transitions[-1].at_ms
@@ -94,12 +97,11 @@ def plan_reconcile(
         last = last_asked(record.key)
         if last is not None and now_ms - last < reask_after_ms:
             continue
-        signed = signed_lock(record.key)
-        missing = frozenset(n for n, addr in attesters.items() if addr not in signed)
-        if missing:
-            plan.lock_asks.append(Ask(record.event.chain, record.event.height, record.key,
-                                      missing))
-            plan.asked.append(record.key)
+        heights.setdefault(record.event.chain, []).append(record.event.height)
+        plan.relay_keys.append(record.key)
+        plan.asked.append(record.key)
+    for chain, found in sorted(heights.items()):
+        plan.lock_asks += ranges(chain, found, max_range.get(chain, 1_000))
     for srec in pending_settlements:
         plan.relay_settlements = True
         last = last_asked(srec.id_hex)
@@ -116,3 +118,14 @@ def plan_reconcile(
                                                       "sign"))
         plan.asked.append(srec.id_hex)
     return plan
+
+
+def ranges(chain: str, heights: Iterable[int], max_range: int) -> list[Ask]:
+    """The fewest asks of at most ``max_range`` heights covering every height given."""
+    out: list[Ask] = []
+    for height in sorted(set(heights)):
+        if out and height - out[-1].start < max_range:
+            out[-1] = Ask(chain, out[-1].start, height)
+        else:
+            out.append(Ask(chain, height, height))
+    return out

@@ -1,9 +1,15 @@
 """The relayer: turn pooled quorums into venue credits, in batches, exactly once.
 
-Idempotency lives on chain: before building a batch the relayer asks the venue whether each
-lock is already consumed (then it is only marked ``credited`` here), and the venue refuses a
-second credit of the same (srcChainId, srcVault, lockId) anyway (I2). Redis only says what
-might be ready; losing it loses time, never a credit.
+It streams: :meth:`RelayService.relay_ready` reads the items the pool pushed to its ready stream
+when their digest reached the threshold (and those a dead relayer read but never acknowledged),
+verifies each quorum once (every entry must recover to its label over the digest, a member of
+the live set; the rest are discarded and counted), and sends every ready credit in batches that
+go out back to back with their receipts awaited together, so a pass costs about one venue block
+however many batches it has. Stream entries are acknowledged only once their batch is mined.
+
+Idempotency lives on chain: the venue skips an already-consumed item in a batch without
+reverting and refuses a second credit of the same (srcChainId, srcVault, lockId) (I2). Redis
+only says what might be ready; losing it loses time, never a credit.
 """
 
 from __future__ import annotations
@@ -16,9 +22,9 @@ from typing import Any
 
 import structlog
 
-from bridges.ports import SignaturePool
+from bridges.ports import ReadyEntry, SignaturePool
 from bridges.quorum import AttesterSet
-from bridges.verifier import Verified, verify
+from bridges.verifier import Verified, screen, verify
 from chains.evm.bridge_codec import LockStatus, lock_key
 from shared.errors import AlreadyConsumed, AttestationMalformed, QuorumNotReached, TxRejected
 from shared.lock_store import LockStore
@@ -76,35 +82,98 @@ class RelayService:
         self.venue, self.domain, self.attesters = venue, domain, attesters
         self.store, self.pool, self.max_batch = store, pool, max_batch
 
-    async def relay_pending(self) -> RelayReport:
-        """Credit every lock awaiting credit that has a verified quorum.
+    async def relay_ready(self, *, count: int = 2_000) -> RelayReport:
+        """Credit every item on the ready stream that has a verified quorum.
 
-        No per-lock chain read on the hot path: the venue skips an already-consumed item in a
-        batch without reverting, and only skipped items are looked up (credited or held).
+        Raises:
+            RpcUnavailable, ChainError: a batch failed (its entries stay unacknowledged and are
+                claimed again; the other batches' outcomes are recorded first).
         """
         report = RelayReport()
-        ready: list[tuple[str, Verified]] = []
-        for record in self.store.awaiting_credit():
-            if record.state == LockState.HELD:
-                await self._release_if_due(record.key, record.event.height, report)
+        entries = self.pool.read_ready(count=count)
+        if not entries:
+            return report
+        by_key: dict[str, list[ReadyEntry]] = {}
+        for entry in entries:
+            by_key.setdefault(entry.key, []).append(entry)
+        ready: list[tuple[str, Verified, list[str]]] = []
+        done: list[str] = []
+        for key, items in by_key.items():
+            ids = [e.entry_id for e in items]
+            try:
+                split_lock_key(key)
+            except AttestationMalformed:
+                done += ids  # not a lock key: nothing to relay (settlements use their own path)
                 continue
-            verified = self._quorum(record.key)
+            digests = {e.digest for e in items if e.digest} or set(self.pool.digests(key))
+            verified = self._verified(key, digests)
             if verified is None:
-                report.waiting.append(record.key)
-                continue
-            if record.state != LockState.ATTESTED:
-                self.store.advance(record.key, LockState.ATTESTED, record.event.height,
-                                   _now_ms())
-            ready.append((record.key, verified))
-        # Batches go out back to back (the client serializes nonces) and are awaited together,
-        # so a pass costs about one block however many batches it has.
+                report.waiting.append(key)
+                done += ids
+            else:
+                ready.append((key, verified, ids))
+        self.pool.ack(done)
+        now = _now_ms()
+        self.store.advance_many([(key, LockState.ATTESTED, -1, now) for key, _, _ in ready])
         batches = [ready[i:i + self.max_batch] for i in range(0, len(ready), self.max_batch)]
-        results = await asyncio.gather(*(self._submit(b, report) for b in batches),
+        results = await asyncio.gather(*(self._submit_acked(b, report) for b in batches),
                                        return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
         return report
+
+    async def release_held(self) -> RelayReport:
+        """Credit every held lock whose release time has come (the venue judges, I14)."""
+        report = RelayReport()
+        for record in self.store.awaiting_credit():
+            if record.state == LockState.HELD:
+                await self._release_if_due(record.key, record.event.height, report)
+        return report
+
+    async def relay_pending(self) -> RelayReport:
+        """One full pass: held locks due for release, then everything on the ready stream."""
+        report = await self.release_held()
+        streamed = await self.relay_ready()
+        report.credited += streamed.credited
+        report.already += streamed.already
+        report.queued += streamed.queued
+        report.skipped += streamed.skipped
+        report.waiting += streamed.waiting
+        report.tx_hashes += streamed.tx_hashes
+        return report
+
+    def _verified(self, key: str, digests: set[str]) -> Verified | None:
+        """A verified quorum for lock ``key`` among ``digests``; entries that do not verify are
+        discarded (and counted) so a planted label can never hold a lock back."""
+        want = split_lock_key(key)
+        for dig in sorted(digests):
+            found = self.pool.entries(dig)
+            if found is None:
+                self.pool.discard_message(dig)
+                continue
+            message, domain, sigs = found
+            # SECURITY: only messages for our own venue, of the lock they are filed under,
+            # under the live set.
+            if (domain != self.domain or not isinstance(message, LockAttestation)
+                    or (message.src_chain_id, message.src_vault, message.lock_id) != want
+                    or message.attester_set_index != self.attesters.index):
+                self.pool.discard(dig, list(sigs))
+                continue
+            screened = screen(message, domain, sigs, self.attesters)
+            if screened.invalid:
+                self.pool.discard(dig, screened.invalid)
+                log.warning("pool_entries_discarded", lock=key, digest=dig,
+                            labels=list(screened.invalid))
+            if len(screened.valid) >= self.attesters.threshold:
+                return verify(message, domain, screened.valid.values(), self.attesters)
+            self.pool.discard(dig, [])  # re-arm the trigger for the signatures still to come
+        return None
+
+    async def _submit_acked(self, batch: Sequence[tuple[str, Verified, list[str]]],
+                            report: RelayReport) -> None:
+        await self._submit([(k, v) for k, v, _ in batch], report)
+        self.pool.ack([i for _, _, ids in batch for i in ids])
 
     async def credit_one(self, key: str) -> str:
         """Relay one lock now, whatever its recorded state (operator path, RPL-01).
@@ -151,31 +220,20 @@ class RelayService:
         report.credited.append(key)
 
     def _quorum(self, key: str) -> Verified | None:
-        for message, domain, sigs in self.pool.candidates(key):
-            # SECURITY: only messages for our own venue and of the lock they are filed under.
-            if domain != self.domain or not isinstance(message, LockAttestation):
-                continue
-            if (message.src_chain_id, message.src_vault, message.lock_id) != split_lock_key(key):
-                continue
-            try:
-                return verify(message, domain, sigs.values(), self.attesters)
-            except QuorumNotReached:
-                continue
-        return None
+        return self._verified(key, set(self.pool.digests(key)))
 
     async def _submit(self, batch: Sequence[tuple[str, Verified]], report: RelayReport) -> None:
         by_venue_key = {venue_lock_key(k): (k, v) for k, v in batch}
         outcome = await self.venue.credit_batch([(v.message, v.signatures) for _, v in batch])
         report.tx_hashes.append(outcome.tx_hash)
         now = _now_ms()
-        for venue_key in outcome.credited:
-            key = by_venue_key[venue_key][0]
-            self.store.advance(key, LockState.CREDITED, outcome.block_number, now)
-            report.credited.append(key)
-        for venue_key in outcome.queued:
-            key = by_venue_key[venue_key][0]
-            self.store.advance(key, LockState.HELD, outcome.block_number, now)
-            report.queued.append(key)
+        moves = [(by_venue_key[k][0], LockState.CREDITED, outcome.block_number, now)
+                 for k in outcome.credited]
+        moves += [(by_venue_key[k][0], LockState.HELD, outcome.block_number, now)
+                  for k in outcome.queued]
+        self.store.advance_many(moves)
+        report.credited += [by_venue_key[k][0] for k in outcome.credited]
+        report.queued += [by_venue_key[k][0] for k in outcome.queued]
         for venue_key, reason in outcome.skipped:
             key = by_venue_key[venue_key][0]
             if reason.startswith("AlreadyConsumed"):

@@ -3,22 +3,24 @@
 The contracts verify again on chain; this is the relayer's filter (SIG-01, SIG-02, KEY-01):
 a bundle is accepted only with ``threshold`` distinct members of the stored set over the full
 digest. Signatures are returned ordered by signer address, the order the contracts require.
+
+Pool entries are input too (anyone who can write to Redis can write them): :func:`screen`
+sorts a pool's ``signer label -> signature`` entries into the ones that recover to a member
+under that label over this digest and the ones that do not, so the caller can discard the
+latter and count them, never trust them (the label is a claim; the signature is the evidence).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-
-from eth_account import Account
-from eth_account.messages import _hash_eip191_message
 
 from bridges.codec import check_signature
 from bridges.quorum import AttesterSet
 from shared.errors import AttestationMalformed, QuorumNotReached
-from shared.messages import Domain, Message, signable
+from shared.messages import Domain, Message, digest, recover_digest
 
-__all__ = ["Verified", "order_for_contract", "recover", "verify"]
+__all__ = ["Screened", "Verified", "order_for_contract", "recover", "screen", "verify"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,20 +34,51 @@ class Verified:
     signers: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Screened:
+    """Pool entries sorted by evidence: ``valid`` member address (lower) -> signature, and the
+    labels whose signature does not recover to that label, or to no member."""
+
+    valid: dict[str, bytes]
+    invalid: tuple[str, ...]
+
+
 def recover(message: Message, domain: Domain, signature: bytes) -> str | None:
     """Signer address, or None for a malformed or unrecoverable signature."""
+    return _recover(digest(message, domain), signature)
+
+
+def _recover(dig: bytes, signature: bytes) -> str | None:
     try:
         check_signature(signature)
-        digest = _hash_eip191_message(signable(message, domain))
-        return str(Account._recover_hash(digest, signature=signature))
-    except (AttestationMalformed, ValueError):
+    except AttestationMalformed:
         return None
+    return recover_digest(dig, signature)
 
 
 def order_for_contract(pairs: Iterable[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
     """Distinct signers, ascending by address (contracts require strictly increasing)."""
     by_signer = {signer.lower(): (signer, sig) for signer, sig in pairs}
     return [by_signer[k] for k in sorted(by_signer)]
+
+
+def screen(message: Message, domain: Domain, entries: Mapping[str, bytes],
+           attesters: AttesterSet) -> Screened:
+    """Sort pool entries (``label -> signature``) by whether each is what its label claims: a
+    signature over this exact digest by that member of ``attesters``. One hash, then one
+    recovery per entry."""
+    dig = digest(message, domain)
+    members = {m.lower() for m in attesters.members}
+    valid: dict[str, bytes] = {}
+    invalid: list[str] = []
+    for label, sig in entries.items():
+        signer = _recover(dig, sig)
+        lowered = label.lower()
+        if signer is not None and signer.lower() == lowered and lowered in members:
+            valid[lowered] = sig
+        else:
+            invalid.append(label)
+    return Screened(valid, tuple(invalid))
 
 
 def verify(message: Message, domain: Domain, signatures: Iterable[bytes],
@@ -57,9 +90,10 @@ def verify(message: Message, domain: Domain, signatures: Iterable[bytes],
     """
     if message.attester_set_index != attesters.index:
         raise QuorumNotReached(0, attesters.threshold)
+    dig = digest(message, domain)
     valid: dict[str, tuple[str, bytes]] = {}
     for sig in signatures:
-        signer = recover(message, domain, sig)
+        signer = _recover(dig, sig)
         if signer is not None and attesters.contains(signer):
             valid[signer.lower()] = (signer, sig)
             if len(valid) == attesters.threshold:

@@ -33,10 +33,16 @@ class LockStore(Protocol):
                       above: int | None = None) -> None: ...
     def put(self, records: Iterable[LockRecord]) -> None: ...
     def get(self, key: str) -> LockRecord | None: ...
+    def get_many(self, keys: Iterable[str]) -> list[LockRecord]: ...
     def open_records(self, chain: str) -> list[LockRecord]: ...
     def all_records(self) -> list[LockRecord]: ...
     def awaiting_credit(self) -> list[LockRecord]: ...
     def advance(self, key: str, state: LockState, height: int, at_ms: int) -> LockRecord | None: ...
+
+    def advance_many(self, moves: Iterable[tuple[str, LockState, int, int]]) -> None:
+        """Several forward moves ``(key, state, height, at_ms)`` at once; a negative height
+        means the lock's own height. Unknown keys are skipped."""
+        ...
 
 
 class MemoryLockStore:
@@ -72,6 +78,9 @@ class MemoryLockStore:
     def get(self, key: str) -> LockRecord | None:
         return self._records.get(key)
 
+    def get_many(self, keys: Iterable[str]) -> list[LockRecord]:
+        return [r for k in keys if (r := self._records.get(k)) is not None]
+
     def open_records(self, chain: str) -> list[LockRecord]:
         return [r for r in self._records.values()
                 if r.event.chain == chain and r.state in OPEN_STATES]
@@ -88,6 +97,12 @@ class MemoryLockStore:
             return None
         self._records[key] = record.advanced(state, height, at_ms)
         return self._records[key]
+
+    def advance_many(self, moves: Iterable[tuple[str, LockState, int, int]]) -> None:
+        for key, state, height, at_ms in moves:
+            record = self._records.get(key)
+            if record is not None:
+                self.advance(key, state, record.event.height if height < 0 else height, at_ms)
 
 
 def outside(known: Mapping[int, str], below: int | None, above: int | None) -> list[int]:

@@ -26,8 +26,10 @@ __all__ = [
     "SettlementKind",
     "digest",
     "message_from_dict",
+    "recover_digest",
     "recover_signer",
     "sign",
+    "sign_digest",
     "signable",
 ]
 
@@ -164,6 +166,21 @@ def sign(msg: Message, domain: Domain, private_key: str | bytes) -> bytes:
 
 def recover_signer(msg: Message, domain: Domain, signature: bytes) -> str:
     return str(Account.recover_message(signable(msg, domain), signature=signature))
+
+
+def sign_digest(digest_: bytes, private_key: str | bytes) -> bytes:
+    """:func:`sign` for a digest already computed (RFC 6979: the same key and digest always
+    give the same bytes, so an attester recognises its own signature by equality)."""
+    return bytes(Account.unsafe_sign_hash(digest_, private_key).signature)
+
+
+def recover_digest(digest_: bytes, signature: bytes) -> str | None:
+    """The address that signed ``digest_``, or None for a malformed or unrecoverable signature
+    (low-s and v in {27, 28} are enforced by eth-account)."""
+    try:
+        return str(Account._recover_hash(digest_, signature=signature))
+    except (ValueError, TypeError):
+        return None
 
 
 def as_dict(msg: Message) -> dict[str, Any]:

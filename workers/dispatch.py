@@ -14,11 +14,12 @@ from workers.runtime import services
 from workers.stores import keys
 
 __all__ = [
-    "ask_attesters", "ask_settlement", "hint_backlog", "nudge_relay", "nudge_settlement_relay",
+    "ask_attesters", "ask_range", "ask_settlement", "hint_backlog", "nudge_relay", "nudge_settlement_relay",
     "ran_recently", "send_liquidations",
 ]
 
 ATTEST_LOCKS = "bulkhead.attest.attest_locks"
+ATTEST_RANGE = "bulkhead.attest.attest_range"
 ATTEST_SETTLEMENT = "bulkhead.settle.attest_settlement"
 SIGN_PROPOSAL = "bulkhead.settle.sign_settlement_proposal"
 RELAY_PENDING = "bulkhead.relay.relay_pending"
@@ -56,6 +57,12 @@ def ask_attesters(chain: str, height: int, lock_keys: list[str],
     checks for itself."""
     for name in _attesters(only):
         app.send_task(ATTEST_LOCKS, args=(chain, height, lock_keys), queue=f"attest.{name}")
+
+
+def ask_range(chain: str, start: int, end: int, only: Iterable[str] | None = None) -> None:
+    """Hint every attester (or ``only`` these) to attest ``chain`` heights ``start..end``."""
+    for name in _attesters(only):
+        app.send_task(ATTEST_RANGE, args=(chain, start, end), queue=f"attest.{name}")
 
 
 def ask_settlement(settlement_id: str, height: int, only: Iterable[str] | None = None,

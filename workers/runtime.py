@@ -8,6 +8,7 @@ this process's own ``asyncio.Runner``. Every member is typed: a task reads what 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Coroutine
 from functools import cached_property
 from typing import Any, TypeVar
@@ -89,7 +90,8 @@ class Services:
 
     @cached_property
     def pool(self) -> SignaturePool:
-        return RedisSignaturePool(str(self.settings.redis_url))
+        return RedisSignaturePool(str(self.settings.redis_url),
+                                  consumer=f"{self.attester_name or 'relay'}:{os.getpid()}")
 
     @cached_property
     def settlement_store(self) -> SettlementStore:
@@ -202,7 +204,9 @@ class Services:
         policies = {key: self.settings.chain(key).finality for key in adapters}
         return AttesterService(member.name, account, set_index=self.attester_set.index,
                                venue=self.venue_domain, adapters=adapters, policies=policies,
-                               pool=self.pool)
+                               pool=self.pool, threshold=self.attester_set.threshold,
+                               max_block_range=max(self.settings.chain(k).max_block_range
+                                                   for k in adapters))
 
     @cached_property
     def relay(self) -> RelayService:

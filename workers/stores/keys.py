@@ -19,6 +19,10 @@ Signature pool (:mod:`workers.stores.pool`)::
     msg:<digest>              json    the signed message and its domain
     sig:<digest>              hash    signer -> 65-byte signature hex
     digests:<item key>        set     digests posted for one lock or settlement
+    ready                     stream  items whose digest reached the threshold (group
+                                      ``relayers``); entries are acknowledged once relayed
+    ready:<digest>            str     the digest was pushed to ``ready`` (expires in 300 s)
+    pool:discarded            int     pool entries that failed verification and were removed
 
 Settlements (:mod:`workers.stores.settlements`)::
 
@@ -47,10 +51,35 @@ Workers (:mod:`workers.mutex`, :mod:`workers.tasks`)::
 from __future__ import annotations
 
 __all__ = [
-    "PREFIX", "asked", "awaiting_credit", "cursor", "digests", "edsigned", "hashes", "last_run",
-    "lock", "locks", "message", "open_locks", "plan_claim", "relay_dirty", "risk_last_screen",
-    "run_lock", "settle_approvals", "settle_dirty", "settle_edsigs", "settle_pending",
-    "settle_proposal", "settlement", "signatures", "ticks", "tx_events", "venue_cursor",
+    "PREFIX",
+    "asked",
+    "awaiting_credit",
+    "cursor",
+    "digests",
+    "discarded",
+    "edsigned",
+    "hashes",
+    "last_run",
+    "lock",
+    "locks",
+    "message",
+    "open_locks",
+    "plan_claim",
+    "ready",
+    "ready_marker",
+    "relay_dirty",
+    "risk_last_screen",
+    "run_lock",
+    "settle_approvals",
+    "settle_dirty",
+    "settle_edsigs",
+    "settle_pending",
+    "settle_proposal",
+    "settlement",
+    "signatures",
+    "ticks",
+    "tx_events",
+    "venue_cursor",
 ]
 
 PREFIX = "bh:"
@@ -155,3 +184,15 @@ def ticks(p: str = PREFIX) -> str:
 
 def tx_events(p: str = PREFIX) -> str:
     return f"{p}tx-events"
+
+
+def ready(p: str = PREFIX) -> str:
+    return f"{p}ready"
+
+
+def ready_marker(digest: str, p: str = PREFIX) -> str:
+    return f"{p}ready:{digest}"
+
+
+def discarded(p: str = PREFIX) -> str:
+    return f"{p}pool:discarded"

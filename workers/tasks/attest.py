@@ -22,9 +22,15 @@ def attest_locks(self, chain: str, height: int, keys: list[str]) -> list[str | N
     """Observe and sign the locks of one height (one chain read for all of them)."""
     svc = services()
     observations = svc.run(svc.attester.observe_locks(chain, height, keys))
-    # Nudge the relayer only when a signature here can complete a quorum (the reconciler
-    # nudges it anyway while anything awaits credit).
-    if any(o.digest is not None and len(svc.pool.signers(o.key)) >= svc.attester_set.threshold
-           for o in observations):
-        nudge_relay()
     return [o.digest for o in observations]
+
+
+@app.task(name="bulkhead.attest.attest_range", bind=True, **ATTESTER_TASK)
+def attest_range(self, chain: str, start: int, end: int) -> int:  # type: ignore[no-untyped-def]
+    """Observe and sign every lock in a finalized range (one read, one write); nudge the
+    relayer only when a lock reached the threshold with this write."""
+    svc = services()
+    run = svc.run(svc.attester.observe_range(chain, start, end))
+    if run.ready:
+        nudge_relay()
+    return run.posted

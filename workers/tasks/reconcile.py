@@ -15,7 +15,7 @@ from bridges.reconcile import plan_reconcile
 from bridges.settler import pool_key
 from workers.celery_app import app
 from workers.dispatch import (
-    ask_attesters,
+    ask_range,
     ask_settlement,
     nudge_relay,
     nudge_settlement_relay,
@@ -49,15 +49,18 @@ def reconcile() -> dict[str, int]:
     plan = plan_reconcile(
         now, pending_locks=pending_locks, pending_settlements=pending_settlements,
         attesters=addresses, solana_pubkeys={m.name: m.solana_pubkey for m in members},
-        signed_lock=svc.pool.signers, settlement_done=settlement_done,
+        settlement_done=settlement_done,
         proposal_signers=proposal_signers, last_asked=asks.last,
         reask_after_ms=int(s.bridge.reask_after_s * 1000),
-        stuck_after_ms=int(s.bridge.stuck_after_s * 1000))
+        stuck_after_ms=int(s.bridge.stuck_after_s * 1000),
+        max_range={k: c.max_block_range for k, c in s.chains.items()})
     for stuck in plan.stuck:
         log.error("stuck_lock_alarm", lock=stuck.key, state=stuck.state,
                   pending_ms=stuck.pending_ms)
     for ask in plan.lock_asks:
-        ask_attesters(ask.chain, ask.height, [ask.key], only=ask.attesters)
+        ask_range(ask.chain, ask.start, ask.end)
+    if plan.relay_keys:
+        svc.pool.mark_ready(plan.relay_keys)
     for sask in plan.settlement_asks:
         ask_settlement(sask.settlement_id, sask.height, sask.attesters, step=sask.step)
     asks.mark(plan.asked, now)

@@ -1,9 +1,10 @@
-"""Relayer task (queue ``relay.<venue chain>``): credit every ready lock, batched."""
+"""Relayer task (queue ``relay.<venue chain>``): stream every ready lock to the venue, batched."""
 
 from __future__ import annotations
 
 from shared.errors import RetryableError
 from workers.celery_app import app
+from workers.dispatch import ran_recently
 from workers.mutex import only_one_running
 from workers.runtime import services
 from workers.stores import keys
@@ -20,7 +21,15 @@ def relay_pending(self) -> int:  # type: ignore[no-untyped-def]
     with only_one_running(svc.redis, "relay", ttl_s=300) as held:
         if not held:
             return 0
-        while svc.redis.getdel(keys.relay_dirty()):
-            report = svc.run(svc.relay.relay_pending())
+        if not ran_recently("relay-held", 4.0):  # held credits: at most every 2 s
+            credited += len(svc.run(svc.relay.release_held()).credited)
+        # Stream what is ready until nothing is: each pass sends every ready credit and awaits
+        # its batches together (about one venue block), while new quorums accumulate.
+        while True:
+            svc.redis.delete(keys.relay_dirty())
+            report = svc.run(svc.relay.relay_ready())
             credited += len(report.credited)
+            if not report.credited and not report.waiting and not svc.redis.get(
+                    keys.relay_dirty()):
+                break
     return credited

@@ -1,14 +1,14 @@
-"""Watcher task (queue ``watch.<chain>``): poll one chain, hint attesters about final locks."""
+"""Watcher task (queue ``watch.<chain>``): poll one chain, hint attesters about the ranges of
+locks that became final."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-
+from bridges.reconcile import ranges
 from shared.errors import RetryableError
 from shared.lock_store import awaits_credit
 from shared.locks import LockState
 from workers.celery_app import app
-from workers.dispatch import ask_attesters, ran_recently
+from workers.dispatch import ask_range, ran_recently
 from workers.mutex import only_one_running
 from workers.runtime import services
 
@@ -23,11 +23,8 @@ def poll_chain(self, chain: str) -> int:  # type: ignore[no-untyped-def]
             return 0
         report = svc.run(svc.watcher(chain).poll())
     final = [key for key, state in report.advanced if state == LockState.FINALIZED]
-    by_height: dict[int, list[str]] = defaultdict(list)
-    for key in final:
-        record = svc.store.get(key)
-        if record is not None and awaits_credit(record):
-            by_height[record.event.height].append(key)
-    for height, keys in sorted(by_height.items()):
-        ask_attesters(chain, height, keys)
+    heights = [r.event.height for r in svc.store.get_many(final) if awaits_credit(r)]
+    # Attest by range: one task per attester covers every lock that became final here.
+    for ask in ranges(chain, heights, svc.settings.chain(chain).max_block_range):
+        ask_range(chain, ask.start, ask.end)
     return len(final)
