@@ -53,8 +53,10 @@ class SignaturePool(Protocol):
         """Add one signer's signature for ``message`` under ``key``; returns the digest hex."""
         ...
 
-    def post_many(self, postings: Sequence[Posting], threshold: int) -> list[str]:
-        """Post all at once; the keys whose digest just reached ``threshold`` entries."""
+    def post_many(self, postings: Sequence[Posting], threshold: int, *,
+                  stream: bool = True) -> list[str]:
+        """Post all at once; the keys whose digest just reached ``threshold`` entries (pushed
+        to the relayer's ready stream when ``stream``)."""
         ...
 
     def signatures_of(self, pairs: Sequence[tuple[str, str]]) -> list[bytes | None]:

@@ -7,8 +7,8 @@ queues, so every reconciler pass (``workers.tasks.reconcile``) asks this module 
   by range (one ask per chain and range of at most ``max_range`` heights, to every attester:
   each signs what it observes final there and skips what its own signature already covers),
   and are pushed to the relayer's ready stream (the backstop for a lost trigger);
-- a pending settlement is re-asked the same way (round 1: sign or approve; round 2 on Solana:
-  the chosen signers of the live proposal);
+- pending settlements are re-asked the same way, by venue range (round 1: sign or approve),
+  and on Solana the chosen signers of a live proposal are asked to sign it (round 2);
 - work pending longer than ``stuck_after_ms`` is reported as stuck (an alarm, I13);
 - the relayers are nudged while anything is pending.
 
@@ -55,7 +55,8 @@ class Stuck:
 @dataclass
 class ReconcilePlan:
     lock_asks: list[Ask] = field(default_factory=list)
-    settlement_asks: list[SettlementAsk] = field(default_factory=list)
+    settlement_asks: list[SettlementAsk] = field(default_factory=list)  # Solana round 2
+    settlement_ranges: list[Ask] = field(default_factory=list)  # round 1, by venue range
     stuck: list[Stuck] = field(default_factory=list)
     asked: list[str] = field(default_factory=list)  # items whose ask time to record now
     relay_keys: list[str] = field(default_factory=list)  # locks to push to the ready stream
@@ -76,6 +77,7 @@ def plan_reconcile(
     reask_after_ms: int,
     stuck_after_ms: int,
     max_range: Mapping[str, int],
+    venue_chain: str = "venue",
 ) -> ReconcilePlan:
     """What to re-ask, what is stuck, and whether to nudge the relayers.
 
@@ -102,21 +104,22 @@ def plan_reconcile(
         plan.asked.append(record.key)
     for chain, found in sorted(heights.items()):
         plan.lock_asks += ranges(chain, found, max_range.get(chain, 1_000))
+    venue_heights: list[int] = []
     for srec in pending_settlements:
         plan.relay_settlements = True
         last = last_asked(srec.id_hex)
         if last is not None and now_ms - last < reask_after_ms:
             continue
-        missing = frozenset(set(attesters) - settlement_done(srec.id_hex))
-        if missing:
-            plan.settlement_asks.append(SettlementAsk(srec.id_hex, srec.event.height, missing,
-                                                      "attest"))
+        if set(attesters) - settlement_done(srec.id_hex):
+            venue_heights.append(srec.event.height)
         chosen = proposal_signers(srec.id_hex)
         if chosen is not None:
             names = frozenset(n for n, pk in solana_pubkeys.items() if pk in chosen)
             plan.settlement_asks.append(SettlementAsk(srec.id_hex, srec.event.height, names,
                                                       "sign"))
         plan.asked.append(srec.id_hex)
+    plan.settlement_ranges = ranges(venue_chain, venue_heights,
+                                    max_range.get(venue_chain, 1_000))
     return plan
 
 

@@ -14,7 +14,7 @@ exactly-once (checked before every submit).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +22,9 @@ import structlog
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
-from bridges.ports import SettlementRecord, SettlementStore, SignaturePool
+from bridges.ports import Posting, SettlementRecord, SettlementStore, SignaturePool
 from bridges.quorum import AttesterSet
-from bridges.verifier import verify
+from bridges.verifier import Verified, screen, verify
 from chains.accounts import account_bytes32
 from chains.base import ChainAdapter
 from chains.evm.bridge_codec import SettlementRequestedEvent
@@ -32,14 +32,14 @@ from chains.finality import final_head
 from chains.solana.keys import SolanaKey
 from chains.solana.vault import SettlementOrder, SolanaVault, SolanaVaultClient
 from shared.chain import ChainKind
-from shared.errors import AlreadyConsumed, ConfigError, NotYetFinal, QuorumNotReached, TxExpired
-from shared.messages import Domain, Settlement, sign
+from shared.errors import ConfigError, NotYetFinal, TxExpired
+from shared.messages import Domain, digest, sign, sign_digest
 from shared.settings import ChainSettings, Settings
 
 __all__ = ["SettlementAttester", "SettlementRelay", "order_of", "pool_key", "solana_client"]
 
 log = structlog.get_logger(__name__)
-EVM_IN_FLIGHT = 32  # EVM settlements sent before their receipts are awaited
+EVM_PER_TX = 40  # settlements per settleBatch transaction
 
 
 def pool_key(settlement_id: str) -> str:
@@ -110,6 +110,41 @@ class SettlementAttester:
         self.store.approve(settlement_id, self.name)
         return "approved"
 
+    async def attest_range(self, start: int, end: int) -> tuple[int, int, bool]:
+        """Round 1 for every settlement request in venue heights ``start..end``, final for this
+        attester: one read, EVM signatures posted in one write (skipping those whose own
+        signature is already there, recognised by its bytes), Solana ones approved. Returns
+        (signed, approved, whether any EVM settlement reached the threshold).
+
+        Raises:
+            NotYetFinal: ``end`` is above this attester's final head of the venue chain.
+        """
+        policy = self.settings.chain(self.settings.venue_chain).finality
+        final = await final_head(self.venue_adapter, policy)
+        if end > final.height:
+            raise NotYetFinal(self.settings.venue_chain, end, "final for this attester")
+        postings: list[Posting] = []
+        approved = 0
+        for ev in await self.venue_reader.events(start, end):
+            if not isinstance(ev, SettlementRequestedEvent):
+                continue
+            sid = "0x" + ev.settlement_id.hex()
+            _, cfg = source_chain(self.settings, ev)
+            if cfg.kind != ChainKind.EVM:
+                self.store.approve(sid, self.name)
+                approved += 1
+                continue
+            message = ev.to_settlement(self.settings.attesters.set_index)
+            domain = evm_domain(cfg, ev)
+            dig = digest(message, domain)
+            postings.append(Posting(pool_key(sid), "0x" + dig.hex(), message, domain,
+                                    self.account.address, sign_digest(dig, self.account.key)))
+        have = self.pool.signatures_of([(p.digest, p.signer) for p in postings])
+        fresh = [p for p, h in zip(postings, have, strict=True) if h != p.signature]
+        threshold = self.settings.attesters.threshold or len(self.settings.attesters.members)
+        ready = self.pool.post_many(fresh, threshold, stream=False) if fresh else []
+        return len(fresh), approved, bool(ready) or approved > 0
+
     async def sign_proposal(self, settlement_id: str, height: int) -> str:
         """Round 2 on Solana: sign the proposed transfer iff it is exactly what was observed."""
         if self.solana_key is None:
@@ -152,56 +187,69 @@ class SettlementRelay:
         self.vaults, self.fee_payer = vaults, solana_fee_payer
 
     async def relay_pending(self) -> RelayWork:
-        """Execute every pending settlement that has a quorum. EVM ones run concurrently (up
-        to ``EVM_IN_FLIGHT``): the vault client serializes nonces and the receipts are awaited
-        together, so N settlements need not wait N blocks. Solana ones run one by one (each is
+        """Execute every pending settlement that has a verified quorum. EVM ones go out in
+        ``settleBatch`` transactions of ``EVM_PER_TX`` (one quorum check per item on chain),
+        all in flight at once, receipts awaited together; Solana ones run one by one (each is
         a multisig proposal round)."""
         work = RelayWork()
-        gate = asyncio.Semaphore(EVM_IN_FLIGHT)
-        evm: list[Awaitable[None]] = []
-
-        async def gated(key: str, cfg: ChainSettings, record: SettlementRecord) -> None:
-            async with gate:
-                await self._evm(key, cfg, record, work)
-
+        evm: dict[str, list[tuple[SettlementRecord, Verified]]] = {}
         for record in self.store.pending():
             key, cfg = source_chain(self.settings, record.event)
             if cfg.kind == ChainKind.EVM:
-                evm.append(gated(key, cfg, record))
+                verified = self._evm_quorum(cfg, record)
+                if verified is not None:
+                    evm.setdefault(key, []).append((record, verified))
             else:
                 await self._solana(key, cfg, record, work)
-        results = await asyncio.gather(*evm, return_exceptions=True)
+        sends = [self._evm_batch(key, items[i:i + EVM_PER_TX], work)
+                 for key, items in evm.items() for i in range(0, len(items), EVM_PER_TX)]
+        results = await asyncio.gather(*sends, return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:  # the others are recorded; the task retries what is still pending
             raise failed[0]
         return work
 
-    async def _evm(self, key: str, cfg: ChainSettings, rec: SettlementRecord,
-                   work: RelayWork) -> None:
-        vault = self.vaults[key]
-        if await vault.is_settled(rec.event.settlement_id):
-            self.store.mark_executed(rec.id_hex, "already")
-            work.executed.append(rec.id_hex)
-            return
+    def _evm_quorum(self, cfg: ChainSettings, rec: SettlementRecord) -> Verified | None:
+        """A verified quorum over exactly the settlement the venue requested (pool entries
+        that do not verify are discarded and counted, as for credits)."""
         domain = evm_domain(cfg, rec.event)
         expected = rec.event.to_settlement(self.attesters.index)
-        for message, dom, sigs in self.pool.candidates(pool_key(rec.id_hex)):
+        for dig in self.pool.digests(pool_key(rec.id_hex)):
+            found = self.pool.entries(dig)
+            if found is None:
+                self.pool.discard_message(dig)
+                continue
+            message, dom, sigs = found
             if dom != domain or message != expected:
                 continue
-            try:
-                verified = verify(message, dom, sigs.values(), self.attesters)
-            except QuorumNotReached:
-                continue
-            assert isinstance(verified.message, Settlement)
-            try:
-                settled = await vault.settle(verified.message, list(verified.signatures))
-                tx = settled.tx_id
-            except AlreadyConsumed:
+            screened = screen(message, dom, sigs, self.attesters)
+            if screened.invalid:
+                self.pool.discard(dig, screened.invalid)
+                log.warning("pool_entries_discarded", settlement=rec.id_hex, digest=dig,
+                            labels=list(screened.invalid))
+            if len(screened.valid) >= self.attesters.threshold:
+                return verify(message, dom, screened.valid.values(), self.attesters)
+        return None
+
+    async def _evm_batch(self, key: str, items: list[tuple[SettlementRecord, Verified]],
+                         work: RelayWork) -> None:
+        vault = self.vaults[key]
+        batch = [(v.message, list(v.signatures)) for _, v in items]
+        out = await vault.settle_batch(batch)  # type: ignore[arg-type]
+        for record, _ in items:
+            sid = record.event.settlement_id
+            if sid in out.settled:
+                tx = out.tx_hash
+            elif out.skipped.get(sid) == "AlreadyConsumed":
                 tx = "already"
-            self.store.mark_executed(rec.id_hex, tx)
-            work.executed.append(rec.id_hex)
-            log.info("settled", settlement=rec.id_hex, chain=key, tx=tx)
-            return
+            else:
+                log.error("settlement_refused", settlement=record.id_hex, chain=key,
+                          reason=out.skipped.get(sid), tx=out.tx_hash)
+                continue
+            self.store.mark_executed(record.id_hex, tx)
+            work.executed.append(record.id_hex)
+        log.info("settled_batch", chain=key, tx=out.tx_hash, executed=len(out.settled),
+                 skipped=len(out.skipped))
 
     async def _solana(self, key: str, cfg: ChainSettings, rec: SettlementRecord,
                       work: RelayWork) -> None:

@@ -14,13 +14,14 @@ from workers.runtime import services
 from workers.stores import keys
 
 __all__ = [
-    "ask_attesters", "ask_range", "ask_settlement", "hint_backlog", "nudge_relay", "nudge_settlement_relay",
+    "ask_attesters", "ask_range", "ask_settlement", "ask_settlement_range", "hint_backlog", "nudge_relay", "nudge_settlement_relay",
     "ran_recently", "send_liquidations",
 ]
 
 ATTEST_LOCKS = "bulkhead.attest.attest_locks"
 ATTEST_RANGE = "bulkhead.attest.attest_range"
 ATTEST_SETTLEMENT = "bulkhead.settle.attest_settlement"
+ATTEST_SETTLEMENTS = "bulkhead.settle.attest_settlements"
 SIGN_PROPOSAL = "bulkhead.settle.sign_settlement_proposal"
 RELAY_PENDING = "bulkhead.relay.relay_pending"
 RELAY_SETTLEMENTS = "bulkhead.settle.relay_settlements"
@@ -71,6 +72,12 @@ def ask_settlement(settlement_id: str, height: int, only: Iterable[str] | None =
     task = ATTEST_SETTLEMENT if step == "attest" else SIGN_PROPOSAL
     for name in _attesters(only):
         app.send_task(task, args=(settlement_id, height), queue=f"attest.{name}")
+
+
+def ask_settlement_range(start: int, end: int) -> None:
+    """Hint every attester to attest the settlement requests in venue heights ``start..end``."""
+    for name in _attesters(None):
+        app.send_task(ATTEST_SETTLEMENTS, args=(start, end), queue=f"attest.{name}")
 
 
 def nudge_relay() -> None:

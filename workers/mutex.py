@@ -15,7 +15,7 @@ from pathlib import Path
 
 import redis
 
-__all__ = ["only_one_running"]
+__all__ = ["holder_dead", "only_one_running"]
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -43,7 +43,8 @@ def _pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def _holder_dead(holder: str | None) -> bool:
+def holder_dead(holder: str | None) -> bool:
+    """True if ``holder`` (``host:pid``) is a process on this host that is no longer alive."""
     if not holder:
         return False
     host, _, pid = holder.rpartition(":")
@@ -58,7 +59,7 @@ def only_one_running(client: redis.Redis, key: str, *, ttl_s: float = 120.0) -> 
     if not held:
         holder = client.get(name)
         holder = holder.decode() if isinstance(holder, bytes) else holder
-        if _holder_dead(holder):
+        if holder_dead(holder):
             # SECURITY: compare-and-swap on the dead holder's token, so two stealers can't both win.
             with client.pipeline(transaction=True) as pipe:
                 try:

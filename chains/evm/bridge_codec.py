@@ -46,6 +46,7 @@ __all__ = [
     "QUEUED_CREDIT_RELEASED_TOPIC0",
     "SETTLED_TOPIC0",
     "SETTLEMENT_REQUESTED_TOPIC0",
+    "SETTLEMENT_SKIPPED_TOPIC0",
     "VAULT_EVENT_SIGNATURES",
     "VENUE_EVENT_SIGNATURES",
     "CreditQueuedEvent",
@@ -56,6 +57,7 @@ __all__ = [
     "QueuedCreditReleasedEvent",
     "SettledEvent",
     "SettlementRequestedEvent",
+    "SkippedItem",
     "VaultLock",
     "decode_credit_queued",
     "decode_credit_skipped",
@@ -63,6 +65,7 @@ __all__ = [
     "decode_queued_credit_released",
     "decode_settled",
     "decode_settlement_requested",
+    "decode_skipped_item",
     "lock_attestation_tuple",
     "lock_credit_from_tuple",
     "lock_key",
@@ -85,8 +88,12 @@ VENUE_EVENT_SIGNATURES = {
     "Liquidated": "Liquidated(bytes32,bytes32,int256,uint256,uint256,bool,uint64)",
     "Shortfall": "Shortfall(bytes32,uint256)",
     "BufferSet": "BufferSet(bytes32,uint256)",
+    "LiquidationSkipped": "LiquidationSkipped(uint256,bytes32,bytes)",
 }
-VAULT_EVENT_SIGNATURES = {"Settled": "Settled(bytes32,uint256,uint8,address,uint256)"}
+VAULT_EVENT_SIGNATURES = {
+    "Settled": "Settled(bytes32,uint256,uint8,address,uint256)",
+    "SettlementSkipped": "SettlementSkipped(uint256,bytes32,bytes)",
+}
 
 
 def _topic(signature: str) -> str:
@@ -99,6 +106,7 @@ QUEUED_CREDIT_RELEASED_TOPIC0 = _topic(VENUE_EVENT_SIGNATURES["QueuedCreditRelea
 CREDIT_SKIPPED_TOPIC0 = _topic(VENUE_EVENT_SIGNATURES["CreditSkipped"])
 SETTLEMENT_REQUESTED_TOPIC0 = _topic(VENUE_EVENT_SIGNATURES["SettlementRequested"])
 SETTLED_TOPIC0 = _topic(VAULT_EVENT_SIGNATURES["Settled"])
+SETTLEMENT_SKIPPED_TOPIC0 = _topic(VAULT_EVENT_SIGNATURES["SettlementSkipped"])
 _TOPIC0_BYTES = {
     name: keccak(text=signature)
     for name, signature in (VENUE_EVENT_SIGNATURES | VAULT_EVENT_SIGNATURES).items()
@@ -379,6 +387,46 @@ def decode_queued_credit_released(
 _ERROR_NAME = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\(")
 
 
+@dataclass(frozen=True, slots=True)
+class SkippedItem:
+    """The common shape of a refused batch item (``CreditSkipped``, ``LiquidationSkipped``,
+    ``SettlementSkipped``): its index, the item's key, the error's name when known, the decoded
+    error, the raw revert bytes (empty: out of gas) and where it was logged."""
+
+    index: int
+    key: bytes
+    reason: str
+    detail: str
+    revert_data: bytes
+    height: int
+    tx_id: str
+    log_index: int
+
+
+def decode_skipped_item(raw: Mapping[str, Any], *, name: str, chain: str = "evm",
+                        error_abis: Iterable[Iterable[Mapping[str, Any]]] = ()) -> SkippedItem:
+    """Decode one ``<name>(uint256 indexed index, bytes32 indexed key, bytes reason)`` log.
+
+    Raises:
+        LogMalformed: bad shape, or the ``bytes`` payload is not canonically ABI-encoded.
+    """
+    log = parse_log(raw, chain, name, _TOPIC0_BYTES[name], 3, None)
+    if not log.words or log.words[0] != _WORD_32:
+        raise LogMalformed(chain, f"{name}: reason offset is not 0x20")
+    try:
+        (revert_data,) = abi_decode(["bytes"], log.data)
+    except Exception:  # noqa: BLE001 - eth_abi raises several types; all mean "malformed"
+        raise LogMalformed(chain, f"{name}: reason is not ABI-encoded bytes") from None
+    # SECURITY: strict length: 2 words + the payload padded to 32, nothing trailing.
+    if len(log.data) != 64 + -(-len(revert_data) // 32) * 32:
+        raise LogMalformed(chain, f"{name}: trailing or non-canonical data")
+    detail = decode_revert(bytes(revert_data), error_abis)
+    match = _ERROR_NAME.match(detail)
+    return SkippedItem(int.from_bytes(log.topics[1], "big"), log.topics[2],
+                       match.group(1) if match else detail, detail, bytes(revert_data),
+                       log.height, log.tx_id, log.log_index)
+
+
 def decode_credit_skipped(
     raw: Mapping[str, Any],
     *,
@@ -390,23 +438,11 @@ def decode_credit_skipped(
     Raises:
         LogMalformed: bad shape, or the ``bytes`` payload is not canonically ABI-encoded.
     """
-    log = parse_log(raw, chain, "CreditSkipped", _TOPIC0_BYTES["CreditSkipped"], 3, None)
-    if not log.words or log.words[0] != _WORD_32:
-        raise LogMalformed(chain, "CreditSkipped: reason offset is not 0x20")
-    try:
-        (revert_data,) = abi_decode(["bytes"], log.data)
-    except Exception:  # noqa: BLE001 - eth_abi raises several types; all mean "malformed"
-        raise LogMalformed(chain, "CreditSkipped: reason is not ABI-encoded bytes") from None
-    # SECURITY: strict length: 2 words + the payload padded to 32, nothing trailing.
-    if len(log.data) != 64 + -(-len(revert_data) // 32) * 32:
-        raise LogMalformed(chain, "CreditSkipped: trailing or non-canonical data")
-    detail = decode_revert(bytes(revert_data), error_abis)
-    match = _ERROR_NAME.match(detail)
+    item = decode_skipped_item(raw, name="CreditSkipped", chain=chain, error_abis=error_abis)
     return CreditSkippedEvent(
-        index=int.from_bytes(log.topics[1], "big"), lock_key=log.topics[2],
-        reason=match.group(1) if match else detail, detail=detail,
-        revert_data=bytes(revert_data),
-        height=log.height, tx_id=log.tx_id, log_index=log.log_index,
+        index=item.index, lock_key=item.key, reason=item.reason, detail=item.detail,
+        revert_data=item.revert_data, height=item.height, tx_id=item.tx_id,
+        log_index=item.log_index,
     )
 
 

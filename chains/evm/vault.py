@@ -5,13 +5,17 @@ the settled set, lock records. I/O.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from chains.evm.bridge_codec import (
     SETTLED_TOPIC0,
+    SETTLEMENT_SKIPPED_TOPIC0,
     SettledEvent,
+    SkippedItem,
     VaultLock,
     decode_settled,
+    decode_skipped_item,
     settlement_tuple,
     vault_lock_from_tuple,
 )
@@ -25,12 +29,24 @@ from chains.evm.sender import FeePolicy, SendEvent
 from shared.chain import ChainRef
 from shared.errors import (
     AlreadyConsumed,
+    InputError,
     TxRejected,
 )
 from shared.messages import Settlement
 from shared.settings import RetrySettings
 
-__all__ = ["VaultClient"]
+__all__ = ["SettleBatchOutcome", "VaultClient"]
+
+
+@dataclass(frozen=True, slots=True)
+class SettleBatchOutcome:
+    """A mined ``settleBatch``: settled events and skipped reasons by settlement id."""
+
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    settled: dict[bytes, SettledEvent]
+    skipped: dict[bytes, str]
 
 
 
@@ -57,8 +73,17 @@ class VaultClient(ContractClient):
                                fees=fees, on_send=on_send)
 
     def _receipt_events(self, receipt: Mapping[str, Any]) -> list[Any]:
-        return [decode_settled(log, chain=self.chain.key) for log in receipt["logs"]
-                if self._emitted(log) and topic0(log) == SETTLED_TOPIC0]
+        events: list[Any] = []
+        for log in receipt["logs"]:
+            if not self._emitted(log):
+                continue
+            if topic0(log) == SETTLED_TOPIC0:
+                events.append(decode_settled(log, chain=self.chain.key))
+            elif topic0(log) == SETTLEMENT_SKIPPED_TOPIC0:
+                events.append(decode_skipped_item(log, name="SettlementSkipped",
+                                                  chain=self.chain.key,
+                                                  error_abis=self._error_abis))
+        return events
 
     async def is_settled(self, settlement_id: bytes) -> bool:
         return bool(await self._view("isSettled", b32(settlement_id, "settlement_id")))
@@ -93,6 +118,28 @@ class VaultClient(ContractClient):
                 raise AlreadyConsumed(sid) from exc
             raise
         return self._mined(receipt, SettledEvent, "settle")
+
+    async def settle_batch(self, items: Sequence[tuple[Settlement, Sequence[bytes]]], *,
+                           timeout_s: float = 60) -> SettleBatchOutcome:
+        """``settleBatch``: every attested settlement in its own frame, one quorum check each;
+        a refused item (already consumed, bad quorum...) is skipped and never reverts the others.
+
+        Raises:
+            InputError: no items. TxRejected: the whole transaction reverted. RpcUnavailable.
+        """
+        if not items:
+            raise InputError("items", "settle_batch needs at least one settlement")
+        args = [settlement_tuple(s) for s, _ in items]
+        sigs = [[bytes(x) for x in bundle] for _, bundle in items]
+        receipt = await self._transact(
+            "settleBatch", lambda c: c.functions.settleBatch(args, sigs), timeout_s=timeout_s,
+            extra_gas=lambda gas: gas // 2 + 60_000 * len(items))
+        events = self._receipt_events(receipt)
+        return SettleBatchOutcome(
+            "0x" + bytes(receipt["transactionHash"]).hex(), int(receipt["blockNumber"]),
+            int(receipt["gasUsed"]),
+            settled={e.settlement_id: e for e in events if isinstance(e, SettledEvent)},
+            skipped={e.key: e.reason for e in events if isinstance(e, SkippedItem)})
 
     async def settled_events(self, start: int, end: int) -> list[SettledEvent]:
         """This vault's Settled logs in ``start..end`` (inclusive), in chain order."""

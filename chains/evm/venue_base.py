@@ -19,6 +19,7 @@ from chains.evm.bridge_codec import (
 from chains.evm.contract import ContractClient
 from chains.evm.venue_codec import (
     LiquidatedEvent,
+    LiquidationSkippedEvent,
     ShortfallEvent,
     TradedEvent,
     VenueEvent,
@@ -27,7 +28,10 @@ from chains.evm.venue_codec import (
 from shared.errors import ChainError
 from shared.messages import SettlementKind
 
-__all__ = ["CreditOutcome", "TradeOutcome", "VenueContract"]
+__all__ = [
+    "BatchLiquidationOutcome", "CreditOutcome", "ItemLiquidation", "TradeOutcome",
+    "VenueContract", "split_liquidations",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,47 @@ class TradeOutcome:
     @property
     def released(self) -> list[SettlementRequestedEvent]:
         return [e for e in self.settlements if e.kind == SettlementKind.RELEASE]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemLiquidation:
+    """One position's part of a mined ``liquidateBatch``: its ``Liquidated`` event and the
+    settlements and shortfall that followed it in the receipt, or the reason it was skipped."""
+
+    position_key: bytes
+    liquidated: LiquidatedEvent | None
+    settlements: list[SettlementRequestedEvent] = field(default_factory=list)
+    shortfall: ShortfallEvent | None = None
+    skipped: str | None = None  # the custom error's name when it was not liquidated
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLiquidationOutcome:
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    items: list[ItemLiquidation]
+
+
+def split_liquidations(keys: list[bytes], events: list[Any]) -> list[ItemLiquidation]:
+    """Attribute a ``liquidateBatch`` receipt's events to its items, in order: a position's
+    settlement requests and shortfall follow its ``Liquidated`` event (one frame per item)."""
+    done: dict[bytes, ItemLiquidation] = {}
+    current: ItemLiquidation | None = None
+    for event in events:
+        if isinstance(event, LiquidatedEvent):
+            current = ItemLiquidation(event.position_key, event)
+            done[event.position_key] = current
+        elif isinstance(event, LiquidationSkippedEvent):
+            done[event.position_key] = ItemLiquidation(event.position_key, None,
+                                                       skipped=event.detail)
+            current = None
+        elif isinstance(event, SettlementRequestedEvent) and current is not None:
+            current.settlements.append(event)
+        elif isinstance(event, ShortfallEvent) and current is not None:
+            done[current.position_key] = current = ItemLiquidation(
+                current.position_key, current.liquidated, current.settlements, event)
+    return [done.get(k) or ItemLiquidation(k, None, skipped="NoEvent") for k in keys]
 
 
 class VenueContract(ContractClient):

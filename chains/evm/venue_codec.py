@@ -35,6 +35,7 @@ from chains.evm.bridge_codec import (
     decode_credited,
     decode_queued_credit_released,
     decode_settlement_requested,
+    decode_skipped_item,
 )
 from chains.evm.log_fields import (
     log_bytes,
@@ -88,6 +89,7 @@ TOPUP_RULE_CLEARED_TOPIC0 = _topic("TopUpRuleCleared(bytes32)")
 LIQUIDATED_TOPIC0 = _topic(VENUE_EVENT_SIGNATURES["Liquidated"])
 SHORTFALL_TOPIC0 = _topic(VENUE_EVENT_SIGNATURES["Shortfall"])
 BUFFER_SET_TOPIC0 = _topic(VENUE_EVENT_SIGNATURES["BufferSet"])
+LIQUIDATION_SKIPPED_TOPIC0 = _topic(VENUE_EVENT_SIGNATURES["LiquidationSkipped"])
 _TOPIC0_BYTES = {name: keccak(text=signature) for name, signature in VENUE_EVENT_SIGNATURES.items()}
 
 
@@ -367,6 +369,30 @@ def decode_buffer_set(raw: Mapping[str, Any], *, chain: str = "evm") -> BufferSe
 
 
 
+@dataclass(frozen=True, slots=True)
+class LiquidationSkippedEvent:
+    """A ``liquidateBatch`` item that was not liquidated (no longer liquidatable, cooldown...):
+    it left no state behind. ``reason`` is the custom error's name when known."""
+
+    index: int
+    position_key: bytes
+    reason: str
+    detail: str
+    height: int
+    tx_id: str
+    log_index: int
+
+
+def decode_liquidation_skipped(raw: Mapping[str, Any], *, chain: str = "evm",
+                               error_abis: Iterable[Iterable[Mapping[str, Any]]] = ()
+                               ) -> LiquidationSkippedEvent:
+    """Decode one ``LiquidationSkipped`` log (strict, as every other decoder)."""
+    item = decode_skipped_item(raw, name="LiquidationSkipped", chain=chain,
+                               error_abis=error_abis)
+    return LiquidationSkippedEvent(item.index, item.key, item.reason, item.detail, item.height,
+                                   item.tx_id, item.log_index)
+
+
 VenueEvent = (
     CreditedEvent
     | CreditQueuedEvent
@@ -377,6 +403,7 @@ VenueEvent = (
     | LiquidatedEvent
     | ShortfallEvent
     | BufferSetEvent
+    | LiquidationSkippedEvent
 )
 
 
@@ -398,6 +425,8 @@ def decode_venue_log(
     topic0 = "0x" + log_bytes(topics[0], "topics[0]", chain, 32).hex()
     if topic0 == CREDIT_SKIPPED_TOPIC0:
         return decode_credit_skipped(raw, chain=chain, error_abis=error_abis)
+    if topic0 == LIQUIDATION_SKIPPED_TOPIC0:
+        return decode_liquidation_skipped(raw, chain=chain, error_abis=error_abis)
     decoder = _VENUE_DECODERS.get(topic0)
     return decoder(raw, chain=chain) if decoder is not None else None
 

@@ -4,6 +4,8 @@ collateral configuration and automated top-ups (DESIGN §2.5, §3). I/O.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from eth_utils.crypto import keccak
 
 from chains.evm.contract import (
@@ -13,7 +15,12 @@ from chains.evm.contract import (
     size_arg,
     topic0,
 )
-from chains.evm.venue_base import TradeOutcome, VenueContract
+from chains.evm.venue_base import (
+    BatchLiquidationOutcome,
+    TradeOutcome,
+    VenueContract,
+    split_liquidations,
+)
 from chains.evm.venue_codec import (
     BUFFER_SET_TOPIC0,
     LIQUIDATED_TOPIC0,
@@ -137,6 +144,34 @@ class VenueTrading(VenueContract):
             raise InputError("fraction_ppm", f"must be an int in 1..1000000, got {fraction_ppm!r}")
         args = (b32(position_key, "position_key"), fraction_ppm)
         return await self._trade("liquidate", args, timeout_s)
+
+    async def liquidate_batch(self, items: Sequence[tuple[bytes, int]], *,
+                              timeout_s: float = 60) -> BatchLiquidationOutcome:
+        """Keeper: ``liquidateBatch`` over ``(position key, fraction ppm)`` items, in the order
+        given (the keeper puts the most underwater first). Each item is re-checked on chain in
+        its own frame; one that no longer qualifies is skipped and never reverts the others.
+
+        Raises:
+            InputError: no items or a bad fraction (nothing sent). TxRejected: the whole
+            transaction reverted (e.g. out of gas for the first item). RpcUnavailable.
+        """
+        if not items:
+            raise InputError("items", "liquidate_batch needs at least one position")
+        keys, fractions = [], []
+        for key, fraction in items:
+            if (isinstance(fraction, bool) or not isinstance(fraction, int)
+                    or not 0 < fraction <= _PPM):
+                raise InputError("fraction_ppm", f"must be an int in 1..1000000, got {fraction!r}")
+            keys.append(b32(key, "position_key"))
+            fractions.append(fraction)
+        # Items run in their own frames: an estimate may fit where an item then runs short and
+        # is skipped, so leave room per item (unused gas is refunded).
+        receipt = await self._transact(
+            "liquidateBatch", lambda c: c.functions.liquidateBatch(keys, fractions),
+            timeout_s=timeout_s, extra_gas=lambda gas: gas // 2 + 100_000 * len(items))
+        return BatchLiquidationOutcome(
+            "0x" + bytes(receipt["transactionHash"]).hex(), int(receipt["blockNumber"]),
+            int(receipt["gasUsed"]), split_liquidations(keys, self._receipt_events(receipt)))
 
     async def set_market(self, market: bytes, params: MarketParams, *,
                          timeout_s: float = 60) -> str:

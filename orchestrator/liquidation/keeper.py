@@ -18,8 +18,9 @@ success, so the Celery task may be redelivered safely.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ from orchestrator.risk.errors import AccountNotLiquidatable, LiquidationCooldown
 from orchestrator.risk.planner import LiquidationPlan, plan_at_prices
 from orchestrator.venues.errors import LiquidationRefused
 from orchestrator.venues.protocol import VenueAdapter
+from shared.errors import UnsupportedOperation
 
 __all__ = ["Keeper", "KeeperTick", "PlannedLiquidation", "ScreenStats"]
 
@@ -39,8 +41,18 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class PlannedLiquidation:
+    """A plan and how far under water its position is: ``equity_usd_e18`` over
+    ``maintenance_usd_e18`` orders batches, most under water first."""
+
     plan: LiquidationPlan
     position_key: str
+    equity_usd_e18: int = 0
+    maintenance_usd_e18: int = 1
+
+    def underwater_key(self) -> tuple[int, int]:
+        """Sort key: E/MM ascending, compared exactly (E * 1e12 // MM, floored), then size."""
+        return (self.equity_usd_e18 * 10**12 // max(self.maintenance_usd_e18, 1),
+                -self.maintenance_usd_e18)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +107,8 @@ class Keeper:
             fresh = await self.snapshots(snaps[i].key for i in result.candidates)
             now = await self.venue.chain_time()
             plans = [p for snap in fresh if (p := self._exact(snap, now)) is not None]
+            # Under congestion the most under-water positions must land first.
+            plans.sort(key=PlannedLiquidation.underwater_key)
         stats = ScreenStats(positions=len(snaps), candidates=len(result.candidates),
                             liquidatable=len(plans), duration_us=duration_us,
                             snapshot_us=(screened - started) // 1_000)
@@ -121,7 +135,8 @@ class Keeper:
         except RiskError as exc:  # one malformed position never blocks the others (I6)
             log.error("position_not_planned", position=snap.key, error=str(exc))
             return None
-        return PlannedLiquidation(plan, snap.key)
+        return PlannedLiquidation(plan, snap.key, risk.equity_usd_e18,
+                                  risk.maintenance_margin_usd_e18)
 
     async def execute(self, position_key: str, fraction_ppm: int) -> dict[str, Any]:
         """Submit one plan; the venue's refusal because the trigger was already handled (state
@@ -138,6 +153,54 @@ class Keeper:
         return {"position": position_key, "outcome": "full" if outcome.full else "partial",
                 "tx": outcome.tx_id, "settlements": len(outcome.settlements),
                 "shortfall": str(outcome.shortfall_usd_e18)}
+
+
+    async def execute_batch(self, plans: Sequence[tuple[str, str, int]], *,
+                            per_tx: int = 40) -> list[dict[str, Any] | BaseException]:
+        """Submit ``(plan id, position key, fraction ppm)`` plans, in the order given, ``per_tx``
+        per ``liquidateBatch`` transaction; the transactions go out back to back (one nonce
+        each) and their receipts are awaited together, so a thousand plans cost a few blocks.
+        One result per plan: a dict (``full``, ``partial`` or ``no-op``) or the error of the
+        transaction that carried it (the venue re-checks every item on chain, so resending a
+        plan whose transaction failed is safe). A venue without batches gets one transaction
+        per plan, concurrently.
+        """
+        chunks = [list(plans[i:i + per_tx]) for i in range(0, len(plans), per_tx)]
+        results = await asyncio.gather(*(self._execute_chunk(c) for c in chunks),
+                                       return_exceptions=True)
+        out: list[dict[str, Any] | BaseException] = []
+        for chunk, result in zip(chunks, results, strict=True):
+            if isinstance(result, BaseException):
+                out += [result] * len(chunk)
+            else:
+                out += result
+        return out
+
+    async def _execute_chunk(self, chunk: list[tuple[str, str, int]]
+                             ) -> list[dict[str, Any] | BaseException]:
+        try:
+            found = await self.venue.submit_liquidations([(k, f) for _, k, f in chunk])
+        except UnsupportedOperation:
+            singles = await asyncio.gather(*(self.execute(k, f) for _, k, f in chunk),
+                                           return_exceptions=True)
+            return [r if isinstance(r, BaseException) else {**r, "plan_id": pid}
+                    for (pid, _, _), r in zip(chunk, singles, strict=True)]
+        out: list[dict[str, Any] | BaseException] = []
+        for (plan_id, key, _), result in zip(chunk, found, strict=True):
+            if isinstance(result, LiquidationRefused):
+                if not result.no_op:
+                    log.warning("liquidation_skipped", position=key, reason=result.reason,
+                                tx=result.tx_id)
+                out.append({"position": key, "plan_id": plan_id, "outcome": "no-op",
+                            "reason": result.reason})
+                continue
+            log.info("liquidated", position=key, plan_id=plan_id, tx=result.tx_id,
+                     full=result.full, settlements=len(result.settlements))
+            out.append({"position": key, "plan_id": plan_id,
+                        "outcome": "full" if result.full else "partial", "tx": result.tx_id,
+                        "settlements": len(result.settlements),
+                        "shortfall": str(result.shortfall_usd_e18)})
+        return out
 
 
 def _at_bound(snap: PositionSnapshot) -> str | None:

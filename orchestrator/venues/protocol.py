@@ -40,6 +40,7 @@ from orchestrator.risk import Position, RiskParams
 from shared.messages import SettlementKind
 
 if TYPE_CHECKING:
+    from orchestrator.venues.errors import LiquidationRefused
     from shared.chain import ChainRef
     from shared.messages import LockAttestation
 
@@ -195,6 +196,18 @@ class VenueAdapter(Protocol):
         Raises:
             LiquidationRefused: the venue refused (``no_op`` says the trigger was handled).
             InputError: a malformed key or fraction (nothing sent).
+        """
+        ...
+
+    async def submit_liquidations(self, plans: Sequence[tuple[str, int]]
+                                  ) -> list[LiquidationOutcome | LiquidationRefused]:
+        """Liquidate several positions in one transaction, in the order given, each re-checked
+        by the venue; one result per plan (its outcome, or the typed refusal of a skipped
+        item). A venue without batches raises ``UnsupportedOperation`` and the keeper sends
+        one plan per transaction instead.
+
+        Raises:
+            LiquidationRefused: the whole transaction was refused (nothing liquidated).
         """
         ...
 

@@ -42,7 +42,7 @@ from chains.evm.venue_codec import (
 )
 from orchestrator.risk import CollateralLot, CollateralParams, MissingPrice, RiskParams
 from orchestrator.risk import Position as CorePosition
-from orchestrator.venues.errors import refusal_from_reason
+from orchestrator.venues.errors import LiquidationRefused, refusal_from_reason
 from orchestrator.venues.protocol import (
     CreditReceipt,
     LiquidationOutcome,
@@ -383,6 +383,36 @@ class ReferenceVenue:
             fee_usd_e18=liq.fee_usd_e18, plan_tick=liq.plan_tick,
             settlements=tuple(_settlement(e) for e in out.settlements),
             shortfall_usd_e18=out.shortfall.usd_e18 if out.shortfall else 0)
+
+    async def submit_liquidations(self, plans: Sequence[tuple[str, int]]
+                                  ) -> list[LiquidationOutcome | LiquidationRefused]:
+        """``liquidateBatch`` over ``(position key, fraction ppm)`` in the order given; one
+        result per plan: its outcome, or the typed refusal of an item the venue skipped.
+
+        Raises:
+            LiquidationRefused: the whole transaction was refused (nothing liquidated).
+            InputError, ConfigError (no sender key), RpcUnavailable, ChainError.
+        """
+        items = [(_key(k), fraction) for k, fraction in plans]
+        try:
+            out = await self.client.liquidate_batch(items)
+        except TxRejected as exc:
+            raise LiquidationRefused(self.chain.key, _hex(items[0][0]), exc.reason,
+                                     tx_id=exc.tx_id) from exc
+        results: list[LiquidationOutcome | LiquidationRefused] = []
+        for item in out.items:
+            liq = item.liquidated
+            if liq is None:
+                results.append(refusal_from_reason(self.chain.key, _hex(item.position_key),
+                                                   item.skipped or "unknown", out.tx_hash))
+                continue
+            results.append(LiquidationOutcome(
+                position_key=_hex(item.position_key), tx_id=out.tx_hash,
+                height=out.block_number, full=liq.full, closed_size_e18=liq.closed_size_e18,
+                mark_e8=liq.mark_e8, fee_usd_e18=liq.fee_usd_e18, plan_tick=liq.plan_tick,
+                settlements=tuple(_settlement(e) for e in item.settlements),
+                shortfall_usd_e18=item.shortfall.usd_e18 if item.shortfall else 0))
+        return results
 
     async def _handled_meanwhile(self, key: bytes, before: Any) -> str | None:
         """The no-op reason if the position was closed or liquidated after ``before`` was

@@ -23,7 +23,8 @@ from tests.integration.evm.conftest import rpc
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 
-LIQUIDATE_SELECTOR = "0x" + Web3.keccak(text="liquidate(bytes32,uint256)")[:4].hex()
+LIQUIDATE_SELECTORS = tuple("0x" + Web3.keccak(text=sig)[:4].hex() for sig in (
+    "liquidate(bytes32,uint256)", "liquidateBatch(bytes32[],uint256[])"))
 
 
 def venue(devnet: dict[str, Any]) -> Any:
@@ -41,7 +42,7 @@ def pending_liquidations(devnet: dict[str, Any], position: str) -> list[dict[str
         for tx in by_nonce.values():
             data = str(tx.get("input") or tx.get("data") or "").lower()
             if (str(tx.get("to") or "").lower() == b["contracts"]["venue"].lower()
-                    and data.startswith(LIQUIDATE_SELECTOR) and position[2:].lower() in data):
+                    and data.startswith(LIQUIDATE_SELECTORS) and position[2:].lower() in data):
                 found.append(tx)
     return found
 

@@ -44,6 +44,10 @@ Workers (:mod:`workers.mutex`, :mod:`workers.tasks`)::
     relay-settle:dirty        flag    the same for settlements
     risk:last_screen          hash    the last risk tick's screen figures
     ticks:<market>            zset    oracle ticks by publish time; ``:cursor`` its scan cursor
+    deadletters               hash    id -> a dead-letter record (JSON)
+    deadletters:order         zset    ids by time (bounded: the newest are kept)
+    deadletters:counts        hash    kind -> records ever added (and ``trimmed``)
+    delivery:<task id>        int     deliveries of one task message (counted outside it)
     tx-events                 hash    ``<chain>:<kind>`` -> count of sending-layer decisions
                                       (repriced, replaced, budget_exhausted, ...)
 """
@@ -196,3 +200,19 @@ def ready_marker(digest: str, p: str = PREFIX) -> str:
 
 def discarded(p: str = PREFIX) -> str:
     return f"{p}pool:discarded"
+
+
+def deadletters(p: str = PREFIX) -> str:
+    return f"{p}deadletters"
+
+
+def deadletter_order(p: str = PREFIX) -> str:
+    return f"{p}deadletters:order"
+
+
+def deadletter_counts(p: str = PREFIX) -> str:
+    return f"{p}deadletters:counts"
+
+
+def deliveries(task_id: str, p: str = PREFIX) -> str:
+    return f"{p}delivery:{task_id}"

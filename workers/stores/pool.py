@@ -38,12 +38,14 @@ __all__ = ["RedisSignaturePool"]
 GROUP = "relayers"
 STREAM_MAXLEN = 100_000  # as in the script below
 
-# ARGV: prefix, threshold, then (item key, digest, body, signer, signature hex) per posting.
+# ARGV: prefix, threshold, stream (1/0), then (item key, digest, body, signer, signature hex)
+# per posting.
 _POST_MANY = """
 local p = ARGV[1]
 local m = tonumber(ARGV[2])
+local stream = ARGV[3] == '1'
 local out = {}
-for b = 3, #ARGV, 5 do
+for b = 4, #ARGV, 5 do
   local key, dig, body, signer, sig = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
   local sigs = p .. 'sig:' .. dig
   local prev = redis.call('HGET', sigs, signer)
@@ -52,7 +54,9 @@ for b = 3, #ARGV, 5 do
   redis.call('SADD', p .. 'digests:' .. key, dig)
   if prev ~= sig and redis.call('HLEN', sigs) >= m then
     if redis.call('SET', p .. 'ready:' .. dig, '1', 'NX', 'EX', 300) then
-      redis.call('XADD', p .. 'ready', 'MAXLEN', '~', 100000, '*', 'key', key, 'digest', dig)
+      if stream then
+        redis.call('XADD', p .. 'ready', 'MAXLEN', '~', 100000, '*', 'key', key, 'digest', dig)
+      end
       table.insert(out, key)
     end
   end
@@ -101,12 +105,13 @@ class RedisSignaturePool:
         self._do(pipe.execute)
         return dig
 
-    def post_many(self, postings: Sequence[Posting], threshold: int) -> list[str]:
+    def post_many(self, postings: Sequence[Posting], threshold: int, *,
+                  stream: bool = True) -> list[str]:
         """Post every signature in one atomic script; returns the item keys whose digest just
-        reached ``threshold`` entries (each pushed once to the ready stream)."""
+        reached ``threshold`` entries (each pushed once to the ready stream, with ``stream``)."""
         if not postings:
             return []
-        argv: list[Any] = [self._p, threshold]
+        argv: list[Any] = [self._p, threshold, 1 if stream else 0]
         for item in postings:
             argv += [item.key, item.digest, _body(item.message, item.domain),
                      item.signer.lower(), item.signature.hex()]

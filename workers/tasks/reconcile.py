@@ -17,6 +17,7 @@ from workers.celery_app import app
 from workers.dispatch import (
     ask_range,
     ask_settlement,
+    ask_settlement_range,
     nudge_relay,
     nudge_settlement_relay,
 )
@@ -53,7 +54,8 @@ def reconcile() -> dict[str, int]:
         proposal_signers=proposal_signers, last_asked=asks.last,
         reask_after_ms=int(s.bridge.reask_after_s * 1000),
         stuck_after_ms=int(s.bridge.stuck_after_s * 1000),
-        max_range={k: c.max_block_range for k, c in s.chains.items()})
+        max_range={k: c.max_block_range for k, c in s.chains.items()},
+        venue_chain=s.venue_chain)
     for stuck in plan.stuck:
         log.error("stuck_lock_alarm", lock=stuck.key, state=stuck.state,
                   pending_ms=stuck.pending_ms)
@@ -61,6 +63,8 @@ def reconcile() -> dict[str, int]:
         ask_range(ask.chain, ask.start, ask.end)
     if plan.relay_keys:
         svc.pool.mark_ready(plan.relay_keys)
+    for rask in plan.settlement_ranges:
+        ask_settlement_range(rask.start, rask.end)
     for sask in plan.settlement_asks:
         ask_settlement(sask.settlement_id, sask.height, sask.attesters, step=sask.step)
     asks.mark(plan.asked, now)

@@ -2,8 +2,8 @@
 rules move reserve collateral in, pushes the volatility buffer of the configured markets when it
 moved, then screens every position the bridge credited and plans (the keeper's service);
 ``execute_liquidations`` (queue ``liquidate.<venue chain>``) submits up to ``BATCH`` plans at
-once — the sends are serialized per key but their receipts are awaited together, so 1,000
-liquidations need not wait 1,000 blocks. Idempotent on the plan id (claimed once,
+once in ``liquidateBatch`` transactions of ``PER_TX`` — the transactions go out back to back and
+their receipts are awaited together, so 1,000 liquidations cost a few blocks. Idempotent on the plan id (claimed once,
 :mod:`orchestrator.liquidation.claims`) and on the venue's own check (a second liquidation of
 the same trigger is a typed no-op); seizures then settle through the bridge's settlement path.
 
@@ -13,17 +13,15 @@ Each tick publishes its screen figures in the Redis hash ``risk:last_screen`` (i
 
 from __future__ import annotations
 
-import asyncio
 import time
-from contextlib import ExitStack
 from typing import Any
 
 import redis
 import structlog
 
-from orchestrator.liquidation.claims import batches, claim_new
-from orchestrator.liquidation.keeper import Keeper, ScreenStats
-from shared.errors import OrchestratorError, RetryableError
+from orchestrator.liquidation.claims import LEASE_MS, batches, claim_new
+from orchestrator.liquidation.keeper import ScreenStats
+from shared.errors import FeeBudgetExhausted, OrchestratorError, RetryableError
 from shared.locks import LockState
 from workers.celery_app import app
 from workers.dispatch import send_liquidations
@@ -31,9 +29,11 @@ from workers.mutex import only_one_running
 from workers.runtime import Services, services
 from workers.stores import keys
 from workers.stores.claims import RedisClaims
+from workers.stores.deadletters import RedisDeadLetters
 
 log = structlog.get_logger(__name__)
-BATCH = 50  # plans per execute_liquidations task
+BATCH = 400  # plans per execute_liquidations task (sent 40 per transaction, all in flight)
+PER_TX = 40  # liquidations per liquidateBatch transaction
 
 
 def position_keys() -> list[str]:
@@ -65,7 +65,7 @@ def tick() -> int:
         _before_screen(svc, keys_now)
         result = svc.run(svc.keeper.plan(keys_now))
     publish_screen(svc.redis, result.stats, at_ms=time.time_ns() // 1_000_000)
-    fresh = claim_new(result.plans, RedisClaims(svc.redis))
+    fresh = claim_new(result.plans, RedisClaims(svc.redis))  # most under water first
     for batch in batches(fresh, BATCH):
         send_liquidations([list(p) for p in batch])
     return len(fresh)
@@ -91,28 +91,34 @@ def _before_screen(svc: Services, keys_now: list[str]) -> None:
 @app.task(name="bulkhead.risk.execute_liquidations", acks_late=True,
           autoretry_for=(RetryableError,), retry_backoff=True, max_retries=6)
 def execute_liquidations(plans: list[list[Any]]) -> list[dict[str, Any]]:
-    """Plans ``[plan_id, position_key, fraction_ppm]``, each at most once: a position another
-    live task is liquidating is skipped (``busy``); the venue refuses a second liquidation of
-    the same trigger, which counts as done."""
+    """Plans ``[plan_id, position_key, fraction_ppm]`` (most under water first), each at most
+    once: this worker takes their leases over (a plan whose lease a live other worker holds is
+    ``busy``), sends them in ``liquidateBatch`` transactions all in flight at once, and releases
+    at once the lease of any plan whose transaction failed, so the next tick plans it again
+    (claimed work is never stranded). The venue refuses a second liquidation of one trigger,
+    which counts as done."""
     svc = services()
-    with ExitStack() as stack:
-        mine = [p for p in plans if stack.enter_context(
-            only_one_running(svc.redis, f"liquidate:{p[1]}", ttl_s=120))]
-        results = svc.run(_execute_all(svc.keeper, mine))
-    busy = [{"position": p[1], "plan_id": p[0], "outcome": "busy"} for p in plans
-            if p not in mine]
-    failed = [r for r in results if isinstance(r, BaseException)]
-    if failed:  # the others are done; a retry re-runs only what the venue has not seen
-        raise failed[0]
-    return [*results, *busy]
-
-
-async def _execute_all(keeper: Keeper, plans: list[list[Any]]) -> list[Any]:
-    async def one(plan_id: str, key: str, fraction: int) -> dict[str, Any]:
-        out: dict[str, Any] = await keeper.execute(key, fraction)
-        return {**out, "plan_id": plan_id}
-
-    return await asyncio.gather(*(one(*p) for p in plans), return_exceptions=True)
+    claims = RedisClaims(svc.redis)
+    held = claims.hold([str(p[0]) for p in plans], LEASE_MS)
+    mine = [(str(p[0]), str(p[1]), int(p[2])) for p, ok in zip(plans, held, strict=True) if ok]
+    busy = [{"position": p[1], "plan_id": p[0], "outcome": "busy"}
+            for p, ok in zip(plans, held, strict=True) if not ok]
+    results = svc.run(svc.keeper.execute_batch(mine, per_tx=PER_TX)) if mine else []
+    failed = [(plan, r) for plan, r in zip(mine, results, strict=True)
+              if isinstance(r, BaseException)]
+    if failed:
+        claims.release(plan_id for (plan_id, _, _), _ in failed)
+        for exc in {id(r): r for _, r in failed}.values():
+            log.error("liquidation_send_failed", error=str(exc), plans=sum(
+                1 for _, r in failed if r is exc))
+            if isinstance(exc, FeeBudgetExhausted):
+                RedisDeadLetters(svc.redis).add(
+                    kind="fee-budget", queue=f"liquidate.{svc.settings.venue_chain}",
+                    task="bulkhead.risk.execute_liquidations", reason=str(exc), attempts=1,
+                    args=[[list(p) for p, r in failed if r is exc]])
+    done = [r for r in results if not isinstance(r, BaseException)]
+    return [*done, *busy, *[{"position": k, "plan_id": pid, "outcome": "failed",
+                             "error": str(r)} for (pid, k, _), r in failed]]
 
 
 @app.task(name="bulkhead.risk.execute_liquidation", acks_late=True,

@@ -7,9 +7,15 @@
 
 from __future__ import annotations
 
+from bridges.reconcile import ranges
 from shared.errors import RetryableError
 from workers.celery_app import app
-from workers.dispatch import ask_settlement, nudge_settlement_relay, ran_recently
+from workers.dispatch import (
+    ask_settlement,
+    ask_settlement_range,
+    nudge_settlement_relay,
+    ran_recently,
+)
 from workers.mutex import only_one_running
 from workers.runtime import services
 from workers.stores import keys
@@ -26,8 +32,9 @@ def poll_venue() -> int:
         if not held or ran_recently("watch-venue", interval):
             return 0
         new = svc.run(svc.settlement_watcher.poll())
-    for ev in new:
-        ask_settlement("0x" + ev.settlement_id.hex(), ev.height)
+    cfg = svc.settings.chain(svc.settings.venue_chain)
+    for ask in ranges(svc.settings.venue_chain, [ev.height for ev in new], cfg.max_block_range):
+        ask_settlement_range(ask.start, ask.end)
     return len(new)
 
 
@@ -37,6 +44,17 @@ def _attester_step(step: str, settlement_id: str, height: int) -> str:
     outcome: str = svc.run(getattr(svc.settlement_attester, step)(settlement_id, height))
     nudge_settlement_relay()
     return outcome
+
+
+@app.task(name="bulkhead.settle.attest_settlements", **ATTESTER_TASK)
+def attest_settlements(start: int, end: int) -> int:
+    """Round 1 for every settlement request in a venue range (one read, one write); nudge the
+    settlement relayer when something may now be executable."""
+    svc = services()
+    signed, approved, ready = svc.run(svc.settlement_attester.attest_range(start, end))
+    if ready:
+        nudge_settlement_relay()
+    return signed + approved
 
 
 @app.task(name="bulkhead.settle.attest_settlement", **ATTESTER_TASK)

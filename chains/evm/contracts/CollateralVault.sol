@@ -103,8 +103,12 @@ contract CollateralVault is AttesterRegistry, EIP712, ReentrancyGuard, Pausable 
     error BadRecipient(bytes32 recipient);
     error RecipientNotLockOwner(address recipient, address owner);
     error NoSeizeRecipient();
+    error SettleBatchMismatch(uint256 settlements, uint256 signatureSets);
+    error OnlySelf();
 
     event SeizeRecipientSet(address indexed recipient);
+    /// @notice One item of `settleBatch` that was refused; it left no state behind.
+    event SettlementSkipped(uint256 indexed index, bytes32 indexed settlementId, bytes reason);
     event Settled(
         bytes32 indexed settlementId, uint256 indexed nonce, uint8 kind, address recipient, uint256 amount
     );
@@ -187,6 +191,38 @@ contract CollateralVault is AttesterRegistry, EIP712, ReentrancyGuard, Pausable 
     /// @notice Execute one attested settlement of a lock held here: release to the lock's owner
     /// or seize to `seizeRecipient`. Partial settlements add up to at most the lock's amount.
     function settle(Settlement calldata s, bytes[] calldata sigs) external nonReentrant whenNotPaused {
+        _settle(s, sigs);
+    }
+
+    /// @notice Execute many attested settlements in one transaction, each verified against the
+    /// stored set in its own frame: an item that is refused (already consumed, a bad quorum...)
+    /// is skipped with `SettlementSkipped(index, settlementId, revert data)`, leaves no state
+    /// behind and never reverts the others.
+    /// @return done number of settlements executed.
+    function settleBatch(Settlement[] calldata s, bytes[][] calldata sigs)
+        external
+        nonReentrant
+        whenNotPaused
+        returns (uint256 done)
+    {
+        if (s.length != sigs.length) revert SettleBatchMismatch(s.length, sigs.length);
+        for (uint256 i = 0; i < s.length; ++i) {
+            try this.settleFromBatch(s[i], sigs[i]) {
+                ++done;
+            } catch (bytes memory reason) {
+                emit SettlementSkipped(i, s[i].settlementId, reason);
+            }
+        }
+    }
+
+    /// @dev One batch item in its own frame (the batch holds the reentrancy lock); only this
+    /// contract may call it.
+    function settleFromBatch(Settlement calldata s, bytes[] calldata sigs) external {
+        if (msg.sender != address(this)) revert OnlySelf();
+        _settle(s, sigs);
+    }
+
+    function _settle(Settlement calldata s, bytes[] calldata sigs) private {
         if (s.version != SETTLEMENT_VERSION) revert UnsupportedVersion(s.version);
         if (s.srcChainId != block.chainid) revert WrongSourceChain(s.srcChainId);
         if (s.srcVault != bytes32(uint256(uint160(address(this))))) revert WrongVault(s.srcVault);

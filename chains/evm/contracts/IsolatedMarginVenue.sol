@@ -146,7 +146,6 @@ contract IsolatedMarginVenue is VenueCore, AttesterRegistry, EIP712, Pausable {
     error QueuedUntil(bytes32 key, uint48 releaseAt);
     error WindowFull(uint256 used, uint256 amount, uint256 cap, uint256 nextWindow);
     error BatchLengthMismatch(uint256 attestations, uint256 signatureSets);
-    error OnlySelf();
     error ExceedsLockCredit(uint256 remaining, uint256 amount);
 
     constructor(address initialOwner) Ownable(initialOwner) EIP712("Bulkhead", "1") {
@@ -507,6 +506,17 @@ contract IsolatedMarginVenue is VenueCore, AttesterRegistry, EIP712, Pausable {
 
     /// @notice Liquidate (anyone; works while paused): see `VenueRiskModule.liquidate`.
     function liquidate(bytes32, uint256) external {
+        _delegate();
+    }
+
+    /// @notice Liquidate many positions in one transaction (anyone; works while paused), each
+    /// re-checked on chain in its own frame: see `VenueRiskModule.liquidateBatch`.
+    function liquidateBatch(bytes32[] calldata, uint256[] calldata) external returns (uint256) {
+        _delegate();
+    }
+
+    /// @dev One `liquidateBatch` item in its own frame; only this contract may call it.
+    function liquidateFromBatch(bytes32, uint256) external {
         _delegate();
     }
 

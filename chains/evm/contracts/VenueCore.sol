@@ -235,6 +235,13 @@ abstract contract VenueCore {
     );
     /// @notice A loss beyond the position's own collateral, taken from the insurance fund.
     event Shortfall(bytes32 indexed positionKey, uint256 usdE18);
+    /// @notice One item of `liquidateBatch` that was not liquidated (it no longer qualifies, or
+    /// failed for another reason): `reason` is its revert data. It left no state behind.
+    event LiquidationSkipped(uint256 indexed index, bytes32 indexed positionKey, bytes reason);
+
+    /// @notice A batch entry point was called by someone other than the contract itself.
+    error OnlySelf();
+    error LiquidationBatchMismatch(uint256 positions, uint256 fractions);
     event OracleSet(address indexed oracle);
     event RiskUpdaterSet(address indexed riskUpdater);
     event MarketSet(bytes32 indexed market, MarketParams params);

@@ -219,6 +219,40 @@ contract VenueRiskModule is VenueCore {
     /// released to its source owner; the loss beyond the collateral, -E after the close, is
     /// taken from the insurance fund and emitted as `Shortfall(positionKey, usdE18)`.
     function liquidate(bytes32 positionKey, uint256 fractionPpm) external onlyDelegated {
+        _liquidate(positionKey, fractionPpm);
+    }
+
+    /// @notice Liquidate many positions in one transaction. Items are independent: each runs in
+    /// its own frame and re-checks E < MM at the oracle exactly as `liquidate` does; an item that
+    /// no longer qualifies (or fails for any reason) is skipped with
+    /// `LiquidationSkipped(index, positionKey, revert data)`, leaves no state behind and never
+    /// reverts the others. Keepers order the batch most underwater first.
+    /// @return done number of positions liquidated.
+    function liquidateBatch(bytes32[] calldata positionKeys, uint256[] calldata fractionsPpm)
+        external
+        onlyDelegated
+        returns (uint256 done)
+    {
+        if (positionKeys.length != fractionsPpm.length) {
+            revert LiquidationBatchMismatch(positionKeys.length, fractionsPpm.length);
+        }
+        for (uint256 i = 0; i < positionKeys.length; ++i) {
+            // The venue's own entry (this code runs as the venue): one frame per item.
+            (bool ok, bytes memory reason) = address(this).call(
+                abi.encodeCall(this.liquidateFromBatch, (positionKeys[i], fractionsPpm[i]))
+            );
+            if (ok) ++done;
+            else emit LiquidationSkipped(i, positionKeys[i], reason);
+        }
+    }
+
+    /// @dev One batch item, reached through the venue's own external call.
+    function liquidateFromBatch(bytes32 positionKey, uint256 fractionPpm) external onlyDelegated {
+        if (msg.sender != address(this)) revert OnlySelf();
+        _liquidate(positionKey, fractionPpm);
+    }
+
+    function _liquidate(bytes32 positionKey, uint256 fractionPpm) private {
         Position memory p = _positions[positionKey];
         if (p.sizeE18 == 0) revert NoOpenTrade(positionKey);
         if (fractionPpm == 0 || fractionPpm > PPM) revert InvalidFraction(fractionPpm);

@@ -132,6 +132,7 @@ interface IIsolatedMarginVenue {
     );
     /// @notice A loss beyond the position's own collateral, taken from the insurance fund.
     event Shortfall(bytes32 indexed positionKey, uint256 usdE18);
+    event LiquidationSkipped(uint256 indexed index, bytes32 indexed positionKey, bytes reason);
     event MarketSet(bytes32 indexed market, MarketParams params);
     event BufferSet(bytes32 indexed market, uint256 bufferPpm);
     event CollateralConfigSet(
@@ -187,6 +188,12 @@ interface IIsolatedMarginVenue {
 
     /// @notice Anyone; the venue re-checks E < MM at its oracle (NotLiquidatable otherwise).
     function liquidate(bytes32 positionKey, uint256 fractionPpm) external;
+
+    /// @notice Many liquidations in one transaction, each re-checked in its own frame; an item
+    /// that no longer qualifies is skipped (LiquidationSkipped) and never reverts the others.
+    function liquidateBatch(bytes32[] calldata positionKeys, uint256[] calldata fractionsPpm)
+        external
+        returns (uint256 done);
 
     // ----- views ----------------------------------------------------------------------------
 

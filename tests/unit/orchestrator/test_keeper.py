@@ -23,6 +23,7 @@ from orchestrator.venues import (
 )
 from orchestrator.venues.errors import RefusalCode, refusal_from_reason
 from shared.chain import ChainKind, ChainRef
+from shared.errors import UnsupportedOperation
 from tests.unit.risk.constants import E8, ETH_USD_IM10_MM5, UNIT, USD
 
 MARK = 2_000 * E8
@@ -61,6 +62,9 @@ class FakeVenue:
         if self.refuse:
             raise refusal_from_reason(self.chain.key, position_key, self.refuse)
         return LiquidationOutcome(position_key, "0xtx", 7, fraction_ppm == 10**6, 1, MARK, 0, 1)
+
+    async def submit_liquidations(self, plans: Sequence[tuple[str, int]]) -> list[Any]:
+        raise UnsupportedOperation(self.chain.key, "liquidateBatch")  # one per transaction
 
     async def settlement_events(self, start: int, end: int) -> Sequence[SettlementRequest]:
         return []
