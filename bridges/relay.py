@@ -160,13 +160,14 @@ class RelayService:
                     or message.attester_set_index != self.attesters.index):
                 self.pool.discard(dig, list(sigs))
                 continue
-            screened = screen(message, domain, sigs, self.attesters)
+            screened = screen(message, domain, sigs, self.attesters, dig=bytes.fromhex(dig[2:]))
             if screened.invalid:
                 self.pool.discard(dig, screened.invalid)
                 log.warning("pool_entries_discarded", lock=key, digest=dig,
                             labels=list(screened.invalid))
             if len(screened.valid) >= self.attesters.threshold:
-                return verify(message, domain, screened.valid.values(), self.attesters)
+                return verify(message, domain, screened.valid.values(), self.attesters,
+                              dig=bytes.fromhex(dig[2:]))
             self.pool.discard(dig, [])  # re-arm the trigger for the signatures still to come
         return None
 

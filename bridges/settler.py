@@ -185,6 +185,7 @@ class SettlementRelay:
         """``vaults``: chain key -> ``VaultClient`` (with the relayer's key) for EVM sources."""
         self.settings, self.store, self.pool, self.attesters = settings, store, pool, attesters
         self.vaults, self.fee_payer = vaults, solana_fee_payer
+        self._verified: dict[str, Verified] = {}
 
     async def relay_pending(self) -> RelayWork:
         """Execute every pending settlement that has a verified quorum. EVM ones go out in
@@ -211,7 +212,11 @@ class SettlementRelay:
 
     def _evm_quorum(self, cfg: ChainSettings, rec: SettlementRecord) -> Verified | None:
         """A verified quorum over exactly the settlement the venue requested (pool entries
-        that do not verify are discarded and counted, as for credits)."""
+        that do not verify are discarded and counted, as for credits). A quorum once verified
+        is kept for this process: a pass re-verifies nothing."""
+        cached = self._verified.get(rec.id_hex)
+        if cached is not None:
+            return cached
         domain = evm_domain(cfg, rec.event)
         expected = rec.event.to_settlement(self.attesters.index)
         for dig in self.pool.digests(pool_key(rec.id_hex)):
@@ -222,13 +227,16 @@ class SettlementRelay:
             message, dom, sigs = found
             if dom != domain or message != expected:
                 continue
-            screened = screen(message, dom, sigs, self.attesters)
+            screened = screen(message, dom, sigs, self.attesters, dig=bytes.fromhex(dig[2:]))
             if screened.invalid:
                 self.pool.discard(dig, screened.invalid)
                 log.warning("pool_entries_discarded", settlement=rec.id_hex, digest=dig,
                             labels=list(screened.invalid))
             if len(screened.valid) >= self.attesters.threshold:
-                return verify(message, dom, screened.valid.values(), self.attesters)
+                verified = verify(message, dom, screened.valid.values(), self.attesters,
+                                  dig=bytes.fromhex(dig[2:]))
+                self._verified[rec.id_hex] = verified
+                return verified
         return None
 
     async def _evm_batch(self, key: str, items: list[tuple[SettlementRecord, Verified]],
@@ -247,6 +255,7 @@ class SettlementRelay:
                           reason=out.skipped.get(sid), tx=out.tx_hash)
                 continue
             self.store.mark_executed(record.id_hex, tx)
+            self._verified.pop(record.id_hex, None)
             work.executed.append(record.id_hex)
         log.info("settled_batch", chain=key, tx=out.tx_hash, executed=len(out.settled),
                  skipped=len(out.skipped))

@@ -63,11 +63,11 @@ def order_for_contract(pairs: Iterable[tuple[str, bytes]]) -> list[tuple[str, by
 
 
 def screen(message: Message, domain: Domain, entries: Mapping[str, bytes],
-           attesters: AttesterSet) -> Screened:
+           attesters: AttesterSet, *, dig: bytes | None = None) -> Screened:
     """Sort pool entries (``label -> signature``) by whether each is what its label claims: a
-    signature over this exact digest by that member of ``attesters``. One hash, then one
-    recovery per entry."""
-    dig = digest(message, domain)
+    signature over this exact digest by that member of ``attesters``. One hash (none when the
+    caller passes the digest it already checked), then one recovery per entry."""
+    dig = dig if dig is not None else digest(message, domain)
     members = {m.lower() for m in attesters.members}
     valid: dict[str, bytes] = {}
     invalid: list[str] = []
@@ -82,7 +82,7 @@ def screen(message: Message, domain: Domain, entries: Mapping[str, bytes],
 
 
 def verify(message: Message, domain: Domain, signatures: Iterable[bytes],
-           attesters: AttesterSet) -> Verified:
+           attesters: AttesterSet, *, dig: bytes | None = None) -> Verified:
     """Keep signatures by members of ``attesters`` over this exact digest; need its threshold.
 
     Raises:
@@ -90,7 +90,7 @@ def verify(message: Message, domain: Domain, signatures: Iterable[bytes],
     """
     if message.attester_set_index != attesters.index:
         raise QuorumNotReached(0, attesters.threshold)
-    dig = digest(message, domain)
+    dig = dig if dig is not None else digest(message, domain)
     valid: dict[str, tuple[str, bytes]] = {}
     for sig in signatures:
         signer = _recover(dig, sig)
