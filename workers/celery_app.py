@@ -17,9 +17,13 @@ import os
 from typing import Any
 
 from celery import Celery
+from celery.signals import beat_init, task_failure, worker_ready
+from kombu.transport import TRANSPORT_ALIASES
 
 import workers.log_context  # noqa: F401  (structlog JSON logs + task context via Celery signals)
 from shared.settings import Settings, load_settings
+from workers.failures import record_exhausted
+from workers.liveness import on_beat_init, on_worker_ready
 from workers.queues import queues_for
 
 __all__ = ["app", "beat_schedule", "configure", "process_settings", "queues_for"]
@@ -31,13 +35,26 @@ RISK_TICK_S = 1.0
 # with a skewed clock would silently drop work (TIME-01). Backlogs are bounded instead by
 # the reconciler's queue-length check and by skipping polls that ran moments ago (Redis TIME).
 
+# Every worker consumes through the guarded transport (workers/broker.py): no frame, however
+# malformed, can take a worker down. ``bhredis://`` is the same Redis, read through it.
+TRANSPORT_ALIASES["bhredis"] = "workers.broker:GuardedTransport"
+
 _settings: Settings | None = None
 _attester: str | None = None
+
+# BULKHEAD_EXTRA_TASKS: comma-separated modules of extra tasks (a partner's, or a test's
+# doubles); read at import because Celery needs its task list before it starts.
+EXTRA_TASKS = [m.strip() for m in os.environ.get("BULKHEAD_EXTRA_TASKS", "").split(",")
+               if m.strip()]
 
 app = Celery("bulkhead", include=[
     "workers.tasks.watch", "workers.tasks.attest", "workers.tasks.relay",
     "workers.tasks.reconcile", "workers.tasks.settle", "workers.tasks.risk",
+    *EXTRA_TASKS,
 ])
+task_failure.connect(record_exhausted, weak=False)
+worker_ready.connect(on_worker_ready, weak=False)
+beat_init.connect(on_beat_init, weak=False)
 
 
 def configure(settings: Settings, *, attester: str | None = None) -> Settings:
@@ -85,7 +102,7 @@ def _configuration() -> dict[str, Any]:
     """Evaluated lazily by Celery the first time the app's configuration is read."""
     cfg = process_settings()
     return {
-        "broker_url": str(cfg.redis_url),
+        "broker_url": "bhredis://" + str(cfg.redis_url).split("://", 1)[1],
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,

@@ -8,6 +8,7 @@ this process's own ``asyncio.Runner``. Every member is typed: a task reads what 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 from collections.abc import Coroutine
 from functools import cached_property
@@ -80,7 +81,9 @@ class Services:
         self._adapters: dict[tuple[str, Finality, tuple[str, ...]], ChainAdapter] = {}
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return self._runner.run(coro)
+        """Run ``coro`` on this process's loop, in a copy of the caller's context: log lines
+        it emits carry the current task's fields, never a previous task's."""
+        return self._runner.run(coro, context=contextvars.copy_context())
 
     # ----- stores ---------------------------------------------------------------------------
 

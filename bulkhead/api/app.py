@@ -15,7 +15,14 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.responses import JSONResponse, Response
 
-from bulkhead.api import dashboard, routes_health, routes_locks, routes_metrics, routes_venue
+from bulkhead.api import (
+    dashboard,
+    routes_health,
+    routes_locks,
+    routes_metrics,
+    routes_ops,
+    routes_venue,
+)
 from bulkhead.api.deps import ApiOptions, StateFactory, open_state
 from bulkhead.api.params import refuse
 from shared.errors import InputError, OrchestratorError
@@ -40,7 +47,8 @@ def create_app(settings: Settings, *, options: ApiOptions | None = None,
     app = FastAPI(title="Bulkhead", version=API_VERSION, lifespan=lifespan,
                   description="Locks, attestations, positions and liquidations of a Bulkhead "
                               "deployment; Prometheus metrics at /metrics; dashboard at /.")
-    for module in (routes_health, routes_metrics, routes_locks, routes_venue, dashboard):
+    for module in (routes_health, routes_metrics, routes_locks, routes_venue, routes_ops,
+                   dashboard):
         app.include_router(module.router)
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(OrchestratorError, _unavailable)

@@ -31,6 +31,8 @@ class ApiOptions:
 
     ``max_finality_lag`` bounds ``latest - finalized`` (in blocks/slots) for ``/readyz``; a
     chain not named falls back to ``default_max_lag``. ``read_timeout_s`` bounds one chain read.
+    ``/readyz`` always lists each worker role's heartbeat; with ``require_workers`` a role with
+    no live worker also makes it 503 (a deployment that runs the workers sets it).
     """
 
     default_max_lag: int = 1024
@@ -38,6 +40,7 @@ class ApiOptions:
     read_timeout_s: float = 5.0
     heads_ttl_s: float = 0.25
     venue_ttl_s: float = 0.5
+    require_workers: bool = False
 
     def max_lag(self, chain: str) -> int:
         return self.max_finality_lag.get(chain, self.default_max_lag)

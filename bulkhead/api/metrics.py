@@ -51,6 +51,11 @@ class MetricsInput:
     liquidations: Sequence[Mapping[str, Any]] | None = None
     chains: Sequence[Mapping[str, Any]] = field(default_factory=list)
     sources: Mapping[str, bool] = field(default_factory=dict)
+    deadletters: int | None = None  # records held now
+    deadletter_kinds: Mapping[str, int] | None = None  # records ever added, by kind
+    pool_discarded: int | None = None  # pool entries that failed verification
+    tx_events: Mapping[str, int] | None = None  # "<chain>:<kind>" -> sending decisions
+    workers_alive: Mapping[str, bool] | None = None
 
 
 def queue_names(settings: Settings) -> list[str]:
@@ -102,6 +107,7 @@ class BulkheadCollector(Collector):
         yield from self._liquidations()
         yield from self._risk()
         yield from self._chains()
+        yield from self._operations()
 
     def _sources(self) -> Iterator[Metric]:
         g = GaugeMetricFamily("bulkhead_scrape_source_up",
@@ -188,3 +194,33 @@ class BulkheadCollector(Collector):
                 head.add_metric([c["chain"], finality], float(c[finality]))
             lag.add_metric([c["chain"]], float(c["lag"]))
         yield from (up, head, lag)
+
+    def _operations(self) -> Iterator[Metric]:
+        d = self.data
+        if d.deadletters is not None:
+            yield GaugeMetricFamily("bulkhead_deadletters", "Dead-letter records held now",
+                                    value=d.deadletters)
+        if d.deadletter_kinds is not None:
+            c = CounterMetricFamily("bulkhead_deadletters_added",
+                                    "Dead letters ever recorded, by kind", labels=["kind"])
+            for kind, n in sorted(d.deadletter_kinds.items()):
+                c.add_metric([kind], n)
+            yield c
+        if d.pool_discarded is not None:
+            yield CounterMetricFamily("bulkhead_pool_entries_discarded",
+                                      "Signature pool entries that failed verification",
+                                      value=d.pool_discarded)
+        if d.tx_events is not None:
+            c = CounterMetricFamily("bulkhead_tx_events",
+                                    "Sending-layer decisions (repriced, replaced, "
+                                    "budget_exhausted...)", labels=["chain", "kind"])
+            for name, n in sorted(d.tx_events.items()):
+                chain, _, kind = name.rpartition(":")
+                c.add_metric([chain, kind], n)
+            yield c
+        if d.workers_alive is not None:
+            g = GaugeMetricFamily("bulkhead_worker_alive", "1 while a worker's heartbeat is live",
+                                  labels=["worker"])
+            for worker, ok in sorted(d.workers_alive.items()):
+                g.add_metric([worker], 1 if ok else 0)
+            yield g

@@ -2,7 +2,8 @@
 
 Redis layouts read here are the workers': Celery's queue lists (``LLEN <queue>``, plus the
 priority lists kombu keeps beside it), the signature pool's ``bh:sig:<digest>`` hashes
-(signer -> signature, ``bridges.pool``) and the risk worker's ``bh:risk:last_screen`` hash.
+(signer -> signature) and the risk worker's ``risk:last_screen`` hash; key names are
+:mod:`workers.stores.keys`'s.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from bulkhead.api.deps import ApiState, get_state
 from bulkhead.api.metrics import BulkheadCollector, MetricsInput, queue_names, risk_screen
 from bulkhead.api.routes_venue import chains_now, liquidations_now
 from shared.errors import OrchestratorError
+from workers.liveness import alive_workers, expected_workers
+from workers.stores import keys
+from workers.stores.deadletters import RedisDeadLetters
 
 __all__ = ["gather", "router"]
 
@@ -46,15 +50,31 @@ def _signature_counts(state: ApiState) -> dict[str, int]:
     assert state.redis is not None
     names = {m.address.lower(): m.name for m in state.settings.attesters.members}
     counts: Counter[str] = Counter({m.name: 0 for m in state.settings.attesters.members})
-    keys = list(state.redis.scan_iter(match="bh:sig:*", count=SCAN_BATCH))
-    for start in range(0, len(keys), SCAN_BATCH):
+    names_found = list(state.redis.scan_iter(match=keys.signatures("*"), count=SCAN_BATCH))
+    for start in range(0, len(names_found), SCAN_BATCH):
         pipe = state.redis.pipeline(transaction=False)
-        for key in keys[start:start + SCAN_BATCH]:
+        for key in names_found[start:start + SCAN_BATCH]:
             pipe.hkeys(key)
         for signers in pipe.execute():
             for signer in signers:
                 counts[names.get(str(signer).lower(), str(signer).lower())] += 1
     return dict(counts)
+
+
+def _operations(state: ApiState) -> dict[str, Any]:
+    """Dead letters, discarded pool entries, sending decisions and worker heartbeats."""
+    assert state.redis is not None
+    letters = RedisDeadLetters(state.redis)  # type: ignore[arg-type]
+    alive = alive_workers(state.redis)  # type: ignore[arg-type]
+    raw_tx = state.redis.hgetall(keys.tx_events())
+    return {"deadletters": letters.size(), "deadletter_kinds": letters.counts(),
+            "pool_discarded": int(state.redis.get(keys.discarded()) or 0),
+            "tx_events": {_text(k): int(v) for k, v in raw_tx.items()},
+            "workers_alive": {w: w in alive for w in expected_workers(state.settings)}}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _read_redis(state: ApiState) -> dict[str, Any]:
@@ -64,7 +84,8 @@ def _read_redis(state: ApiState) -> dict[str, Any]:
             return {"records": state.store.all_records()}
         return {"records": state.store.all_records(), "queue_depths": _queue_depths(state),
                 "signatures": _signature_counts(state),
-                "risk_screen": risk_screen(state.redis.hgetall("bh:risk:last_screen"))}
+                "risk_screen": risk_screen(state.redis.hgetall(keys.risk_last_screen())),
+                **_operations(state)}
     except Exception:  # noqa: BLE001 - Redis down or refusing: reported as source down
         return {}
 

@@ -185,10 +185,16 @@ class ReadyRedis(BaseModel):
     error: str | None
 
 
+class ReadyWorker(BaseModel):
+    worker: str
+    alive: bool
+
+
 class Readiness(BaseModel):
     ready: bool
     redis: ReadyRedis
     chains: list[ReadyChain]
+    workers: list[ReadyWorker] = []
 
 
 class ErrorBody(BaseModel):

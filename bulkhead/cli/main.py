@@ -31,6 +31,7 @@ from bulkhead.cli.common import (
     settings,
     trader_keys,
 )
+from bulkhead.cli.deadletters import deadletters_app
 from bulkhead.cli.deploy import deploy as deploy_command
 from bulkhead.cli.feed import feed_app
 from bulkhead.cli.keys import keys_app
@@ -49,6 +50,7 @@ app.add_typer(devnet_app, name="devnet")
 app.add_typer(feed_app, name="feed")
 app.add_typer(keys_app, name="keys")
 app.add_typer(admin_app, name="admin")
+app.add_typer(deadletters_app, name="deadletters")
 app.command("deploy")(deploy_command)
 
 # --- devnet ---------------------------------------------------------------------------------
@@ -298,18 +300,28 @@ def positions(as_json: JsonOpt = False) -> None:
     """Every open position backed by credited collateral: equity, initial and maintenance
     margin (volatility buffer apart), margin ratio, liquidation and bankruptcy prices."""
     from orchestrator.actions.trading import position_rows
+    from orchestrator.liquidation.keeper import Keeper
+    from orchestrator.venues.registry import open_venue
     from shared.locks import LockState
-    from workers.runtime import Services
     from workers.stores.locks import RedisLockStore
 
     cfg = settings()
 
+    async def read(keys: list[bytes]) -> list[dict[str, Any]]:
+        venue = await open_venue(cfg.venue_adapter, cfg)  # read only: no key
+        try:
+            return await position_rows(cfg, Keeper(venue), keys)
+        finally:
+            await venue.aclose()
+
     def run() -> list[dict[str, Any]]:
         store = RedisLockStore(str(cfg.redis_url))
-        keys = sorted({r.event.position_key for r in store.all_records()
-                       if r.state == LockState.CREDITED})
-        svc = Services(cfg)
-        return svc.run(position_rows(cfg, svc.keeper, [bytes.fromhex(k[2:]) for k in keys]))
+        try:
+            keys = sorted({r.event.position_key for r in store.all_records()
+                           if r.state == LockState.CREDITED})
+        finally:
+            store.close()
+        return asyncio.run(read([bytes.fromhex(k[2:]) for k in keys]))
 
     rows = guarded(run)
     emit_json(rows) if as_json else out.print(views.positions_table(rows))
@@ -470,12 +482,16 @@ def api(
     host: Annotated[str, typer.Option(help="Listen address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Listen port")] = 8000,
     loglevel: Annotated[str, typer.Option()] = "info",
+    require_workers: Annotated[bool, typer.Option(
+        help="/readyz is 503 while a worker role has no live worker")] = False,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs), /metrics and the dashboard."""
+    from bulkhead.api.deps import ApiOptions
     from bulkhead.api.server import serve
 
     cfg = settings()
-    serve(cfg, host, port, log_level=loglevel)
+    serve(cfg, host, port, log_level=loglevel,
+          options=ApiOptions(require_workers=require_workers))
 
 
 def main() -> None:

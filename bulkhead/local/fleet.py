@@ -26,6 +26,8 @@ class WorkerFleet:
     logs: Path
     env: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    specs: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
 
     def start(self, label: str, role: str, *extra: str,
               wrapper: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
@@ -39,7 +41,18 @@ class WorkerFleet:
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.procs[label] = proc
+        self.specs[label] = (role, extra, wrapper)
         return proc
+
+    def exited(self) -> list[str]:
+        """Labels of workers whose process has exited."""
+        return [label for label, p in self.procs.items() if p.poll() is not None]
+
+    def restart(self, label: str) -> subprocess.Popen[bytes]:
+        """Start an exited worker again with the same role and arguments."""
+        role, extra, wrapper = self.specs[label]
+        self.restarts[label] = self.restarts.get(label, 0) + 1
+        return self.start(label, role, *extra, wrapper=wrapper)
 
     def start_all(self, attesters: list[str], *, relayer_pool: str = "prefork") -> None:
         self.start("beat", "beat")

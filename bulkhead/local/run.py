@@ -3,7 +3,8 @@
 Devnet (two anvils, the local Solana RPC, Redis; deployed), the worker fleet (watcher, four
 attesters, relayer, reconciler, risk worker, beat) and the HTTP API with its dashboard. A devnet
 already running in the home is reused and left running afterwards; one started here is stopped
-here. SIGINT or SIGTERM stops the API, then the workers (each gets SIGTERM, then SIGKILL after
+here. A worker or the API that exits is restarted (the supervisor; ``/readyz`` names a role
+with no live worker meanwhile). SIGINT or SIGTERM stops the API, then the workers (each gets SIGTERM, then SIGKILL after
 5 s), then the devnet — in that order, so no worker is left retrying against a dead chain.
 """
 
@@ -27,6 +28,7 @@ from devnet.stack import DevnetOptions, down, read_manifest, running_processes, 
 __all__ = ["run_local"]
 
 ATTESTERS = ["att-1", "att-2", "att-3", "att-4"]
+RESTART_EVERY_S = 2.0
 
 
 def _devnet_running(home: Path) -> bool:
@@ -61,17 +63,25 @@ def run_local(home: Path, console: Console, *, opts: DevnetOptions, api_host: st
         api = _start_api(home, api_host, api_port)
         console.print(_summary(manifest, home, api_host, api_port))
         console.print("running; Ctrl-C stops everything")
+        last_restart: dict[str, float] = {}
         deadline = None if stop_after_s is None else time.monotonic() + stop_after_s
         while not stopping.wait(0.5):
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            dead = [label for label, p in fleet.procs.items() if p.poll() is not None]
-            if api is not None and api.poll() is not None:
-                dead.append("api")
-            if dead:
-                console.print(f"[red]stopped unexpectedly: {', '.join(dead)} "
-                              f"(logs in {home / 'logs'})[/]")
-                return 1
+            # The supervisor: a worker (or the API) that exits is started again, at most once
+            # per RESTART_EVERY_S each, and said so; a role is never left without a consumer.
+            now = time.monotonic()
+            for label in fleet.exited():
+                if now - last_restart.get(label, 0.0) >= RESTART_EVERY_S:
+                    last_restart[label] = now
+                    fleet.restart(label)
+                    console.print(f"[yellow]{label} exited; restarted "
+                                  f"({fleet.restarts[label]}x, logs in {home / 'logs'})[/]")
+            if api is not None and api.poll() is not None and \
+                    now - last_restart.get("api", 0.0) >= RESTART_EVERY_S:
+                last_restart["api"] = now
+                api = _start_api(home, api_host, api_port)
+                console.print("[yellow]api exited; restarted[/]")
         return 0
     finally:
         if api is not None and api.poll() is None:
@@ -91,7 +101,8 @@ def _start_api(home: Path, host: str, port: int) -> subprocess.Popen[bytes]:
            "BULKHEAD_HOME": str(home)}
     with (logs / "api.log").open("ab") as log:
         return subprocess.Popen([sys.executable, "-m", "bulkhead", "api", "--host", host,
-                                 "--port", str(port)], env=env, stdout=log,
+                                 "--port", str(port), "--require-workers"], env=env,
+                                stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 

@@ -44,6 +44,7 @@ Workers (:mod:`workers.mutex`, :mod:`workers.tasks`)::
     relay-settle:dirty        flag    the same for settlements
     risk:last_screen          hash    the last risk tick's screen figures
     ticks:<market>            zset    oracle ticks by publish time; ``:cursor`` its scan cursor
+    alive:<worker>            str     pid of a live worker (expires 10 s after its last beat)
     deadletters               hash    id -> a dead-letter record (JSON)
     deadletters:order         zset    ids by time (bounded: the newest are kept)
     deadletters:counts        hash    kind -> records ever added (and ``trimmed``)
@@ -216,3 +217,7 @@ def deadletter_counts(p: str = PREFIX) -> str:
 
 def deliveries(task_id: str, p: str = PREFIX) -> str:
     return f"{p}delivery:{task_id}"
+
+
+def alive(worker: str, p: str = PREFIX) -> str:
+    return f"{p}alive:{worker}"

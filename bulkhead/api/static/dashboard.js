@@ -193,6 +193,16 @@ function drawChart() {
   });
 }
 
+function renderOps(ops) {
+  const badge = $("#ops-badge");
+  const down = ops.workers.filter((w) => !w.alive).map((w) => w.worker);
+  badge.dataset.deadletters = ops.deadletters;
+  badge.dataset.discarded = ops.pool_discarded;
+  badge.dataset.state = ops.deadletters || down.length ? "warn" : "ok";
+  badge.textContent = `dead letters ${ops.deadletters} · discarded ${ops.pool_discarded}` +
+    (down.length ? ` · down: ${down.join(", ")}` : "");
+}
+
 async function section(name, path, render, now) {
   try {
     render(await getJson(path), now);
@@ -212,6 +222,7 @@ async function poll() {
     section("locks", "/api/v1/locks?limit=20", renderLocks, now),
     section("positions", "/api/v1/positions?limit=100", renderPositions, now),
     section("liquidations", "/api/v1/liquidations?limit=20", renderLiquidations, now),
+    section("ops", "/api/v1/operations", renderOps, now),
   ]);
   drawChart();
   polls += 1;
