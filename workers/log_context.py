@@ -57,6 +57,11 @@ def task_fields(task: Any, args: Sequence[Any] | None,
         elif (name == "keys" and isinstance(value, (list, tuple)) and len(value) <= _MAX_LIST
               and all(isinstance(v, str) for v in value)):
             fields["lock_keys"] = list(value)
+        elif name == "plans" and isinstance(value, (list, tuple)):
+            ids = [p[0] for p in value[:_MAX_LIST]
+                   if isinstance(p, (list, tuple)) and p and isinstance(p[0], str)]
+            if ids:
+                fields["plan_ids"] = ids
     return fields
 
 
