@@ -1,6 +1,6 @@
 """Bridge figure (DESIGN's bridge target): a burst of locks, half on evm-a and half on solana,
-credited on the venue by the real workers (beat, watcher, reconciler, relayer, 4 attesters with
-threshold 3) on this machine; every lock must be credited exactly once.
+credited on the venue by the real workers (beat, watcher, reconciler, relayer, risk, 4 attesters
+with threshold 3) on this machine; every lock must be credited exactly once.
 
 Brings up its own devnet with fast finality (anvil 1 s blocks, finalized = latest-4; Solana
 200 ms slots, finalized = processed-10) so the figure is about the bridge, starts the worker
@@ -10,17 +10,29 @@ locks (TransferChecked + memo, 50 in flight). Positions: round robin over enough
 that none gets more than ``LOCKS_PER_POSITION`` locks (the venue caps credited locks per
 position at ``MAX_POSITION_LOCKS``; one more goes to position 0 for the single-credit gas).
 
-Measured (all from the chains, the lock records and the worker logs):
-- ``credited`` / ``duplicates``: distinct lock keys with a venue ``Credited`` event, and lock
-  keys with more than one (must be 0); ``queued`` (``CreditQueued``, must be 0 at these sizes);
+Measured (from the chains, the lock records, the ``bh:ready`` stream and the worker logs; every
+clock below is this host's, in ms, unless it says otherwise):
+- ``credited`` / ``duplicates`` / ``missing``: distinct burst locks with a venue ``Credited``
+  event, locks with more than one (must be 0), locks with none; ``queued`` (``CreditQueued``);
 - ``wall_s``: first lock sent -> last credit (``credited.at_ms`` of the records);
 - ``credits_per_s``: credited / (last credit - first finalized), and over the whole burst;
 - ``finality_to_credit_s``: per lock ``credited.at_ms - finalized.at_ms``, p50/p95/p99/max;
-- ``gas``: the relayer's ``creditBatch`` gas / credits, vs one single ``credit`` (sent after the
-  fleet is stopped, signed here with 3 of the devnet attester keys);
-- ``where``: stage latencies (finalized -> attested -> credited from the records; the quorum
-  moment from the attesters' logs), relayer transactions and batch sizes, per-task durations
-  from the Celery logs, and CPU seconds per process over the burst.
+- ``gas``: the relayer's ``creditBatch`` gas per credit, vs one single ``credit`` (sent after
+  the fleet is stopped, signed here with 3 of the devnet attester keys);
+- ``where_the_time_goes``: per-lock stages (``stages_s``: seen -> finalized -> quorum ->
+  relayer picked up -> credit block seen -> credited record; see ``clocks`` in the output for
+  how each moment is measured and its resolution), the relayer's transactions read back from
+  the venue chain (batch sizes, gas, skipped items by reason), what each attester's ``attested``
+  log lines add up to, per-task durations from the Celery JSON logs, and CPU seconds per process
+  over the burst (workers with their pool children, the devnet processes, this driver);
+- ``audit``: ``bulkhead audit --json`` after the fleet stopped (exit code, violations).
+
+``--fault`` (``python -m benchmarks.run bridge --fault``, stored as ``bridge_fault``): once half
+of the burst's lock records are credited, SIGKILL the relayer (its process group) and one
+attester, FLUSHALL Redis, and restart both at once as a supervisor would; the run then reports
+that every lock was credited exactly once, how long recovery took and the audit. Per-lock
+stage times are not reported for it: the flush makes the watcher rebuild every record, so their
+transition times after the fault are rediscovery times.
 
 ``python -m benchmarks.run bridge --locks 200`` for a quick run; the default is 2,000.
 Worker and devnet logs stay under the printed ``home``.
@@ -30,14 +42,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
+import os
 import re
-import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -45,54 +61,46 @@ from typing import Any
 import redis
 from web3 import Web3
 
+from benchmarks.common import (
+    ATTESTERS,
+    READY_TIMEOUT_S,
+    BlockClock,
+    ReadyTap,
+    WithGas,
+    contract_transactions,
+    cpu_snapshot,
+    dist,
+    now_ms,
+    ready_count,
+    tx_summary,
+    wait_ready,
+    worker_cpu_s,
+)
 from bulkhead.local.fleet import WorkerFleet
 from chains.evm.artifacts import load_artifact
-from chains.evm.bridge_codec import CREDITED_TOPIC0, CreditedEvent, CreditQueuedEvent
+from chains.evm.bridge_codec import CreditedEvent, CreditQueuedEvent
 from chains.evm.sender import TxSender
 from devnet.evm_specs import _default_limits
 from devnet.stack import DevnetOptions, down, up
 from shared.locks import LockRecord, LockState
 from shared.positions import position_key
 from shared.settings import Settings, load_settings
+from workers.stores import keys as store_keys
 from workers.stores.locks import RedisLockStore
 
 N_LOCKS = 2_000
-ATTESTERS = ["att-1", "att-2", "att-3", "att-4"]
 FAST = DevnetOptions(block_time_s=1.0, slots_in_an_epoch=2, slot_ms=200, solana_finality_lag=10,
                      detach=False)
 LOCKS_PER_POSITION = 10  # under the venue's MAX_POSITION_LOCKS, with room for one more
 AMOUNT = 1_000_000  # 1 USDC (6 decimals); lock i locks AMOUNT + i base units
 SOLANA_IN_FLIGHT = 50
-READY_TIMEOUT_S = 120.0
-STALL_S = 240.0  # stop waiting when no lock was credited for this long (a slow relayer pass
-# verifies every pending lock before its first batch: minutes at 2,000 locks)
+STALL_S = 240.0  # stop waiting when no lock was credited for this long
 UNSEEN_S = 60.0  # ... or when all seen locks are credited and no new lock appeared for this long
 POLL_S = 2.0
 TIMELINE_EVERY_S = 10.0
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in 0..100); None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * q // 100))
-    return ordered[int(rank) - 1]
-
-
-def dist(values_ms: Sequence[float]) -> dict[str, float | int | None]:
-    """p50/p95/p99/max (and mean) of millisecond samples, in seconds."""
-    def s(v: float | None) -> float | None:
-        return None if v is None else round(v / 1000, 3)
-
-    return {"n": len(values_ms), "p50": s(percentile(values_ms, 50)),
-            "p95": s(percentile(values_ms, 95)), "p99": s(percentile(values_ms, 99)),
-            "max": s(max(values_ms) if values_ms else None),
-            "mean": s(statistics.fmean(values_ms) if values_ms else None)}
+FAULT_AT = 0.5  # fraction of the burst credited (records) when the fault is injected
+FAULT_ATTESTER = "att-2"
+WORKER_LABELS = ["beat", "watcher", "reconciler", "relayer", "risk", *ATTESTERS]
 
 
 def check_amounts(n_per_lane: int) -> None:
@@ -109,26 +117,17 @@ def check_amounts(n_per_lane: int) -> None:
 # ----- the burst --------------------------------------------------------------------------------
 
 
-class _WithGas:
-    """A contract call sent with a fixed gas limit (skips one estimate per lock)."""
-
-    def __init__(self, call: Any, gas: int) -> None:
-        self._call, self._gas = call, gas
-
-    async def build_transaction(self, tx: Mapping[str, Any]) -> Any:
-        return await self._call.build_transaction({**tx, "gas": self._gas})
-
-
 def positions_for(n_locks: int) -> int:
     return max(1, -(-n_locks // LOCKS_PER_POSITION))
 
 
-def trader_positions(manifest: dict[str, Any], trader: str, count: int) -> list[str]:
+def trader_positions(manifest: dict[str, Any], trader: str, count: int,
+                     start: int = 0) -> list[str]:
     venue_b = manifest["chains"]["evm-b"]
     owner = manifest["devnet"]["traders"][trader]["evm_address"]
     return [position_key(venue_b["chain_id"], venue_b["contracts"]["venue"], owner,
                          f"bench-{trader}-{i}".encode().ljust(32, b"\0"))
-            for i in range(count)]
+            for i in range(start, start + count)]
 
 
 def check_position_cap(manifest: dict[str, Any]) -> int | None:
@@ -158,12 +157,13 @@ async def approve_evm(manifest: dict[str, Any]) -> None:
         await sender.aclose()
 
 
-async def send_evm(manifest: dict[str, Any], n: int, offset: int) -> tuple[list[str], int]:
+async def send_evm(manifest: dict[str, Any], n: int, offset: int,
+                   start_position: int = 0) -> tuple[list[str], int]:
     """``n`` pipelined locks from alice; returns the tx hashes and when the last one mined."""
     chain = manifest["chains"]["evm-a"]
     alice = manifest["devnet"]["traders"]["alice"]
     venue = manifest["chains"]["evm-b"]["contracts"]["venue"]
-    positions = trader_positions(manifest, "alice", positions_for(n))
+    positions = trader_positions(manifest, "alice", positions_for(n), start_position)
     sender = await TxSender.connect(chain["rpc_urls"][0], alice["evm_key"])
     try:
         usdc = chain["assets"]["USDC"]["address"]
@@ -178,7 +178,7 @@ async def send_evm(manifest: dict[str, Any], n: int, offset: int) -> tuple[list[
         gas = int(await call(0).estimate_gas({"from": sender.address}) * 3 // 2)
         hashes = []
         for i in range(n):
-            hashes.append(await sender.send(_WithGas(call(i), gas)))
+            hashes.append(await sender.send(WithGas(call(i), gas)))
             if i % 50 == 49:
                 await asyncio.sleep(0)  # let the Solana sender run between sends
         await sender.wait(hashes[-1], timeout_s=120)
@@ -187,7 +187,8 @@ async def send_evm(manifest: dict[str, Any], n: int, offset: int) -> tuple[list[
         await sender.aclose()
 
 
-async def send_solana(manifest: dict[str, Any], n: int, offset: int) -> tuple[list[str], int]:
+async def send_solana(manifest: dict[str, Any], n: int, offset: int,
+                      start_position: int = 0) -> tuple[list[str], int]:
     """``n`` locks from bob, ``SOLANA_IN_FLIGHT`` at a time, each awaited to ``confirmed``."""
     from solana.rpc.async_api import AsyncClient
     from solders.keypair import Keypair
@@ -202,7 +203,7 @@ async def send_solana(manifest: dict[str, Any], n: int, offset: int) -> tuple[li
     source = Pubkey.from_string(bob["solana_token_accounts"]["USDC"])
     vault = Pubkey.from_string(sol["vaults"][0])
     venue = manifest["chains"]["evm-b"]["contracts"]["venue"]
-    positions = trader_positions(manifest, "bob", positions_for(n))
+    positions = trader_positions(manifest, "bob", positions_for(n), start_position)
     gate = asyncio.Semaphore(SOLANA_IN_FLIGHT)
 
     async with AsyncClient(sol["rpc_urls"][0], timeout=60) as client:
@@ -228,14 +229,98 @@ async def send_burst(manifest: dict[str, Any], n_evm: int, n_sol: int) -> dict[s
             "solana_done_ms": sol_done}
 
 
+# ----- the stack --------------------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    home: Path
+    manifest: dict[str, Any]
+    fleet: WorkerFleet
+    settings: Settings
+    ready_s: float
+
+    @property
+    def venue_url(self) -> str:
+        return str(self.manifest["chains"]["evm-b"]["rpc_urls"][0])
+
+    def venue_head(self) -> int:
+        return int(Web3(Web3.HTTPProvider(self.venue_url)).eth.block_number)
+
+
+@contextmanager
+def bridge_stack(prefix: str = "bh-bench-bridge-") -> Iterator[Stack]:
+    """Its own devnet (``FAST`` clocks) and the whole worker fleet, ready; both stopped after."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    manifest = up(home, FAST)
+    fleet = WorkerFleet(home, home / "worker-logs",
+                        env={"BULKHEAD_CONFIG": str(home / "none.toml")})
+    try:
+        settings = load_settings(home=home, chains=manifest["chains"],
+                                 redis_url=manifest["redis_url"])
+        fleet.start_all(ATTESTERS)
+        ready_s = wait_ready(fleet, READY_TIMEOUT_S)
+        yield Stack(home, manifest, fleet, settings, ready_s)
+    finally:
+        fleet.stop()
+        down(home)
+
+
+# ----- the fault --------------------------------------------------------------------------------
+
+
+@dataclass
+class Fault:
+    """SIGKILL the relayer and one attester, FLUSHALL, restart both (as a supervisor would)."""
+
+    fleet: WorkerFleet
+    redis_url: str
+    total: int
+    victims: tuple[str, ...] = ("relayer", FAULT_ATTESTER)
+    fired_ms: int | None = None
+    credited_at_fault: int = 0
+    cpu_before_kill: dict[str, float] = field(default_factory=dict)
+    ready_before: dict[str, int] = field(default_factory=dict)
+    ready_ms: dict[str, int] = field(default_factory=dict)
+
+    def due(self, credited: int) -> bool:
+        return self.fired_ms is None and credited >= max(1, int(self.total * FAULT_AT))
+
+    def fire(self, credited: int) -> None:
+        self.credited_at_fault = credited
+        for label in self.victims:
+            self.cpu_before_kill[label] = worker_cpu_s(self.fleet, label)
+            self.ready_before[label] = ready_count(self.fleet, label)
+        self.fired_ms = now_ms()
+        for label in self.victims:
+            self.fleet.kill(label)
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            client.flushall()
+        finally:
+            client.close()
+        for label in self.victims:
+            self.fleet.restart(label)
+        print(f"bridge: fault injected at {credited}/{self.total} credited", file=sys.stderr)
+
+    def watch(self) -> None:
+        """Note when each restarted worker says it is ready again."""
+        for label in self.victims:
+            if label not in self.ready_ms and label in self.ready_before and \
+                    ready_count(self.fleet, label) > self.ready_before[label]:
+                self.ready_ms[label] = now_ms()
+
+
 # ----- waiting ----------------------------------------------------------------------------------
 
 
-def wait_credited(store: RedisLockStore, tx_ids: set[str], started_ms: int,
-                  timeout_s: float) -> tuple[list[LockRecord], list[list[float]]]:
+def wait_credited(store: RedisLockStore, tx_ids: set[str], started_ms: int, timeout_s: float,
+                  fault: Fault | None = None) -> tuple[list[LockRecord], list[list[float]], int]:
     """Poll the records until every lock of the burst is credited (or stalls / times out);
-    returns our records and a coarse timeline [t_s, seen, finalized, attested, credited]
-    (counts of locks that reached each state, t from the first lock sent)."""
+    returns our records, a coarse timeline [t_s, seen, finalized, attested, credited] (counts of
+    locks that reached each state, t from the first lock sent) and when the wait ended (ms).
+    With ``fault``, injects it once half the burst is credited (the records are then rebuilt
+    from the chains by the watcher, so the counts drop and climb again)."""
     deadline = time.monotonic() + timeout_s
     last_progress, best = time.monotonic(), -1
     last_new, n_seen = time.monotonic(), -1
@@ -245,7 +330,17 @@ def wait_credited(store: RedisLockStore, tx_ids: set[str], started_ms: int,
         ours = [r for r in store.all_records() if r.event.tx_id in tx_ids]
         credited = sum(1 for r in ours if r.state == LockState.CREDITED)
         t_s = round((now_ms() - started_ms) / 1000, 1)
-        done = credited >= len(tx_ids)
+        if fault is not None and fault.due(credited):
+            timeline.append([t_s, len(ours),
+                             sum(1 for r in ours if r.reached(LockState.FINALIZED)),
+                             sum(1 for r in ours if r.reached(LockState.ATTESTED)), credited])
+            fault.fire(credited)
+            last_progress, best = time.monotonic(), -1
+            last_new, n_seen = time.monotonic(), -1
+            continue
+        if fault is not None:
+            fault.watch()
+        done = credited >= len(tx_ids) and (fault is None or fault.fired_ms is not None)
         if credited > best:
             best, last_progress = credited, time.monotonic()
         if len(ours) > n_seen:
@@ -264,48 +359,9 @@ def wait_credited(store: RedisLockStore, tx_ids: set[str], started_ms: int,
             why = ("never seen: the rest" if unseen else "stalled") if stalled else "timed out"
             print(f"bridge: {why} at {credited}/{len(tx_ids)} credited", file=sys.stderr)
             break
-        time.sleep(POLL_S)
-    return ours, timeline
-
-
-def wait_ready(fleet: WorkerFleet, timeout_s: float) -> float:
-    started = time.monotonic()
-    deadline = started + timeout_s
-    pending = set(fleet.procs)
-    while pending and time.monotonic() < deadline:
-        for label in list(pending):
-            if fleet.procs[label].poll() is not None:
-                raise RuntimeError(f"worker {label} exited:\n{fleet.log_tail(label)}")
-            text = (fleet.logs / f"{label}.log").read_text(errors="replace") \
-                if (fleet.logs / f"{label}.log").exists() else ""
-            if (" ready." in text) if label != "beat" else ("beat: Starting" in text):
-                pending.discard(label)
-        time.sleep(0.5)
-    if pending:
-        raise RuntimeError(f"workers not ready after {timeout_s}s: {sorted(pending)}")
-    return time.monotonic() - started
-
-
-# ----- CPU accounting ---------------------------------------------------------------------------
-
-_TICK = 100.0  # USER_HZ
-
-
-def cpu_s(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
-
-
-def cpu_snapshot(fleet: WorkerFleet, devnet: Mapping[str, Any]) -> dict[str, float]:
-    out = {}
-    for label, proc in fleet.procs.items():
-        out[label] = cpu_s(proc.pid) + sum(cpu_s(c) for c in fleet.children(label))
-    for name, info in devnet.items():
-        out[name] = cpu_s(int(info["pid"]))
-    return out
+        # until the fault is injected, look often so it lands close to the halfway mark
+        time.sleep(0.5 if fault is not None and fault.fired_ms is None else POLL_S)
+    return ours, timeline, now_ms()
 
 
 # ----- analysis ---------------------------------------------------------------------------------
@@ -329,46 +385,56 @@ _CELERY_TASK = re.compile(
     r"^Task ([\w.]+)\[[\w-]+\] (succeeded in ([\d.]+)s: (.*)|retry: .*|raised .*)$")
 
 
-def _task_line(line: str) -> tuple[int, re.Match[str]] | None:
-    """(ms, match) for a Celery task-outcome line of a worker's JSON log (structlog: one
-    object per line with ``timestamp`` and ``event``)."""
-    if not line.startswith("{"):
-        return None
-    try:
-        entry = json.loads(line)
-    except ValueError:
-        return None
-    m = _CELERY_TASK.match(str(entry.get("event", "")))
-    return (_log_ms(str(entry.get("timestamp", ""))), m) if m else None
-
-
 def _log_ms(stamp: str) -> int:
     return int(datetime.fromisoformat(stamp).timestamp() * 1000)
 
 
-def parse_celery(logs: Path, labels: Iterable[str]
-                 ) -> tuple[dict[str, Any], dict[str, dict[str, int]]]:
-    """Per task name: runs, retries, errors and durations; and digest -> attester -> when it
-    first logged a signature for it (a re-asked attester re-signing does not count again)."""
+def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
+    if not path.exists():
+        return
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict):
+                yield entry
+
+
+def parse_logs(logs: Path, labels: Iterable[str], since_ms: int) -> dict[str, Any]:
+    """From the workers' JSON logs, lines at or after ``since_ms``: per task name, runs,
+    retries, errors and durations; per attester, what its ``attested`` lines (one per range
+    with something new to post) add up to; the relayer's ``relayed`` lines."""
     runs: dict[str, list[float]] = defaultdict(list)
     retries: Counter[str] = Counter()
     raised: Counter[str] = Counter()
-    signed: dict[str, dict[str, int]] = defaultdict(dict)
+    attested: dict[str, dict[str, int]] = {}
+    relayed = Counter[str]()
     for label in labels:
-        path = logs / f"{label}.log"
-        if not path.exists():
-            continue
-        for line in path.read_text(errors="replace").splitlines():
-            parsed = _task_line(line)
-            if parsed is None:
+        for entry in _json_lines(logs / f"{label}.log"):
+            stamp = entry.get("timestamp")
+            if not stamp or _log_ms(str(stamp)) < since_ms:
                 continue
-            at_ms, m = parsed
+            event = str(entry.get("event", ""))
+            if event == "attested":
+                row = attested.setdefault(label, {"ranges": 0, "posted": 0, "already": 0,
+                                                  "ready": 0})
+                row["ranges"] += 1
+                for k in ("posted", "already", "ready"):
+                    row[k] += int(entry.get(k, 0))
+                continue
+            if event == "relayed":
+                relayed["lines"] += 1
+                for k in ("credited", "queued", "skipped"):
+                    relayed[k] += int(entry.get(k, 0))
+                continue
+            m = _CELERY_TASK.match(event)
+            if m is None:
+                continue
             name = m.group(1)
             if m.group(2).startswith("succeeded"):
                 runs[name].append(float(m.group(3)) * 1000)
-                value = m.group(4).strip("'\"")
-                if name == "bulkhead.attest.attest_lock" and value.startswith("0x"):
-                    signed[value].setdefault(label, at_ms)
             elif m.group(2).startswith("retry"):
                 retries[name] += 1
             else:
@@ -378,49 +444,7 @@ def parse_celery(logs: Path, labels: Iterable[str]
         "retries": retries[name], "raised": raised[name]} for name, v in sorted(runs.items())}
     for name in set(retries) | set(raised):
         tasks.setdefault(name, {"runs": 0, "retries": retries[name], "raised": raised[name]})
-    return tasks, signed
-
-
-def quorum_times(redis_url: str, keys: Sequence[str], signed: Mapping[str, dict[str, int]],
-                 threshold: int) -> dict[str, int]:
-    """lock key -> when its ``threshold``-th distinct attester signature was logged."""
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        pipe = client.pipeline(transaction=False)
-        for key in keys:
-            pipe.smembers(f"bh:digests:{key}")
-        digests = pipe.execute()
-    finally:
-        client.close()
-    out = {}
-    for key, digs in zip(keys, digests, strict=True):
-        times = sorted(t for d in digs for t in signed.get(d, {}).values())
-        if len(times) >= threshold:
-            out[key] = times[threshold - 1]
-    return out
-
-
-def relayer_transactions(manifest: dict[str, Any], start_block: int) -> dict[str, Any]:
-    """Every transaction the relayer sent to the venue since ``start_block``, from the chain."""
-    b = manifest["chains"]["evm-b"]
-    w3 = Web3(Web3.HTTPProvider(b["rpc_urls"][0], request_kwargs={"timeout": 60}))
-    venue = w3.eth.contract(address=b["contracts"]["venue"],
-                            abi=load_artifact("IsolatedMarginVenue").abi)
-    relayer = w3.eth.account.from_key(manifest["devnet"]["relayer_key"]).address.lower()
-    txs: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for number in range(start_block, w3.eth.block_number + 1):
-        block = w3.eth.get_block(number, full_transactions=True)
-        for tx in block["transactions"]:
-            if str(tx["from"]).lower() != relayer or str(tx["to"]).lower() != venue.address.lower():
-                continue
-            fn, args = venue.decode_function_input(tx["input"])
-            receipt = w3.eth.get_transaction_receipt(tx["hash"])
-            credited = sum(1 for log in receipt["logs"] if log["topics"]
-                           and "0x" + bytes(log["topics"][0]).hex() == CREDITED_TOPIC0)
-            txs[fn.fn_name].append({"gas": int(receipt["gasUsed"]), "credited": credited,
-                                    "block": number, "status": int(receipt["status"]),
-                                    "items": len(args.get("atts", [None]))})
-    return {name: rows for name, rows in txs.items()}
+    return {"tasks": tasks, "attested": attested, "relayed": dict(relayed)}
 
 
 async def venue_credits(settings: Settings, head: int) -> tuple[list[CreditedEvent], int]:
@@ -440,6 +464,114 @@ async def venue_credits(settings: Settings, head: int) -> tuple[list[CreditedEve
             sum(1 for e in events if isinstance(e, CreditQueuedEvent)))
 
 
+def relayer_transactions(manifest: dict[str, Any], start_block: int) -> dict[str, Any]:
+    """Every transaction the relayer sent to the venue since ``start_block``, from the chain."""
+    b = manifest["chains"]["evm-b"]
+    w3 = Web3(Web3.HTTPProvider(b["rpc_urls"][0], request_kwargs={"timeout": 60}))
+    venue = w3.eth.contract(address=b["contracts"]["venue"],
+                            abi=load_artifact("IsolatedMarginVenue").abi)
+    relayer = w3.eth.account.from_key(manifest["devnet"]["relayer_key"]).address
+    return contract_transactions(w3, venue, start_block, int(w3.eth.block_number),
+                                 sender=relayer)
+
+
+@dataclass
+class Credits:
+    """What the venue says about the burst's locks."""
+
+    per_key: Counter[bytes]  # venue lock key -> Credited events
+    block: dict[bytes, int]  # venue lock key -> block of its first Credited event
+    queued: int
+    expected: int
+
+    @property
+    def credited(self) -> int:
+        return len(self.per_key)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(1 for c in self.per_key.values() if c > 1)
+
+
+def read_credits(stack: Stack, records: Sequence[LockRecord], expected: int) -> Credits:
+    from bridges.relay import venue_lock_key
+
+    events, queued = asyncio.run(venue_credits(stack.settings, stack.venue_head()))
+    ours = {venue_lock_key(r.key) for r in records}
+    per_key: Counter[bytes] = Counter()
+    block: dict[bytes, int] = {}
+    for e in events:
+        if e.lock_key in ours:
+            per_key[e.lock_key] += 1
+            block.setdefault(e.lock_key, e.height)
+    return Credits(per_key, block, queued, expected)
+
+
+def stage_samples(records: Sequence[LockRecord], quorum_ms: Mapping[str, int],
+                  credit_seen_ms: Mapping[str, int]) -> dict[str, list[float]]:
+    """Per lock, the ms between consecutive moments of its way to the venue (a lock missing a
+    moment is left out of the two stages around it)."""
+    moments: list[tuple[str, Any]] = [
+        ("seen", lambda r: at(r, LockState.SEEN)),
+        ("finalized", lambda r: at(r, LockState.FINALIZED)),
+        ("quorum", lambda r: quorum_ms.get(r.key)),
+        ("relayer picked up", lambda r: at(r, LockState.ATTESTED)),
+        ("credit block seen", lambda r: credit_seen_ms.get(r.key)),
+        ("credited record", lambda r: at(r, LockState.CREDITED)),
+    ]
+    out: dict[str, list[float]] = {}
+    for (a, fa), (b, fb) in itertools.pairwise(moments):
+        out[f"{a} -> {b}"] = [float(tb - ta) for r in records
+                              if (ta := fa(r)) is not None and (tb := fb(r)) is not None]
+    return out
+
+
+def stages(records: Sequence[LockRecord], quorum_ms: Mapping[str, int],
+           credit_seen_ms: Mapping[str, int]) -> dict[str, Any]:
+    """:func:`stage_samples` as p50/p95/p99/max/mean seconds (the means add up to seen ->
+    credited record)."""
+    return {k: dist(v) for k, v in stage_samples(records, quorum_ms, credit_seen_ms).items()}
+
+
+CLOCKS = {
+    "seen, finalized": "lock records, written by the watcher (host clock, ms; the watcher "
+                       "polls each chain about once a second)",
+    "quorum": "id of the lock's first bh:ready stream entry (Redis clock = host clock, ms): "
+              "the moment the signature that completed the quorum was posted; the entries are "
+              "copied every 100 ms before the relayer deletes them",
+    "relayer picked up": "the lock record's attested transition, written by the relayer just "
+                         "before it sends the batch (host clock, ms)",
+    "credit block seen": "first poll of the venue chain's eth_blockNumber (every 100 ms) that saw "
+                         "the block with the lock's Credited event: known to within "
+                         "block_clock.per_chain.evm-b.window_ms; the relayer often has the "
+                         "receipt before the poll sees the block, so credit block seen -> "
+                         "credited record is below this clock's resolution and can be negative",
+    "credited record": "the lock record's credited transition, written by the relayer after "
+                       "the receipt (host clock, ms)",
+}
+
+
+def run_audit(home: Path) -> dict[str, Any]:
+    """``bulkhead audit --json`` against the devnet home: exit code and violations."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("BULKHEAD_")},
+           "BULKHEAD_HOME": str(home), "BULKHEAD_CONFIG": str(home / "none.toml")}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "bulkhead", "audit", "--json"], env=env,
+                          capture_output=True, text=True, timeout=900, check=False)
+    took = round(time.monotonic() - started, 1)
+    try:
+        report = json.loads(done.stdout)
+    except ValueError:
+        return {"exit_code": done.returncode, "violations": None, "s": took,
+                "stderr": done.stderr[-2000:]}
+    violations = report.get("violations", [])
+    return {"exit_code": done.returncode, "violations": len(violations),
+            "clean": report.get("clean"), "s": took,
+            "checked": {k: v.get("checked") for k, v in
+                        report.get("summary", {}).get("invariants", {}).items()},
+            "first_violations": violations[:5]}
+
+
 async def single_credit_gas(manifest: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """One lock on evm-a credited alone with ``credit`` (fleet stopped: this process signs as 3
     of the 4 devnet attesters and sends as the relayer), to an existing position."""
@@ -450,6 +582,7 @@ async def single_credit_gas(manifest: dict[str, Any], settings: Settings) -> dic
     from chains.evm.venue import VenueClient
     from chains.factory import adapter_for
     from shared.chain import ChainKind, ChainRef
+    from shared.ids import Bytes32Hex
     from shared.messages import Domain, sign
 
     a, b = manifest["chains"]["evm-a"], manifest["chains"]["evm-b"]
@@ -457,7 +590,8 @@ async def single_credit_gas(manifest: dict[str, Any], settings: Settings) -> dic
     receipt = await lock_on_evm(
         a["rpc_urls"][0], private_key=alice["evm_key"], vault=a["vaults"][0],
         asset=a["assets"]["USDC"]["address"], amount=AMOUNT,
-        position_key=trader_positions(manifest, "alice", 1)[0], dst_chain_id=b["chain_id"],
+        position_key=Bytes32Hex(trader_positions(manifest, "alice", 1)[0]),
+        dst_chain_id=b["chain_id"],
         dst_venue=b["contracts"]["venue"], beneficiary=alice["evm_address"])
     adapter = adapter_for("evm-a", settings.chain("evm-a"), settings.retry)
     try:
@@ -485,151 +619,193 @@ async def single_credit_gas(manifest: dict[str, Any], settings: Settings) -> dic
     return {"gas": outcome.gas_used, "credited": len(outcome.credited)}
 
 
-def analyse(manifest: dict[str, Any], settings: Settings, burst: dict[str, Any],
-            records: list[LockRecord], logs: Path, start_block_b: int) -> dict[str, Any]:
+def cpu_figures(before: Mapping[str, float], after: Mapping[str, float],
+                carried: Mapping[str, float], elapsed_ms: float) -> dict[str, Any]:
+    """CPU seconds per process over the burst; ``carried`` adds what killed processes used
+    before they were killed (their replacements start from zero)."""
+    used = {}
+    for label in sorted(after):
+        if label in carried:
+            used[label] = carried[label] - before.get(label, 0.0) + after[label]
+        else:
+            used[label] = after[label] - before.get(label, 0.0)
+    total = sum(used.values())
+    return {"cpu_s": {k: round(v, 1) for k, v in used.items()},
+            "cpu_s_total": round(total, 1),
+            "cpu_busy_of_all_cores": round(total / max(1.0, elapsed_ms / 1000)
+                                           / (os.cpu_count() or 1), 2)}
+
+
+def analyse(stack: Stack, burst: dict[str, Any], records: list[LockRecord],
+            credits: Credits, txs: dict[str, list[dict[str, Any]]], logs: dict[str, Any],
+            clock: BlockClock, tap: ReadyTap, fault: Fault | None) -> dict[str, Any]:
+    from bridges.relay import venue_lock_key
+
     n = len(burst["evm"]) + len(burst["solana"])
     first_ms = burst["first_ms"]
     credited_r = [r for r in records if r.reached(LockState.CREDITED)]
-    fin = [at(r, LockState.FINALIZED) for r in records if r.reached(LockState.FINALIZED)]
-    cred = [at(r, LockState.CREDITED) for r in credited_r]
-    last_credit = max(cred) if cred else None  # type: ignore[type-var]
-    first_final = min(fin) if fin else None  # type: ignore[type-var]
-
-    head_b = Web3(Web3.HTTPProvider(manifest["chains"]["evm-b"]["rpc_urls"][0])).eth.block_number
-    events, queued = asyncio.run(venue_credits(settings, head_b))
-    ours = {r.key for r in records}
-    from bridges.relay import venue_lock_key
-
-    venue_keys = {venue_lock_key(k): k for k in ours}
-    per_key = Counter(e.lock_key for e in events if e.lock_key in venue_keys)
-    credited_venue = len(per_key)
-    duplicates = sum(1 for c in per_key.values() if c > 1)
-
-    txs = relayer_transactions(manifest, start_block_b)
-    batches = txs.get("creditBatch", [])
-    batch_gas = sum(t["gas"] for t in batches)
-    batch_credits = sum(t["credited"] for t in batches)
-
-    labels = ["beat", "watcher", "reconciler", "relayer", *ATTESTERS]
-    tasks, signed = parse_celery(logs, labels)
-    keys = [r.key for r in credited_r]
-    quorum = quorum_times(manifest["redis_url"], keys, signed,
-                          int(manifest["attesters"]["threshold"]))
-    by_key = {r.key: r for r in credited_r}
-    fin_to_quorum = [float(q - at(by_key[k], LockState.FINALIZED)) for k, q in quorum.items()]
-    quorum_to_att = [float(at(by_key[k], LockState.ATTESTED) - q) for k, q in quorum.items()
-                     if by_key[k].reached(LockState.ATTESTED)]
-
-    per_chain = {}
-    for chain in ("evm-a", "solana"):
-        rs = [r for r in credited_r if r.event.chain == chain]
-        per_chain[chain] = {
-            "credited": len(rs),
-            "seen_to_finalized_s": dist(diffs(rs, LockState.SEEN, LockState.FINALIZED)),
-            "finality_to_credit_s": dist(diffs(rs, LockState.FINALIZED, LockState.CREDITED)),
-        }
-
+    fin = [t for r in records if (t := at(r, LockState.FINALIZED)) is not None]
+    cred = [t for r in credited_r if (t := at(r, LockState.CREDITED)) is not None]
+    last_credit = max(cred) if cred else None
+    first_final = min(fin) if fin else None
     span_ms = (last_credit - first_final) if last_credit and first_final else None
     wall_ms = (last_credit - first_ms) if last_credit else None
-    return {
+
+    batch = tx_summary(txs.get("creditBatch", []), "Credited")
+    credit_seen = {}
+    for r in records:
+        height = credits.block.get(venue_lock_key(r.key))
+        seen = None if height is None else clock.seen_ms("evm-b", height)
+        if seen is not None:
+            credit_seen[r.key] = seen
+
+    result: dict[str, Any] = {
         "locks": n,
         "locks_evm": len(burst["evm"]),
         "locks_solana": len(burst["solana"]),
         "never_seen": {"evm-a": len(set(burst["evm"]) - {r.event.tx_id for r in records}),
                        "solana": len(set(burst["solana"]) - {r.event.tx_id for r in records})},
-        "credited": credited_venue,
+        "credited": credits.credited,
         "credited_records": len(credited_r),
-        "duplicates": duplicates,
-        "credited_events_for_burst": sum(per_key.values()),
-        "queued": queued,
+        "duplicates": credits.duplicates,
+        "missing": n - credits.credited,
+        "exactly_once": credits.credited == n and credits.duplicates == 0,
+        "credited_events_for_burst": sum(credits.per_key.values()),
+        "queued": credits.queued,
         "send_s": {"evm": round((burst["evm_done_ms"] - first_ms) / 1000, 2),
                    "solana": round((burst["solana_done_ms"] - first_ms) / 1000, 2)},
         "wall_s": None if wall_ms is None else round(wall_ms / 1000, 2),
         "first_finalized_s": None if first_final is None else round((first_final - first_ms)
                                                                      / 1000, 2),
-        "credits_per_s": None if not span_ms else round(credited_venue / (span_ms / 1000), 1),
+        "credits_per_s": None if not span_ms else round(credits.credited / (span_ms / 1000), 1),
         "credits_per_s_whole_burst": None if not wall_ms else round(
-            credited_venue / (wall_ms / 1000), 1),
-        "finality_to_credit_s": dist(diffs(credited_r, LockState.FINALIZED,
-                                           LockState.CREDITED)),
+            credits.credited / (wall_ms / 1000), 1),
         "gas": {
-            "credit_batch_total": batch_gas,
-            "per_credit_batched": round(batch_gas / batch_credits) if batch_credits else None,
+            "credit_batch_total": batch["gas_total"],
+            "per_credit_batched": batch["gas_per_item_done"],
+            "per_item_sent_batched": batch["gas_per_item_sent"],
             "single_credit": None,  # filled after the fleet is stopped
-        },
-        "where": {
-            "finalized_to_attested_s": dist(diffs(credited_r, LockState.FINALIZED,
-                                                  LockState.ATTESTED)),
-            "attested_to_credited_s": dist(diffs(credited_r, LockState.ATTESTED,
-                                                 LockState.CREDITED)),
-            "finalized_to_quorum_s": dist(fin_to_quorum),
-            "quorum_to_attested_record_s": dist(quorum_to_att),
-            "seen_to_finalized_s": dist(diffs(records, LockState.SEEN, LockState.FINALIZED)),
-            "relayer_txs": {name: len(rows) for name, rows in txs.items()},
-            "relayer_reverted": sum(1 for rows in txs.values() for t in rows if t["status"] != 1),
-            "batch_size_mean": round(batch_credits / len(batches), 1) if batches else None,
-            "batch_size_max": max((t["items"] for t in batches), default=None),
-            "batch_gas_max": max((t["gas"] for t in batches), default=None),
-            "relayer_blocks": len({t["block"] for t in batches}),
-            "per_chain": per_chain,
-            "tasks": tasks,
+            "batched_saving_pct": None,
+            "note": "per_credit_batched is the relayer's creditBatch gasUsed over the Credited "
+                    "events in them: it includes items the venue skipped (already consumed, "
+                    "see where_the_time_goes.relayer.creditBatch.skip_reasons); single_credit "
+                    "is one credit() of one lock to an existing position",
         },
     }
+    where: dict[str, Any] = {
+        "clocks": CLOCKS,
+        "relayer": {
+            "creditBatch": batch,
+            "other_txs": {name: len(rows) for name, rows in txs.items()
+                          if name != "creditBatch"},
+            "relayed_log_lines": logs["relayed"],
+        },
+        "attesters": logs["attested"],
+        "tasks": logs["tasks"],
+        "block_clock": clock.resolution(),
+        "ready_stream": {"entries": len(tap.entries), "locks_with_quorum_entry": len(
+            {r.key for r in records} & set(tap.quorum_ms())),
+            "reconciler_repushes": tap.repushes(), "tap_errors": tap.errors},
+    }
+    if fault is None:
+        result["finality_to_credit_s"] = dist(diffs(credited_r, LockState.FINALIZED,
+                                                    LockState.CREDITED))
+        where["stages_s"] = stages(credited_r, tap.quorum_ms(), credit_seen)
+        where["stages_s"]["finalized -> credited record (total)"] = result["finality_to_credit_s"]
+        where["per_chain"] = {}
+        for chain in ("evm-a", "solana"):
+            rs = [r for r in credited_r if r.event.chain == chain]
+            where["per_chain"][chain] = {
+                "credited": len(rs),
+                "seen_to_finalized_s": dist(diffs(rs, LockState.SEEN, LockState.FINALIZED)),
+                "finality_to_credit_s": dist(diffs(rs, LockState.FINALIZED,
+                                                   LockState.CREDITED))}
+    else:
+        where["stages_s"] = ("not measured with --fault: the FLUSHALL made the watcher rebuild "
+                             "every lock record, so transition times after it are rediscovery "
+                             "times")
+        fired = fault.fired_ms or 0
+        seen_blocks = sorted(credit_seen.values())
+        result["fault"] = {
+            "what": f"SIGKILL {', '.join(fault.victims)} (process groups), FLUSHALL, restart "
+                    "both at once",
+            "when": f"once {FAULT_AT:.0%} of the burst's lock records were credited",
+            "injected": fault.fired_ms is not None,
+            "at_s": round((fired - first_ms) / 1000, 2) if fault.fired_ms else None,
+            "credited_records_at_fault": fault.credited_at_fault,
+            "credited_on_chain_at_fault": sum(1 for t in seen_blocks if t <= fired),
+            "credited_on_chain_after_fault": sum(1 for t in seen_blocks if t > fired),
+            "restarted_ready_after_s": {k: round((v - fired) / 1000, 1)
+                                        for k, v in fault.ready_ms.items()},
+            "last_credit_block_after_fault_s": round((seen_blocks[-1] - fired) / 1000, 1)
+            if seen_blocks and fault.fired_ms and seen_blocks[-1] > fired else None,
+            "records_all_credited_after_fault_s": round((last_credit - fired) / 1000, 1)
+            if last_credit and fault.fired_ms else None,
+            "credit_items_resent": batch["skip_reasons"].get("AlreadyConsumed", 0),
+        }
+    result["where_the_time_goes"] = where
+    return result
 
 
 # ----- main -------------------------------------------------------------------------------------
 
 
-def main(locks: int = N_LOCKS) -> dict[str, Any]:
+def main(locks: int = N_LOCKS, fault: bool = False) -> dict[str, Any]:
     n_evm, n_sol = locks - locks // 2, locks // 2
     check_amounts(max(n_evm, n_sol))
-    home = Path(tempfile.mkdtemp(prefix="bh-bench-bridge-"))
-    logs = home / "worker-logs"
-    manifest = up(home, FAST)
-    fleet = WorkerFleet(home, logs, env={"BULKHEAD_CONFIG": str(home / "none.toml")})
-    try:
-        settings = load_settings(home=home, chains=manifest["chains"],
-                                 redis_url=manifest["redis_url"])
+    with bridge_stack() as stack:
+        manifest, fleet = stack.manifest, stack.fleet
         position_cap = check_position_cap(manifest)
-        fleet.start_all(ATTESTERS)
-        ready_s = wait_ready(fleet, READY_TIMEOUT_S)
-        start_block_b = Web3(Web3.HTTPProvider(
-            manifest["chains"]["evm-b"]["rpc_urls"][0])).eth.block_number
+        start_block_b = stack.venue_head()
         store = RedisLockStore(manifest["redis_url"])
-        cpu_before = cpu_snapshot(fleet, manifest["devnet"]["processes"])
-        burst = asyncio.run(send_burst(manifest, n_evm, n_sol))
-        tx_ids = {*burst["evm"], *burst["solana"]}
-        records, timeline = wait_credited(store, tx_ids, burst["first_ms"],
-                                          timeout_s=180 + 0.6 * locks)
-        cpu_after = cpu_snapshot(fleet, manifest["devnet"]["processes"])
-        fleet.stop()
-        result = analyse(manifest, settings, burst, records, logs, start_block_b)
-        result["gas"]["single_credit"] = asyncio.run(single_credit_gas(manifest, settings))["gas"]
-        last = max((at(r, LockState.CREDITED) or 0 for r in records), default=0)
-        elapsed = max(1.0, (last or now_ms()) - burst["first_ms"])
-        result["where"]["cpu_s"] = {k: round(cpu_after[k] - cpu_before.get(k, 0.0), 1)
-                                    for k in sorted(cpu_after)}
-        result["where"]["cpu_busy_of_2_cores"] = round(
-            sum(cpu_after[k] - cpu_before.get(k, 0.0) for k in cpu_after)
-            / (elapsed / 1000) / 2, 2)
-        result["timeline"] = {"columns": ["t_s", "seen", "finalized", "attested", "credited"],
-                              "rows": timeline}
-        store.close()
-    finally:
-        fleet.stop()
-        down(home)
-    return {"benchmark": "bridge", **result, "workers_ready_s": round(ready_s, 1),
+        injector = Fault(fleet, manifest["redis_url"], locks) if fault else None
+        clock = BlockClock({"evm-b": stack.venue_url})
+        tap = ReadyTap(manifest["redis_url"], store_keys.ready())
+        try:
+            with clock, tap:
+                cpu_before = cpu_snapshot(fleet, manifest["devnet"]["processes"])
+                burst = asyncio.run(send_burst(manifest, n_evm, n_sol))
+                tx_ids = {*burst["evm"], *burst["solana"]}
+                records, timeline, ended_ms = wait_credited(
+                    store, tx_ids, burst["first_ms"], timeout_s=180 + 0.6 * locks,
+                    fault=injector)
+                cpu_after = cpu_snapshot(fleet, manifest["devnet"]["processes"])
+                time.sleep(0.3)  # one more poll of the block clock
+            fleet.stop()
+            credits = read_credits(stack, records, locks)
+            txs = relayer_transactions(manifest, start_block_b)
+            logs = parse_logs(fleet.logs, WORKER_LABELS, burst["first_ms"])
+            result = analyse(stack, burst, records, credits, txs, logs, clock, tap, injector)
+            last = max((at(r, LockState.CREDITED) or 0 for r in records), default=0)
+            elapsed = max(1.0, (last or ended_ms) - burst["first_ms"])
+            result["where_the_time_goes"].update(cpu_figures(
+                cpu_before, cpu_after, injector.cpu_before_kill if injector else {}, elapsed))
+            result["audit"] = run_audit(stack.home)
+            single = asyncio.run(single_credit_gas(manifest, stack.settings))["gas"]
+            result["gas"]["single_credit"] = single
+            per = result["gas"]["per_credit_batched"]
+            result["gas"]["batched_saving_pct"] = round(100 * (1 - per / single), 1) \
+                if per and single else None
+            result["timeline"] = {"columns": ["t_s", "seen", "finalized", "attested",
+                                              "credited"], "rows": timeline}
+        finally:
+            store.close()
+    return {"benchmark": "bridge_fault" if fault else "bridge", **result,
+            "workers_ready_s": round(stack.ready_s, 1),
             "positions_per_trader": positions_for(max(n_evm, n_sol)),
             "venue_max_position_locks": position_cap,
-            "devnet": dict(manifest["devnet"]["options"]), "home": str(home)}
+            "devnet": dict(manifest["devnet"]["options"]), "home": str(stack.home)}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="benchmarks.bridge")
     parser.add_argument("--locks", type=int, default=N_LOCKS,
                         help="locks in the burst, half on evm-a and half on solana")
+    parser.add_argument("--fault", action="store_true",
+                        help="kill the relayer and one attester and FLUSHALL mid-burst")
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(parse_args(sys.argv[1:]).locks), indent=2))
+    opts = parse_args(sys.argv[1:])
+    print(json.dumps(main(opts.locks, opts.fault), indent=2))
