@@ -96,8 +96,9 @@ def plan_reconcile(
         since = record.transitions[-1].at_ms
         if now_ms - since > stuck_after_ms:
             plan.stuck.append(Stuck(record.key, record.state.value, now_ms - since))
-        last = last_asked(record.key)
-        if last is not None and now_ms - last < reask_after_ms:
+        # The first ask is the watcher's; re-ask only once work sat ``reask_after_ms`` since
+        # its last move or its last re-ask.
+        if now_ms - max(last_asked(record.key) or 0, since) < reask_after_ms:
             continue
         heights.setdefault(record.event.chain, []).append(record.event.height)
         plan.relay_keys.append(record.key)
@@ -108,7 +109,10 @@ def plan_reconcile(
     for srec in pending_settlements:
         plan.relay_settlements = True
         last = last_asked(srec.id_hex)
-        if last is not None and now_ms - last < reask_after_ms:
+        if last is None:  # first sighting: the venue watcher just asked; start the clock
+            plan.asked.append(srec.id_hex)
+            continue
+        if now_ms - last < reask_after_ms:
             continue
         if set(attesters) - settlement_done(srec.id_hex):
             venue_heights.append(srec.event.height)

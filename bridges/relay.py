@@ -26,7 +26,13 @@ from bridges.ports import ReadyEntry, SignaturePool
 from bridges.quorum import AttesterSet
 from bridges.verifier import Verified, screen, verify
 from chains.evm.bridge_codec import LockStatus, lock_key
-from shared.errors import AlreadyConsumed, AttestationMalformed, QuorumNotReached, TxRejected
+from shared.errors import (
+    AlreadyConsumed,
+    AttestationMalformed,
+    ChainError,
+    QuorumNotReached,
+    TxRejected,
+)
 from shared.lock_store import LockStore
 from shared.locks import LockState
 from shared.messages import Domain, LockAttestation
@@ -112,6 +118,13 @@ class RelayService:
                 done += ids
             else:
                 ready.append((key, verified, ids))
+        # A lock the record already shows credited (or held) is not sent again: the venue would
+        # only skip it, at a cost in gas.
+        finished = {r.key for r in self.store.get_many([k for k, _, _ in ready])
+                    if r.state in (LockState.CREDITED, LockState.HELD)}
+        done += [i for k, _, ids in ready if k in finished for i in ids]
+        report.already += [k for k, _, _ in ready if k in finished]
+        ready = [item for item in ready if item[0] not in finished]
         self.pool.ack(done)
         now = _now_ms()
         self.store.advance_many([(key, LockState.ATTESTED, -1, now) for key, _, _ in ready])
@@ -145,14 +158,24 @@ class RelayService:
 
     def _verified(self, key: str, digests: set[str]) -> Verified | None:
         """A verified quorum for lock ``key`` among ``digests``; entries that do not verify are
-        discarded (and counted) so a planted label can never hold a lock back."""
+        discarded (and counted) so a planted label can never hold a lock back. Every other digest
+        filed under the same lock (attesters never disagree honestly) is screened too."""
+        found = self._first_quorum(key, sorted(digests))
+        others = set(self.pool.digests(key)) - digests
+        if others:
+            self._first_quorum(key, sorted(others), stop=False)
+        return found
+
+    def _first_quorum(self, key: str, digests: list[str], *,
+                      stop: bool = True) -> Verified | None:
         want = split_lock_key(key)
-        for dig in sorted(digests):
-            found = self.pool.entries(dig)
-            if found is None:
+        found: Verified | None = None
+        for dig in digests:
+            entries = self.pool.entries(dig)
+            if entries is None:
                 self.pool.discard_message(dig)
                 continue
-            message, domain, sigs = found
+            message, domain, sigs = entries
             # SECURITY: only messages for our own venue, of the lock they are filed under,
             # under the live set.
             if (domain != self.domain or not isinstance(message, LockAttestation)
@@ -165,15 +188,32 @@ class RelayService:
                 self.pool.discard(dig, screened.invalid)
                 log.warning("pool_entries_discarded", lock=key, digest=dig,
                             labels=list(screened.invalid))
-            if len(screened.valid) >= self.attesters.threshold:
-                return verify(message, domain, screened.valid.values(), self.attesters,
-                              dig=bytes.fromhex(dig[2:]))
-            self.pool.discard(dig, [])  # re-arm the trigger for the signatures still to come
-        return None
+            if found is None and len(screened.valid) >= self.attesters.threshold:
+                found = verify(message, domain, screened.valid.values(), self.attesters,
+                               dig=bytes.fromhex(dig[2:]))
+                if stop:
+                    return found
+            elif len(screened.valid) < self.attesters.threshold:
+                self.pool.discard(dig, [])  # re-arm the trigger for the signatures to come
+        return found
 
     async def _submit_acked(self, batch: Sequence[tuple[str, Verified, list[str]]],
                             report: RelayReport) -> None:
-        await self._submit([(k, v) for k, v, _ in batch], report)
+        try:
+            await self._submit([(k, v) for k, v, _ in batch], report)
+        except ChainError as exc:
+            if "block gas limit" not in str(exc) or len(batch) == 1:
+                raise
+            # The chain lowered its gas limit under us: the same credits, in halves.
+            half = len(batch) // 2
+            log.warning("credit_batch_split", credits=len(batch), reason=str(exc))
+            results = await asyncio.gather(self._submit_acked(batch[:half], report),
+                                           self._submit_acked(batch[half:], report),
+                                           return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            return
         self.pool.ack([i for _, _, ids in batch for i in ids])
 
     async def credit_one(self, key: str) -> str:

@@ -78,7 +78,7 @@ class FeePolicy:
 @dataclass(frozen=True, slots=True)
 class SendEvent:
     """One decision of the sending layer: ``kind`` is ``sent``, ``repriced``, ``replaced``,
-    ``nonce_resync``, ``gap_filled``, ``mined`` or ``budget_exhausted``."""
+    ``nonce_resync``, ``gap_filled``, ``cancelled``, ``mined`` or ``budget_exhausted``."""
 
     kind: str
     chain: str
@@ -409,6 +409,13 @@ class TxSender:
                 self._pending.pop(h, None)
             raise TxRejected(self.chain, pending.hashes[-1],
                              f"nonce {pending.nonce} was used by another transaction")
+        if pending.gas is not None:
+            latest = await self._guard(self.w3.eth.get_block("latest"))
+            if pending.gas > int(latest["gasLimit"]):
+                await self._cancel(pending, head)
+                raise TxRejected(self.chain, pending.hashes[-1],
+                                 f"gas {pending.gas} above the block gas limit "
+                                 f"{int(latest['gasLimit'])}: cancelled; send smaller batches")
         async with self._lock:
             base, _ = await self._guard(self._market_price(fresh=True))
             max_fee, tip = self._bumped(pending.max_fee, pending.tip, base)
@@ -439,6 +446,26 @@ class TxSender:
             self._pending[new_hash] = pending
         self._emit("replaced", pending.nonce, new_hash, max_fee, tip,
                    f"not mined after {self.fees.replace_after_blocks} blocks")
+
+    async def _cancel(self, pending: _Pending, head: int) -> None:
+        """Replace a transaction that can never be mined (it no longer fits a block) with a
+        0-value self-transfer at its nonce, so the transactions after it are not stuck."""
+        async with self._lock:
+            base, _ = await self._guard(self._market_price(fresh=True))
+            max_fee, tip = self._bumped(pending.max_fee, pending.tip, base)
+            tx = {"from": self.address, "to": self.address, "value": 0, "gas": 21_000,
+                  "nonce": pending.nonce, "chainId": self.chain_id,
+                  "maxFeePerGas": min(max_fee, self.fees.max_fee_wei),
+                  "maxPriorityFeePerGas": min(tip, self.fees.max_fee_wei)}
+            try:
+                tx_hash = await self._raw_send(tx)
+            except _Refused as refused:
+                self._emit("cancel_refused", pending.nonce, detail=refused.text)
+                tx_hash = None
+            for h in pending.hashes:
+                self._pending.pop(h, None)
+        self._emit("cancelled", pending.nonce, tx_hash, max_fee, tip,
+                   f"gas {pending.gas} no longer fits a block")
 
     async def _wait_plain(self, tx_hash: str, timeout_s: float) -> Mapping[str, Any]:
         deadline = time.monotonic() + timeout_s

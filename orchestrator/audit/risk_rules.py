@@ -84,21 +84,39 @@ def _release_checked(op: RiskOp) -> bool:
 # ----- I6 isolation -----------------------------------------------------------------------------
 
 
+def frames(touches: Sequence[Touch]) -> list[list[Touch]]:
+    """A transaction's touches split into its batch items, in log order: a ``liquidateBatch``
+    runs each position in its own frame, and every item's events start with its
+    ``Liquidated``; a transaction that is not a batch is one frame."""
+    ordered = sorted(touches, key=lambda t: t.log_index)
+    if sum(1 for t in ordered if t.event == "Liquidated") < 2:
+        return [ordered]
+    out: list[list[Touch]] = []
+    for t in ordered:
+        if t.event == "Liquidated" or not out:
+            out.append([])
+        out[-1].append(t)
+    return out
+
+
 def check_isolation(inp: RiskAuditInput) -> list[Violation]:
     """I6: every transaction's collateral and margin events touch ONE position, except a credit
-    batch, whose items each credit their own attested key (and nothing else)."""
+    batch, whose items each credit their own attested key (and nothing else), and a
+    liquidation batch, each of whose items touches one position (its own frame)."""
     by_tx: dict[str, list[Touch]] = defaultdict(list)
     for t in inp.touches:
         by_tx[t.tx_id].append(t)
     out: list[Violation] = []
     for tx, touches in sorted(by_tx.items()):
-        keys = sorted({t.position_key for t in touches})
-        if len(keys) < 2 or all(t.event in CREDIT_EVENTS for t in touches):
+        if all(t.event in CREDIT_EVENTS for t in touches):
             continue
-        events = ", ".join(f"{t.event}:{t.position_key[:10]}" for t in
-                           sorted(touches, key=lambda t: t.log_index))
-        out.append(Violation("I6", tx, f"one transaction changed {len(keys)} positions "
-                             f"({events})"))
+        for frame in frames(touches):
+            keys = sorted({t.position_key for t in frame})
+            if len(keys) < 2:
+                continue
+            events = ", ".join(f"{t.event}:{t.position_key[:10]}" for t in frame)
+            out.append(Violation("I6", tx, f"one transaction frame changed {len(keys)} "
+                                 f"positions ({events})"))
     return out
 
 

@@ -32,7 +32,7 @@ from orchestrator.risk.errors import AccountNotLiquidatable, LiquidationCooldown
 from orchestrator.risk.planner import LiquidationPlan, plan_at_prices
 from orchestrator.venues.errors import LiquidationRefused
 from orchestrator.venues.protocol import VenueAdapter
-from shared.errors import UnsupportedOperation
+from shared.errors import ChainError, UnsupportedOperation
 
 __all__ = ["Keeper", "KeeperTick", "PlannedLiquidation", "ScreenStats"]
 
@@ -155,6 +155,11 @@ class Keeper:
                 "shortfall": str(outcome.shortfall_usd_e18)}
 
 
+    @staticmethod
+    def _spread(chunk: list[tuple[str, str, int]], result: Any
+                ) -> list[dict[str, Any] | BaseException]:
+        return [result] * len(chunk) if isinstance(result, BaseException) else list(result)
+
     async def execute_batch(self, plans: Sequence[tuple[str, str, int]], *,
                             per_tx: int = 40) -> list[dict[str, Any] | BaseException]:
         """Submit ``(plan id, position key, fraction ppm)`` plans, in the order given, ``per_tx``
@@ -180,6 +185,16 @@ class Keeper:
                              ) -> list[dict[str, Any] | BaseException]:
         try:
             found = await self.venue.submit_liquidations([(k, f) for _, k, f in chunk])
+        except ChainError as exc:
+            if "block gas limit" not in str(exc) or len(chunk) == 1:
+                raise
+            # The chain lowered its gas limit under us: the same plans, in halves.
+            half = len(chunk) // 2
+            log.warning("liquidation_batch_split", plans=len(chunk), reason=str(exc))
+            first, second = await asyncio.gather(self._execute_chunk(chunk[:half]),
+                                                 self._execute_chunk(chunk[half:]),
+                                                 return_exceptions=True)
+            return [*self._spread(chunk[:half], first), *self._spread(chunk[half:], second)]
         except UnsupportedOperation:
             singles = await asyncio.gather(*(self.execute(k, f) for _, k, f in chunk),
                                            return_exceptions=True)

@@ -20,6 +20,7 @@ from orchestrator.audit.risk_rules import (
     Seizure,
     Touch,
     audit_risk,
+    check_isolation,
     margin_values,
     summarize_risk,
 )
@@ -123,6 +124,15 @@ def test_i6_a_liquidation_that_settles_another_positions_lock() -> None:
 def test_i6_a_credit_batch_may_credit_several_keys_but_nothing_else() -> None:
     touches = [*CLEAN.touches, Touch("0x00", 5, 2, "Traded", B)]
     only(replace(CLEAN, touches=touches), "I6")
+
+
+def test_i6_a_liquidation_batch_touches_one_position_per_frame() -> None:
+    batch = [Touch("0x99", 30, 0, "Liquidated", A), Touch("0x99", 30, 1, "SettlementRequested", A),
+             Touch("0x99", 30, 2, "Liquidated", B), Touch("0x99", 30, 3, "SettlementRequested", B)]
+    assert check_isolation(replace(CLEAN, touches=[*CLEAN.touches, *batch])) == []
+    crossed = [*batch[:2], Touch("0x99", 30, 2, "SettlementRequested", B), *batch[2:]]
+    (violation,) = check_isolation(replace(CLEAN, touches=[*CLEAN.touches, *crossed]))
+    assert violation.invariant == "I6" and "frame changed 2 positions" in violation.detail
 
 
 # ----- I7 ---------------------------------------------------------------------------------------
