@@ -43,4 +43,10 @@ class ChainAdapter(Protocol):
         """Locks into registered vaults landed in heights ``start..end`` inclusive, in chain order."""
         ...
 
+    async def lock_exists(self, event: LockEvent) -> bool:
+        """True if the lock's transaction is in the chain now (at this adapter's commitment)
+        and still carries the same lock: id, vault and amount. False when it vanished (an
+        orphan once it was final)."""
+        ...
+
     async def aclose(self) -> None: ...

@@ -83,5 +83,9 @@ class FakeChain:
         return [e for h in range(max(start, 0), min(end, visible) + 1)
                 for e in self.blocks[h][1]]
 
+    async def lock_exists(self, event: LockEvent) -> bool:
+        return any(e.tx_id == event.tx_id and e.lock_id == event.lock_id
+                   and e.amount == event.amount for _, events in self.blocks for e in events)
+
     async def aclose(self) -> None:
         return None

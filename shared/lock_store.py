@@ -15,13 +15,19 @@ from typing import Protocol
 from shared.locks import OPEN_STATES, LockRecord, LockState
 
 AWAITING_CREDIT = frozenset({LockState.FINALIZED, LockState.ATTESTED, LockState.HELD})
+#: states a lock can only leave by being orphaned: the watcher re-checks these
+FINAL_STATES = frozenset({LockState.FINALIZED, LockState.ATTESTED, LockState.HELD,
+                          LockState.REFUSED, LockState.CREDITED})
 
 
 def awaits_credit(record: LockRecord) -> bool:
     """Final, attributed, not yet credited: the bridge's work queue, derived from the record."""
     return record.event.attributed and record.state in AWAITING_CREDIT
 
-__all__ = ["AWAITING_CREDIT", "LockStore", "MemoryLockStore", "awaits_credit", "order_key", "outside"]
+__all__ = [
+    "AWAITING_CREDIT", "FINAL_STATES", "LockStore", "MemoryLockStore", "archive_key",
+    "awaits_credit", "order_key", "outside",
+]
 
 
 class LockStore(Protocol):
@@ -35,6 +41,15 @@ class LockStore(Protocol):
     def get(self, key: str) -> LockRecord | None: ...
     def get_many(self, keys: Iterable[str]) -> list[LockRecord]: ...
     def open_records(self, chain: str) -> list[LockRecord]: ...
+    def final_records(self, chain: str, min_height: int) -> list[LockRecord]:
+        """Records of ``chain`` past finality (not orphaned) at ``min_height`` or above."""
+        ...
+
+    def archive(self, key: str) -> str | None:
+        """Keep an orphaned record under a key of its own (``<key>~<tx>``) so a later lock
+        that reuses its id is a different record; returns the archive key."""
+        ...
+
     def all_records(self) -> list[LockRecord]: ...
     def awaiting_credit(self) -> list[LockRecord]: ...
     def advance(self, key: str, state: LockState, height: int, at_ms: int) -> LockRecord | None: ...
@@ -52,6 +67,7 @@ class MemoryLockStore:
         self._cursors: dict[str, int] = {}
         self._hashes: dict[str, dict[int, str]] = {}
         self._records: dict[str, LockRecord] = {}
+        self._archived: dict[str, LockRecord] = {}
 
     def cursor(self, chain: str) -> int | None:
         return self._cursors.get(chain)
@@ -85,8 +101,20 @@ class MemoryLockStore:
         return [r for r in self._records.values()
                 if r.event.chain == chain and r.state in OPEN_STATES]
 
+    def final_records(self, chain: str, min_height: int) -> list[LockRecord]:
+        return [r for r in self._records.values() if r.event.chain == chain
+                and r.state in FINAL_STATES and r.event.height >= min_height]
+
+    def archive(self, key: str) -> str | None:
+        record = self._records.pop(key, None)
+        if record is None:
+            return None
+        name = archive_key(record)
+        self._archived[name] = record
+        return name
+
     def all_records(self) -> list[LockRecord]:
-        return sorted(self._records.values(), key=order_key)
+        return sorted([*self._records.values(), *self._archived.values()], key=order_key)
 
     def awaiting_credit(self) -> list[LockRecord]:
         return [r for r in self.all_records() if awaits_credit(r)]
@@ -103,6 +131,11 @@ class MemoryLockStore:
             record = self._records.get(key)
             if record is not None:
                 self.advance(key, state, record.event.height if height < 0 else height, at_ms)
+
+
+def archive_key(record: LockRecord) -> str:
+    """Where an orphaned record is kept once its id is reused: ``<lock key>~<tx id>``."""
+    return f"{record.key}~{record.event.tx_id}"
 
 
 def outside(known: Mapping[int, str], below: int | None, above: int | None) -> list[int]:

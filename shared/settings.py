@@ -91,6 +91,10 @@ class ChainSettings(_Frozen):
     deployment_height: Annotated[int, Field(ge=0)] = 0
     max_block_range: Annotated[int, Field(ge=1, le=100_000)] = 1_000
     poll_interval_s: Annotated[float, Field(gt=0, le=600)] = 1.0
+    # Orphan detection: locks past finality within this many heights of the final head are
+    # re-checked every orphan_recheck_s (a vanished block after finality is an incident).
+    orphan_depth: Annotated[int, Field(ge=1, le=1_000_000)] = 256
+    orphan_recheck_s: Annotated[float, Field(gt=0, le=3_600)] = 5.0
 
     @field_validator("rpc_urls")
     @classmethod

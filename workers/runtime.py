@@ -178,7 +178,8 @@ class Services:
             self._watchers[chain] = Watcher(
                 self.adapter(chain), self.store, cfg.finality,
                 start_height=cfg.deployment_height, max_block_range=cfg.max_block_range,
-                confirm_adapter=confirm)
+                confirm_adapter=confirm, orphan_depth=cfg.orphan_depth,
+                orphan_recheck_ms=int(cfg.orphan_recheck_s * 1000))
         return self._watchers[chain]
 
     @cached_property

@@ -145,6 +145,30 @@ class EvmAdapter:
             found.append(event)
         return found
 
+    async def lock_exists(self, event: LockEvent) -> bool:
+        """The receipt of the lock's transaction, if the node has it, still holds a ``Locked``
+        log from the same vault with the same lock id and amount."""
+        try:
+            receipt = await self._call(f"receipt({event.tx_id})",
+                                       lambda w3: w3.eth.get_transaction_receipt(event.tx_id))
+        except ChainError as exc:
+            if "not found" in str(exc).lower():
+                return False
+            raise
+        if receipt is None or int(receipt.get("status", 0)) != 1:
+            return False
+        for raw in receipt.get("logs") or []:
+            if _emitter(raw) not in self._vault_set:
+                continue
+            topics = raw.get("topics") or []
+            if not topics or "0x" + bytes(topics[0]).hex() != LOCKED_TOPIC0:
+                continue
+            found = decode_lock_event(raw, chain=self.chain, decimals_by_asset=self._decimals)
+            if (found.lock_id, found.vault, found.amount) == (event.lock_id, event.vault,
+                                                             event.amount):
+                return True
+        return False
+
     async def aclose(self) -> None:
         await self._rpc.aclose()
 

@@ -195,6 +195,27 @@ class SolanaAdapter:
         events.sort(key=lambda item: (item[0], item[1]))
         return [event for _, _, event in events]
 
+    async def lock_exists(self, event: LockEvent) -> bool:
+        """The lock's transaction is served at this adapter's commitment, succeeded, and still
+        decodes to the same lock (id, vault, amount)."""
+        signature = Signature.from_string(event.tx_id)
+        resp = await self._call("getTransaction", lambda c: c.get_transaction(
+            signature, "json", commitment=self._history_commitment(),
+            max_supported_transaction_version=0))
+        if resp.value is None:
+            return False
+        tx: dict[str, Any] = json.loads(resp.value.to_json())
+        if (tx.get("meta") or {}).get("err") is not None:
+            return False
+        for vault in self.vaults:
+            found = decode_lock_transaction(tx, chain=self.chain.key, chain_id=self.chain.chain_id,
+                                            vault=vault, assets=self.assets,
+                                            block_hash=event.block_hash)
+            if found is not None and (found.lock_id, found.vault, found.amount) == (
+                    event.lock_id, event.vault, event.amount):
+                return True
+        return False
+
     async def aclose(self) -> None:
         for client in self._clients:
             await client.close()

@@ -36,7 +36,9 @@ def build_watchers(settings: Settings, store: LockStore, stack: AsyncExitStack,
             confirm = adapter_for(key, cfg, settings.retry, commitment=Finality.FINALIZED)
             stack.push_async_callback(confirm.aclose)
         watchers.append(Watcher(scan, store, cfg.finality, start_height=cfg.deployment_height,
-                                max_block_range=cfg.max_block_range, confirm_adapter=confirm))
+                                max_block_range=cfg.max_block_range, confirm_adapter=confirm,
+                                orphan_depth=cfg.orphan_depth,
+                                orphan_recheck_ms=int(cfg.orphan_recheck_s * 1000)))
     return watchers
 
 

@@ -11,6 +11,13 @@ A poll does three things, in this order:
 3. **Lifecycle.** Open locks at or below the safe head become ``safe``; at or below the final
    head (per the chain's :class:`FinalityPolicy`) they are re-read at their height and become
    ``finalized`` only if still there with the same amount, else ``dropped`` (SRC-02, SRC-04).
+4. **Orphans.** Every ``orphan_recheck_ms``, locks past finality (finalized, attested, held,
+   refused, credited) within ``orphan_depth`` heights of the final head are checked again: a
+   lock whose block hash changed and whose transaction no longer carries it is ``orphaned`` —
+   an incident finality should have made impossible (REORG-01): an error-level
+   ``lock_orphaned`` line names it, the record keeps the state for the CLI, the API, the
+   metrics and the accountant (which pauses its lane), and a later lock reusing its id is kept
+   as a record of its own (the orphan moves to ``<key>~<tx>``).
 
 Hashes are remembered for the last height of every scanned range (every height once caught up)
 and kept down to one anchor at or below the final head: nothing there may reorg under the policy.
@@ -52,6 +59,7 @@ class PollReport:
     cursor: int
     new: list[str] = field(default_factory=list)
     advanced: list[tuple[str, LockState]] = field(default_factory=list)
+    orphaned: list[str] = field(default_factory=list)
     reorg_to: int | None = None
 
     @property
@@ -73,6 +81,8 @@ class Watcher:
         max_ranges_per_poll: int = 20,
         confirm_adapter: ChainAdapter | None = None,
         clock_ms: Callable[[], int] = _now_ms,
+        orphan_depth: int = 256,
+        orphan_recheck_ms: int = 5_000,
     ) -> None:
         """``confirm_adapter`` re-reads locks at finality; on Solana it is the same endpoint at
         ``finalized`` commitment while ``adapter`` scans at ``processed``."""
@@ -85,6 +95,8 @@ class Watcher:
         self.max_block_range = max_block_range
         self.max_ranges_per_poll = max_ranges_per_poll
         self._clock_ms = clock_ms
+        self.orphan_depth, self.orphan_recheck_ms = orphan_depth, orphan_recheck_ms
+        self._rechecked_ms: int | None = None
 
     async def poll(self) -> PollReport:
         # INVARIANT: scan only up to what the adapter's history reads can see completely (on
@@ -98,17 +110,48 @@ class Watcher:
         if fork is not None:
             self._rewind(fork)
             cursor, report.reorg_to = fork, fork
-        cursor = await self._scan(cursor, latest, report)
-        report.cursor = cursor
-        safe = await self.adapter.head(Finality.SAFE)
         try:
             final = await final_head(self.adapter, self.policy, latest)
         except NotYetFinal:  # a young chain (fewer than k blocks): nothing is final yet
             final = BlockRef(self.chain, -1, "")
+        # Orphans first: after a rewind the rescan must find their ids free for a new lock.
+        await self._recheck_final(final, report, force=fork is not None)
+        cursor = await self._scan(cursor, latest, report)
+        report.cursor = cursor
+        safe = await self.adapter.head(Finality.SAFE)
         report.safe, report.final = safe.height, final.height
         await self._advance(safe, final, report)
         self._prune_hashes(min(final.height, cursor))
         return report
+
+    async def _recheck_final(self, final: BlockRef, report: PollReport, *,
+                             force: bool = False) -> None:
+        """Orphan detection (the module docstring, step 4); ``force`` after a rewind."""
+        now = self._clock_ms()
+        if not force and self._rechecked_ms is not None and \
+                now - self._rechecked_ms < self.orphan_recheck_ms:
+            return
+        self._rechecked_ms = now
+        by_height: dict[int, list[LockRecord]] = defaultdict(list)
+        for record in self.store.final_records(self.chain, final.height - self.orphan_depth):
+            by_height[record.event.height].append(record)
+        for height, records in sorted(by_height.items()):
+            current = await self.confirm_adapter.block_hash(height)
+            for record in records:
+                if current is not None and current == record.event.block_hash:
+                    continue
+                # SECURITY: the block is not the one the lock was final in; only the lock's own
+                # transaction can say whether the lock survived (re-mined elsewhere) or not.
+                if await self.confirm_adapter.lock_exists(record.event):
+                    continue
+                before = record.state
+                moved = self.store.advance(record.key, LockState.ORPHANED, final.height, now)
+                if moved is not None and moved.state == LockState.ORPHANED:
+                    report.orphaned.append(record.key)
+                    log.error("lock_orphaned", chain=self.chain, lock_key=record.key,
+                              height=height, tx=record.event.tx_id, was=before.value,
+                              amount=record.event.amount, block_hash=record.event.block_hash,
+                              now_hash=current)
 
     def _prune_hashes(self, final_height: int) -> None:
         """Forget hashes below the newest remembered height at or under the final head; that one
@@ -158,7 +201,15 @@ class Watcher:
         now, fresh = self._clock_ms(), []
         for event in events:
             existing = self.store.get(lock_key(event))
-            if existing is not None and existing.state != LockState.DROPPED:
+            if existing is not None and existing.state == LockState.ORPHANED and (
+                    existing.event.tx_id, existing.event.block_hash) != (event.tx_id,
+                                                                         event.block_hash):
+                # A new lock reuses an orphan's id: the orphan stays listed, under its own key.
+                self.store.archive(existing.key)
+                log.error("lock_id_reused_after_orphan", chain=self.chain,
+                          lock_key=existing.key, orphan_tx=existing.event.tx_id,
+                          new_tx=event.tx_id)
+            elif existing is not None and existing.state != LockState.DROPPED:
                 continue  # overlapping rescans are idempotent
             fresh.append(LockRecord.first_seen(event, now))
         self.store.put(fresh)

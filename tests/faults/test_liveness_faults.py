@@ -219,3 +219,39 @@ def test_live_02_liquidations_and_settlements_land_through_congestion(
     assert liquidated_in_s < 90
     audit = cli.run("audit", "--json", ok=False)
     assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
+def test_reorg_01_a_credited_lock_whose_block_vanished_after_finality_is_orphaned(
+        devnet: dict[str, Any], cli: Cli, fleet: WorkerFleet) -> None:
+    """REORG-01 (last in this module: it leaves evm-a with an incident the audit reports):
+    evm_snapshot before a lock, evm_revert after its credit, then mine past the old head."""
+    url = devnet["chains"]["evm-a"]["rpc_urls"][0]
+    snapshot = rpc(url, "evm_snapshot")
+    position = key_for(devnet, "alice", b"reorg-01")
+    lock = cli.json("lock", "--chain", "evm-a", "--asset", "USDC", "--amount", "11",
+                    "--position", position)
+    credited(cli, {lock["tx_id"]}, fleet)
+    head = int(rpc(url, "eth_blockNumber"), 16)
+    assert rpc(url, "evm_revert", snapshot)
+    rpc(url, "anvil_mine", hex(head - int(rpc(url, "eth_blockNumber"), 16) + 8))
+
+    def orphaned() -> dict[str, Any] | None:
+        rows = [r for r in cli.json("locks", "--no-sync") if r["tx_id"] == lock["tx_id"]]
+        return rows[0] if rows and rows[0]["state"] == "orphaned" else None
+
+    row = wait_for(orphaned, 60, "the credited lock marked orphaned")
+    watcher_log = (fleet.logs / "watcher.log").read_text(errors="replace")
+    assert "lock_orphaned" in watcher_log and lock["tx_id"] in watcher_log
+    # A new lock now reuses the orphan's nonce: it is a record of its own, listed apart.
+    again = cli.json("lock", "--chain", "evm-a", "--asset", "USDC", "--amount", "12",
+                     "--position", position)
+    assert again["nonce"] == lock["nonce"]
+
+    def both_listed() -> bool:
+        rows = {r["tx_id"]: r for r in cli.json("locks", "--no-sync")}
+        return rows.get(lock["tx_id"], {}).get("state") == "orphaned" and again["tx_id"] in rows
+
+    wait_for(both_listed, 60, "the orphan and the new lock listed apart")
+    audit = cli.run("audit", "--json", ok=False)
+    assert audit.returncode == 1  # the incident stays visible to an operator
+    assert row["key"] in audit.stdout or lock["tx_id"] in audit.stdout or "I1" in audit.stdout

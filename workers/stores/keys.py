@@ -12,6 +12,8 @@ Lock store (:mod:`workers.stores.locks`)::
     lock:<lock key>           json    the lock's lifecycle record
     locks                     zset    lock keys by first-seen ms
     open:<chain>              set     lock keys not yet final
+    final:<chain>             zset    lock keys past finality (not orphaned), by height: the
+                                      watcher re-checks them for a vanished block
     awaiting-credit           set     final, attributed, not yet credited
 
 Signature pool (:mod:`workers.stores.pool`)::
@@ -221,3 +223,7 @@ def deliveries(task_id: str, p: str = PREFIX) -> str:
 
 def alive(worker: str, p: str = PREFIX) -> str:
     return f"{p}alive:{worker}"
+
+
+def final_locks(chain: str, p: str = PREFIX) -> str:
+    return f"{p}final:{chain}"

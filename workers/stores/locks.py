@@ -14,7 +14,7 @@ import redis
 import redis.exceptions
 
 from shared.errors import StoreError
-from shared.lock_store import awaits_credit, order_key, outside
+from shared.lock_store import FINAL_STATES, archive_key, awaits_credit, order_key, outside
 from shared.locks import OPEN_STATES, LockRecord, LockState
 from workers.stores import keys
 
@@ -77,6 +77,11 @@ class RedisLockStore:
             pipe.sadd(keys.awaiting_credit(self._p), record.key)
         else:
             pipe.srem(keys.awaiting_credit(self._p), record.key)
+        final_key = keys.final_locks(record.event.chain, self._p)
+        if record.state in FINAL_STATES:
+            pipe.zadd(final_key, {record.key: record.event.height})
+        else:
+            pipe.zrem(final_key, record.key)
 
     def awaiting_credit(self) -> list[LockRecord]:
         names = sorted(self._call(self._redis.smembers, keys.awaiting_credit(self._p)))
@@ -153,6 +158,28 @@ class RedisLockStore:
             raws = self._call(self._redis.mget, [keys.lock(k, self._p) for k in batch])
             out.extend(LockRecord.from_dict(json.loads(r)) for r in raws if r is not None)
         return out
+
+    def final_records(self, chain: str, min_height: int) -> list[LockRecord]:
+        names = self._call(self._redis.zrangebyscore, keys.final_locks(chain, self._p),
+                           min_height, "+inf")
+        return [r for r in self._many(sorted(names)) if r.state in FINAL_STATES]
+
+    def archive(self, key: str) -> str | None:
+        """Move an orphaned record to ``lock:<key>~<tx>`` (listed, never re-indexed)."""
+        record = self.get(key)
+        if record is None:
+            return None
+        name = archive_key(record)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.set(keys.lock(name, self._p), json.dumps(record.to_dict()))
+        pipe.delete(keys.lock(key, self._p))
+        pipe.zrem(keys.locks(self._p), key)
+        pipe.zadd(keys.locks(self._p), {name: record.transitions[0].at_ms})
+        for index in (keys.open_locks(record.event.chain, self._p), keys.awaiting_credit(self._p)):
+            pipe.srem(index, key)
+        pipe.zrem(keys.final_locks(record.event.chain, self._p), key)
+        self._call(pipe.execute)
+        return name
 
     def open_records(self, chain: str) -> list[LockRecord]:
         names = sorted(self._call(self._redis.smembers, keys.open_locks(chain, self._p)))

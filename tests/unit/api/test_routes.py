@@ -207,5 +207,6 @@ def test_openapi_documents_every_endpoint(client: TestClient) -> None:
     paths = set(client.get("/openapi.json").json()["paths"])
     assert paths == {"/healthz", "/readyz", "/metrics", "/api/v1/locks", "/api/v1/locks/{key}",
                      "/api/v1/pipeline", "/api/v1/attestations", "/api/v1/chains",
-                     "/api/v1/positions", "/api/v1/liquidations"}
+                     "/api/v1/positions", "/api/v1/liquidations", "/api/v1/deadletters",
+                     "/api/v1/operations"}
     assert client.get("/docs").status_code == 200

@@ -21,7 +21,8 @@ def states(store: MemoryLockStore) -> dict[int, LockState]:
     return {r.event.nonce: r.state for r in store.all_records()}  # type: ignore[misc]
 
 
-def make(chain: FakeChain, policy: FinalityPolicy = TAG, **kw: int) -> tuple[Watcher, MemoryLockStore]:
+def make(chain: FakeChain, policy: FinalityPolicy = TAG,
+         **kw: int) -> tuple[Watcher, MemoryLockStore]:
     store = MemoryLockStore()
     return Watcher(chain, store, policy, start_height=1, **kw), store
 
@@ -166,3 +167,29 @@ def test_scan_stops_where_history_reads_stop() -> None:
     chain.mine()
     run(watcher.poll())
     assert list(states(store)) == [1]  # found (already safe: safe == readable here)
+
+
+def test_reorg_01_a_lock_vanished_after_finality_is_orphaned_and_its_id_kept_apart() -> None:
+    """REORG-01 on the fake: a finalized (then credited) lock whose block is replaced by a
+    fork without it becomes orphaned; a new lock reusing its id is a record of its own."""
+    chain = FakeChain(safe_lag=2, final_lag=4)
+    watcher, store = make(chain, orphan_recheck_ms=0)
+    gone = chain.mine(make_event("fake", 1, 100))
+    for _ in range(5):
+        chain.mine()
+    run(watcher.poll())
+    (record,) = store.all_records()
+    assert record.state == LockState.FINALIZED
+    store.advance(record.key, LockState.CREDITED, gone + 6, 1)
+    chain.reorg(gone, fork_tag="deep")  # past finality: an incident
+    reused = chain.mine(make_event("fake", 1, 55))  # same nonce, another transaction
+    for _ in range(5):
+        chain.mine()
+    report = run(watcher.poll())
+    assert report.orphaned == [record.key]
+    report = run(watcher.poll())
+    rows = sorted((r.state, r.event.amount, r.event.height) for r in store.all_records())
+    assert (LockState.ORPHANED, 100, gone) in rows
+    assert any(state != LockState.ORPHANED and amount == 55 and height == reused
+               for state, amount, height in rows), rows
+    assert len(rows) == 2
