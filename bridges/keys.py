@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
-
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
+from typing import TYPE_CHECKING, Any
 
 from chains.solana.keys import SolanaKey
 from shared.errors import ConfigError
 from shared.settings import AttesterMember, KeySettings, Settings
 
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
 __all__ = [
     "decrypt_keystore",
+    "load_accountant_key",
     "load_attester_account",
     "load_attester_solana",
     "load_relayer_key",
@@ -29,12 +30,15 @@ def decrypt_keystore(keystore: Path, password_file: Path, field: str) -> LocalAc
     try:
         data = json.loads(keystore.read_text())
         password = password_file.read_text().rstrip("\n")
-        return Account.from_key(Account.decrypt(data, password))
+        from eth_account import Account  # on first use: a second of start-up otherwise
+        account: LocalAccount = Account.from_key(Account.decrypt(data, password))
+        return account
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(field, f"cannot open keystore {keystore}: {exc}") from exc
 
 
 def write_keystore(account: LocalAccount, path: Path, password: str) -> None:
+    from eth_account import Account
     path.write_text(json.dumps(Account.encrypt(account.key, password)))
     path.chmod(0o600)
 
@@ -56,6 +60,7 @@ def load_attester_account(settings: Settings, member: AttesterMember) -> LocalAc
         keys = _devnet(settings).get("attester_keys", {})
         if member.name not in keys:
             raise ConfigError(field, "no keystore configured and no devnet key")
+        from eth_account import Account
         account = Account.from_key(keys[member.name]["evm_key"])
     if account.address.lower() != member.address.lower():
         raise ConfigError(field, f"key is for {account.address}, not {member.address}")
@@ -89,6 +94,11 @@ def load_relayer_solana(settings: Settings) -> SolanaKey | None:
 def load_risk_key(settings: Settings) -> str:
     """The risk worker's key (venue RISK role; sends liquidations)."""
     return _role_key(settings, settings.risk_key, "risk_key", "risk_key")
+
+
+def load_accountant_key(settings: Settings) -> str:
+    """The accountant's key (venue pauser role: pauses a lane, nothing else)."""
+    return _role_key(settings, settings.accountant.key, "accountant_key", "accountant.key")
 
 
 def load_relayer_key(settings: Settings) -> str:

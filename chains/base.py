@@ -49,4 +49,9 @@ class ChainAdapter(Protocol):
         orphan once it was final)."""
         ...
 
+    async def vault_balance(self, vault: str, asset: str) -> int:
+        """What ``vault`` holds of ``asset`` now, in base units (the accountant's ``held``;
+        Solana: the vault token account's balance, ``asset`` is its mint)."""
+        ...
+
     async def aclose(self) -> None: ...

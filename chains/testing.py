@@ -87,5 +87,12 @@ class FakeChain:
         return any(e.tx_id == event.tx_id and e.lock_id == event.lock_id
                    and e.amount == event.amount for _, events in self.blocks for e in events)
 
+    async def vault_balance(self, vault: str, asset: str) -> int:
+        """Every canonical lock into ``vault`` of ``asset`` (the fake vault never pays out)."""
+        def b32(value: str) -> str:  # a 20-byte address or a bytes32, as bytes32 hex
+            return "0x" + value.lower().removeprefix("0x").rjust(64, "0")
+        return sum(e.amount for _, events in self.blocks for e in events
+                   if b32(e.vault) == b32(vault) and b32(e.asset) == b32(asset))
+
     async def aclose(self) -> None:
         return None

@@ -215,6 +215,7 @@ async def _deploy_chain(
     lanes: Sequence[LaneSpec] = (),
     markets: VenueMarkets | None = None,
     risk_updater: str | None = None,
+    pauser: str | None = None,
 ) -> dict[str, Any]:
     _check_mints(mint_per_trader, symbols)
     attester_set = _attester_set(attesters, threshold)
@@ -253,6 +254,8 @@ async def _deploy_chain(
                 venue, addresses["oracle"], risk_updater or sender.address, markets
             )
             calls += _collateral_calls(venue, lanes, markets)
+            if pauser is not None:
+                calls.append(venue.functions.setPauser(to_checksum_address(pauser), True))
         for symbol, amount in mint_per_trader.items():
             token = sender.w3.eth.contract(
                 to_checksum_address(addresses[symbol]), abi=load_artifact(TOKENS[symbol][0]).abi
@@ -327,6 +330,7 @@ async def deploy_venue_chain(
     markets: VenueMarkets | None = DEFAULT_VENUE_MARKETS,
     feeder_key: str | None = None,
     risk_updater: str | None = None,
+    pauser: str | None = None,
 ) -> dict[str, Any]:
     """Deploy evm-b: PriceOracle (``feeder`` holds FEEDER_ROLE), IsolatedMarginVenue, and a
     CollateralVault with a registered USDC (6), minted to every trader.
@@ -341,6 +345,7 @@ async def deploy_venue_chain(
         feeder_key: the feeder's key (its address must be ``feeder``): seeds the oracle with
             ``markets``' prices. Without it the oracle stays empty until a feeder publishes.
         risk_updater: the RISK role (sets buffers); defaults to the deployer.
+        pauser: the accountant's address, allowed to pause lanes (none: only the owner).
 
     Raises:
         DevnetError: wrong chain id, unknown token symbol, bad lane or feed, or a feeder key
@@ -370,6 +375,7 @@ async def deploy_venue_chain(
         lanes=lanes,
         markets=markets,
         risk_updater=risk_updater,
+        pauser=pauser,
     )
     if feeder_key is not None and prices:
         await seed_prices(

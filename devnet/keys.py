@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eth_account import Account
-
 __all__ = ["ANVIL_MNEMONIC", "TRADERS", "DevnetRoles", "anvil_key"]
 
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
@@ -15,6 +13,8 @@ TRADERS = ("alice", "bob")
 
 def anvil_key(index: int) -> str:
     """Private key (0x-hex) of anvil's default account ``index``."""
+    from eth_account import Account  # on first use: it costs a second of every CLI start
+
     Account.enable_unaudited_hdwallet_features()
     acct = Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
     return "0x" + bytes(acct.key).hex()
@@ -28,6 +28,7 @@ class DevnetRoles:
     feeder: int = 3
     relayer: int = 4
     risk: int = 5  # the risk worker: pushes volatility buffers, submits liquidations
+    accountant: int = 6  # the venue's lane pauser (pauses only; the owner resumes)
     first_trader: int = 1  # alice = 1, bob = 2
 
     def trader_key(self, position: int) -> str:

@@ -146,7 +146,8 @@ async def _deploy(procs: dict[str, ManagedProcess], opts: DevnetOptions) -> dict
                            traders=trader_addrs, mint_per_trader={"USDC": MINT_EVM["USDC"]},
                            attesters=members, threshold=THRESHOLD,
                            feeder_key=anvil_key(roles.feeder),
-                           risk_updater=Account.from_key(anvil_key(roles.risk)).address),
+                           risk_updater=Account.from_key(anvil_key(roles.risk)).address,
+                           pauser=Account.from_key(anvil_key(roles.accountant)).address),
         deploy_solana(procs[SOLANA].url, payer=sol_payer,
                       attesters=[k.pubkey() for k in sol_attesters], threshold=THRESHOLD,
                       traders=sol_traders, mint_per_trader=MINT_SOLANA),
@@ -188,6 +189,7 @@ async def _deploy(procs: dict[str, ManagedProcess], opts: DevnetOptions) -> dict
             "solana_payer": list(bytes(sol_payer)),
             "feeder_key": anvil_key(roles.feeder),
             "risk_key": anvil_key(roles.risk),
+            "accountant_key": anvil_key(roles.accountant),
         },
     }
 

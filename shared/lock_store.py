@@ -51,6 +51,11 @@ class LockStore(Protocol):
         ...
 
     def all_records(self) -> list[LockRecord]: ...
+
+    def orphaned_records(self) -> list[LockRecord]:
+        """Every orphaned record, archived ones included (the accountant reads these)."""
+        ...
+
     def awaiting_credit(self) -> list[LockRecord]: ...
     def advance(self, key: str, state: LockState, height: int, at_ms: int) -> LockRecord | None: ...
 
@@ -115,6 +120,9 @@ class MemoryLockStore:
 
     def all_records(self) -> list[LockRecord]:
         return sorted([*self._records.values(), *self._archived.values()], key=order_key)
+
+    def orphaned_records(self) -> list[LockRecord]:
+        return [r for r in self.all_records() if r.state == LockState.ORPHANED]
 
     def awaiting_credit(self) -> list[LockRecord]:
         return [r for r in self.all_records() if awaits_credit(r)]

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from enum import IntEnum
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from eth_account import Account
-from eth_account.messages import SignableMessage, _hash_eip191_message, encode_typed_data
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from shared.errors import AttestationMalformed
+
+if TYPE_CHECKING:
+    from eth_account.messages import SignableMessage
 
 __all__ = [
     "ATTESTATION_VERSION",
@@ -145,7 +147,16 @@ class Settlement:
 Message = LockAttestation | Settlement
 
 
+@cache
+def _account() -> Any:
+    """eth-account, imported on first use: it pulls in a BLS pairing library that costs about
+    a second, and processes that only read records (the API, most CLI commands) never sign."""
+    from eth_account import Account
+    return Account
+
+
 def signable(msg: Message, domain: Domain) -> SignableMessage:
+    from eth_account.messages import encode_typed_data
     return encode_typed_data(full_message={
         "types": {"EIP712Domain": _DOMAIN_TYPE, msg.PRIMARY: msg.TYPE},
         "primaryType": msg.PRIMARY,
@@ -156,29 +167,30 @@ def signable(msg: Message, domain: Domain) -> SignableMessage:
 
 def digest(msg: Message, domain: Domain) -> bytes:
     """The 32-byte EIP-712 digest a contract recomputes with ``_hashTypedDataV4``."""
+    from eth_account.messages import _hash_eip191_message
     return bytes(_hash_eip191_message(signable(msg, domain)))
 
 
 def sign(msg: Message, domain: Domain, private_key: str | bytes) -> bytes:
     """65-byte ``r || s || v`` signature (low-s, v in {27, 28})."""
-    return bytes(Account.sign_message(signable(msg, domain), private_key).signature)
+    return bytes(_account().sign_message(signable(msg, domain), private_key).signature)
 
 
 def recover_signer(msg: Message, domain: Domain, signature: bytes) -> str:
-    return str(Account.recover_message(signable(msg, domain), signature=signature))
+    return str(_account().recover_message(signable(msg, domain), signature=signature))
 
 
 def sign_digest(digest_: bytes, private_key: str | bytes) -> bytes:
     """:func:`sign` for a digest already computed (RFC 6979: the same key and digest always
     give the same bytes, so an attester recognises its own signature by equality)."""
-    return bytes(Account.unsafe_sign_hash(digest_, private_key).signature)
+    return bytes(_account().unsafe_sign_hash(digest_, private_key).signature)
 
 
 def recover_digest(digest_: bytes, signature: bytes) -> str | None:
     """The address that signed ``digest_``, or None for a malformed or unrecoverable signature
     (low-s and v in {27, 28} are enforced by eth-account)."""
     try:
-        return str(Account._recover_hash(digest_, signature=signature))
+        return str(_account()._recover_hash(digest_, signature=signature))
     except (ValueError, TypeError):
         return None
 

@@ -187,6 +187,19 @@ class RiskSettings(_Frozen):
     buffer_markets: list[Annotated[str, Field(min_length=1, max_length=32)]] = []
 
 
+class AccountantSettings(_Frozen):
+    """The accountant (``orchestrator/watch/accountant.py``, fault ACCT-01): every
+    ``interval_s`` it reads each lane's vault balance on the source chain and the venue's
+    outstanding credit, and pauses a lane that breaks I1 with ``key``, which holds only the
+    venue's pauser role (it can pause a lane, never resume one or move anything).
+    ``rpc_urls`` gives it its own endpoints per chain key (default: the chain's), so one lying
+    node does not blind both the relayer and the check on it."""
+
+    key: KeySettings = KeySettings()
+    interval_s: Annotated[float, Field(gt=0, le=3_600)] = 2.0
+    rpc_urls: dict[str, Annotated[list[AnyUrl], Field(min_length=1)]] = {}
+
+
 class BridgeSettings(_Frozen):
     """Worker tuning. Times are intervals on the workers' own monotonic schedule; no
     accept/reject decision depends on them (those use chain time, TIME-01)."""
@@ -239,6 +252,7 @@ class Settings(BaseSettings):
     attesters: AttesterSettings = AttesterSettings()
     relayer: KeySettings = KeySettings()
     risk_key: KeySettings = KeySettings()
+    accountant: AccountantSettings = AccountantSettings()
     bridge: BridgeSettings = BridgeSettings()
     risk: RiskSettings = RiskSettings()
     retry: RetrySettings = RetrySettings()

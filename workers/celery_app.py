@@ -50,7 +50,7 @@ EXTRA_TASKS = [m.strip() for m in os.environ.get("BULKHEAD_EXTRA_TASKS", "").spl
 app = Celery("bulkhead", include=[
     "workers.tasks.watch", "workers.tasks.attest", "workers.tasks.relay",
     "workers.tasks.reconcile", "workers.tasks.settle", "workers.tasks.risk",
-    *EXTRA_TASKS,
+    "workers.tasks.account", *EXTRA_TASKS,
 ])
 task_failure.connect(record_exhausted, weak=False)
 worker_ready.connect(on_worker_ready, weak=False)
@@ -93,6 +93,9 @@ def beat_schedule(cfg: Settings) -> dict[str, dict[str, Any]]:
                               "options": {"queue": f"watch.{cfg.venue_chain}"}}
     schedule["risk-tick"] = {"task": "bulkhead.risk.tick", "schedule": RISK_TICK_S,
                              "options": {"queue": "risk"}}
+    schedule["account"] = {"task": "bulkhead.account.check",
+                           "schedule": cfg.accountant.interval_s,
+                           "options": {"queue": "account"}}
     schedule["reconcile"] = {"task": "bulkhead.reconcile.reconcile", "schedule": RECONCILE_EVERY_S,
                              "options": {"queue": "reconcile"}}
     return schedule

@@ -28,7 +28,8 @@ TTL_S = 10
 
 def expected_workers(cfg: Settings) -> list[str]:
     """The worker names (``<role>-<name>``) a complete deployment runs, and the beat."""
-    names = ["watcher-main", "relayer-main", "reconciler-main", "risk-main", "beat"]
+    names = ["watcher-main", "relayer-main", "reconciler-main", "risk-main", "accountant-main",
+             "beat"]
     names += [f"attester-{m.name}" for m in cfg.attesters.members]
     return sorted(names)
 

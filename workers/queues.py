@@ -8,7 +8,7 @@ from shared.settings import Settings
 
 __all__ = ["ROLES", "all_queues", "queues_for"]
 
-ROLES = ("watcher", "attester", "relayer", "reconciler", "risk")
+ROLES = ("watcher", "attester", "relayer", "reconciler", "risk", "accountant")
 
 
 def queues_for(role: str, cfg: Settings, name: str | None = None) -> list[str]:
@@ -24,6 +24,8 @@ def queues_for(role: str, cfg: Settings, name: str | None = None) -> list[str]:
         return ["reconcile"]
     if role == "risk":
         return ["risk", f"liquidate.{cfg.venue_chain}"]
+    if role == "accountant":
+        return ["account"]
     raise ValueError(role)
 
 

@@ -20,6 +20,7 @@ from celery.signals import worker_process_init
 
 from bridges.attester import AttesterService
 from bridges.keys import (
+    load_accountant_key,
     load_attester_account,
     load_attester_solana,
     load_relayer_key,
@@ -39,7 +40,9 @@ from chains.factory import adapter_for
 from orchestrator.liquidation.buffers import BufferUpdater
 from orchestrator.liquidation.keeper import Keeper
 from orchestrator.liquidation.topup_keeper import RuleIndex, TopUpKeeper
+from orchestrator.venues.lanes import LaneBook, lanes, read_books
 from orchestrator.venues.registry import open_venue
+from orchestrator.watch.accountant import Accountant
 from orchestrator.watch.settlements import SettlementWatcher
 from orchestrator.watch.watcher import Watcher
 from shared.chain import ChainKind, ChainRef, Finality
@@ -47,6 +50,7 @@ from shared.errors import ConfigError
 from shared.messages import Domain
 from shared.settings import Settings
 from workers.stores import keys
+from workers.stores.accountant import RedisAccountantState
 from workers.stores.locks import RedisLockStore
 from workers.stores.pool import RedisSignaturePool
 from workers.stores.settlements import RedisSettlementStore
@@ -278,6 +282,27 @@ class Services:
         return BufferUpdater(venue.client, self.oracle, RedisTickHistory(self.redis),
                              start_height=cfg.deployment_height,
                              max_block_range=cfg.max_block_range)
+
+    # ----- accountant -----------------------------------------------------------------------
+
+    @cached_property
+    def accountant(self) -> Accountant:
+        """The accountant over its own endpoints (``accountant.rpc_urls``, per chain; default
+        the chain's) and its pauser key."""
+        s = self.settings
+        own = {k: [str(u) for u in v] for k, v in s.accountant.rpc_urls.items()}
+        registered = lanes(s)
+        adapters = {lane.chain: self.adapter(lane.chain, Finality.LATEST, own.get(lane.chain))
+                    for lane in registered}
+        venue = self.venue_client(own.get(s.venue_chain), sender_key=load_accountant_key(s))
+
+        async def read() -> list[LaneBook]:
+            return await read_books(s, registered, venue, adapters, self.store.orphaned_records)
+
+        async def pause(book: LaneBook, reason: str) -> str:
+            return await venue.pause_lane(book.chain_id, book.vault_b32, book.asset_b32)
+
+        return Accountant(read, pause, RedisAccountantState(self.redis))
 
 
 def services() -> Services:

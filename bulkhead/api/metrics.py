@@ -56,6 +56,7 @@ class MetricsInput:
     pool_discarded: int | None = None  # pool entries that failed verification
     tx_events: Mapping[str, int] | None = None  # "<chain>:<kind>" -> sending decisions
     workers_alive: Mapping[str, bool] | None = None
+    lanes: Sequence[Mapping[str, Any]] | None = None  # the accountant's last books
 
 
 def queue_names(settings: Settings) -> list[str]:
@@ -218,9 +219,32 @@ class BulkheadCollector(Collector):
                 chain, _, kind = name.rpartition(":")
                 c.add_metric([chain, kind], n)
             yield c
+        if d.lanes:
+            yield from _lane_metrics(d.lanes)
         if d.workers_alive is not None:
             g = GaugeMetricFamily("bulkhead_worker_alive", "1 while a worker's heartbeat is live",
                                   labels=["worker"])
             for worker, ok in sorted(d.workers_alive.items()):
                 g.add_metric([worker], 1 if ok else 0)
             yield g
+
+
+def _lane_metrics(rows: Sequence[Mapping[str, Any]]) -> Iterator[Metric]:
+    """The accountant's last pass per lane, in base units (``bulkhead_lane_deficit`` > 0 or
+    ``bulkhead_lane_paused`` = 1 is an incident: page on it)."""
+    labels = ["chain", "asset", "vault"]
+    families = {name: GaugeMetricFamily(f"bulkhead_lane_{name}", text, labels=labels)
+                for name, text in (
+                    ("held", "What the source vault holds (base units)"),
+                    ("outstanding", "What the venue credited and has not asked back"),
+                    ("deficit", "Credit the vault does not back (I1 breach when > 0)"),
+                    ("headroom", "Credit the lane can still take"),
+                    ("paused", "1 while the venue's lane is paused"),
+                    ("checked_timestamp_seconds", "When the accountant last read the lane"))}
+    for row in rows:
+        at = [str(row["chain"]), str(row["asset"]), str(row["vault"])]
+        for name in ("held", "outstanding", "deficit", "headroom"):
+            families[name].add_metric(at, float(int(row[name])))
+        families["paused"].add_metric(at, 1.0 if row["paused"] else 0.0)
+        families["checked_timestamp_seconds"].add_metric(at, int(row["at_ms"]) / 1000)
+    yield from families.values()

@@ -22,6 +22,7 @@ from bulkhead.api.routes_venue import chains_now, liquidations_now
 from shared.errors import OrchestratorError
 from workers.liveness import alive_workers, expected_workers
 from workers.stores import keys
+from workers.stores.accountant import last_books
 from workers.stores.deadletters import RedisDeadLetters
 
 __all__ = ["gather", "router"]
@@ -70,7 +71,8 @@ def _operations(state: ApiState) -> dict[str, Any]:
     return {"deadletters": letters.size(), "deadletter_kinds": letters.counts(),
             "pool_discarded": int(state.redis.get(keys.discarded()) or 0),
             "tx_events": {_text(k): int(v) for k, v in raw_tx.items()},
-            "workers_alive": {w: w in alive for w in expected_workers(state.settings)}}
+            "workers_alive": {w: w in alive for w in expected_workers(state.settings)},
+            "lanes": last_books(state.redis)}  # type: ignore[arg-type]
 
 
 def _text(value: Any) -> str:

@@ -35,13 +35,17 @@ __all__ = ["admin_app"]
 
 admin_app = typer.Typer(no_args_is_help=True, add_completion=False,
                         pretty_exceptions_enable=False,
-                        help="Operator actions on the venue: pause, held credits, limits.")
+                        help="Operator actions on the venue: pause, held credits, limits, lanes.")
 limits_app = typer.Typer(no_args_is_help=True,
                          help="Per (source chain, asset) 24 h cap and large-transfer delay.")
 ceiling_app = typer.Typer(no_args_is_help=True,
                           help="Per (source chain, vault, asset) accountant ceiling.")
 admin_app.add_typer(limits_app, name="limits")
+lanes_app = typer.Typer(no_args_is_help=True,
+                        help="Per (source chain, vault, asset): held vs credited, headroom, "
+                             "pause and resume.")
 admin_app.add_typer(ceiling_app, name="ceiling")
+admin_app.add_typer(lanes_app, name="lanes")
 
 KeystoreOpt = Annotated[Path | None, typer.Option(
     "--owner-keystore", help="Owner's V3 keystore (default on the devnet: the deployer)")]
@@ -162,12 +166,13 @@ def limits_set(
 ) -> None:
     """Set the governor of (chain, asset) on the venue (owner)."""
     from orchestrator.actions import admin
+    from orchestrator.venues.lanes import lanes
 
     row = _as_owner(keystore, password_file,
                     lambda cfg, key: admin.limits_set(
                         cfg, key, chain=chain, asset=asset, cap=cap, large=large,
                         delay_s=delay, base_units=base_units),
-                    check=lambda cfg: admin.lanes(cfg, chain, asset))
+                    check=lambda cfg: lanes(cfg, chain, asset))
     emit_row("rate limit set", row, as_json)
 
 
@@ -185,13 +190,66 @@ def ceiling_set(
 ) -> None:
     """Set the accountant ceiling of one lane on the venue (owner)."""
     from orchestrator.actions import admin
+    from orchestrator.venues.lanes import lanes
 
     row = _as_owner(keystore, password_file,
                     lambda cfg, key: admin.ceiling_set(
                         cfg, key, chain=chain, asset=asset, ceiling=ceiling, vault=vault,
                         base_units=base_units),
-                    check=lambda cfg: admin.lanes(cfg, chain, asset))
+                    check=lambda cfg: lanes(cfg, chain, asset))
     emit_row("lane ceiling set", row, as_json)
+
+
+VaultOpt = Annotated[str | None, typer.Option(help="Vault (default: the chain's only one)")]
+
+
+@lanes_app.command("show")
+def lanes_show(
+    chain: Annotated[str | None, typer.Option(help="Only this source chain")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Each lane live: what the vault holds, what the venue credited and has not asked back,
+    the ceiling, the headroom left and whether the lane is paused."""
+    from orchestrator.actions import admin
+
+    cfg = settings()
+    rows = guarded(lambda: asyncio.run(admin.lanes_show(cfg, chain)))
+    if as_json:
+        emit_json(rows)
+        return
+    out.print(_rows_table("lanes", rows, [
+        "chain", "asset", "held_display", "outstanding_display", "ceiling_display",
+        "headroom_display", "deficit_display", "paused", "vault"]))
+
+
+@lanes_app.command("pause")
+def lane_pause(chain: ChainOpt, asset: AssetOpt, vault: VaultOpt = None,
+               keystore: KeystoreOpt = None, password_file: PasswordOpt = None,
+               as_json: JsonOpt = False) -> None:
+    """Stop credits on one lane (owner); everything else on the venue goes on."""
+    from orchestrator.actions import admin
+    from orchestrator.venues.lanes import lanes
+
+    row = _as_owner(keystore, password_file,
+                    lambda cfg, key: admin.lane_pause(cfg, key, chain=chain, asset=asset,
+                                                      vault=vault),
+                    check=lambda cfg: lanes(cfg, chain, asset))
+    emit_row("lane paused" if row["changed"] else "lane was already paused", row, as_json)
+
+
+@lanes_app.command("resume")
+def lane_resume(chain: ChainOpt, asset: AssetOpt, vault: VaultOpt = None,
+                keystore: KeystoreOpt = None, password_file: PasswordOpt = None,
+                as_json: JsonOpt = False) -> None:
+    """Resume a lane the accountant (or the owner) paused (owner only)."""
+    from orchestrator.actions import admin
+    from orchestrator.venues.lanes import lanes
+
+    row = _as_owner(keystore, password_file,
+                    lambda cfg, key: admin.lane_resume(cfg, key, chain=chain, asset=asset,
+                                                       vault=vault),
+                    check=lambda cfg: lanes(cfg, chain, asset))
+    emit_row("lane resumed" if row["changed"] else "lane was not paused", row, as_json)
 
 
 if __name__ == "__main__":

@@ -145,8 +145,8 @@ async def _fund(settings: Settings, evm_addresses: list[str], sol_pubkeys: list[
 
 
 async def deploy_stack(settings: Settings, *, deployer_key: str, solana_payer: Any,
-                       feeder: str | None = None, risk_updater: str | None = None
-                       ) -> dict[str, Any]:
+                       feeder: str | None = None, risk_updater: str | None = None,
+                       pauser: str | None = None) -> dict[str, Any]:
     """Deploy to every configured chain and register the lanes; returns the manifest.
 
     Raises:
@@ -163,6 +163,7 @@ async def deploy_stack(settings: Settings, *, deployer_key: str, solana_payer: A
     admin = Account.from_key(deployer_key).address
     feeder_addr = evm_address_of(feeder, "feeder") if feeder else admin
     risk_addr = evm_address_of(risk_updater, "risk_updater") if risk_updater else admin
+    pauser_addr = evm_address_of(pauser, "pauser") if pauser else None
     members = settings.attesters.members
     addresses = [m.address for m in members]
     threshold = settings.attesters.threshold
@@ -173,7 +174,7 @@ async def deploy_stack(settings: Settings, *, deployer_key: str, solana_payer: A
     jobs.append(deploy_venue_chain(
         url[venue_key], deployer_key=deployer_key, chain_id=settings.chain(venue_key).chain_id,
         feeder=feeder_addr, traders=[], mint_per_trader={}, attesters=addresses,
-        threshold=threshold, risk_updater=risk_addr,
+        threshold=threshold, risk_updater=risk_addr, pauser=pauser_addr,
         feeder_key=deployer_key if feeder_addr == admin else None))
     if sol:
         if settings.chain(sol[0]).chain_id != SOLANA_CHAIN_ID:
@@ -198,7 +199,7 @@ async def deploy_stack(settings: Settings, *, deployer_key: str, solana_payer: A
         "redis_url": str(settings.redis_url),
         "chains": chains,
         "deployment": {"deployer": admin, "feeder": feeder_addr, "risk_updater": risk_addr,
-                       "attesters": addresses, "deployed_at": int(time.time()),
+                       "pauser": pauser_addr, "attesters": addresses, "deployed_at": int(time.time()),
                        "solana_payer": str(solana_payer.pubkey()) if sol else None,
                        "test_tokens": True},
     }
@@ -226,6 +227,9 @@ def deploy(
     risk_updater: Annotated[str | None, typer.Option(
         help="Venue RISK role: the risk worker's address or keystore (default: the "
              "deployer)")] = None,
+    pauser: Annotated[str | None, typer.Option(
+        help="The accountant's address or keystore: may pause a lane, nothing else (default: "
+             "none, only the owner pauses)")] = None,
     fund: Annotated[list[str] | None, typer.Option(
         help="EVM address or keystore to fund on every EVM chain (anvil_setBalance; "
              "repeatable)")] = None,
@@ -257,7 +261,8 @@ def deploy(
         _plan(cfg)
         asyncio.run(_fund(cfg, evm_funded, sol_funded))
         manifest = asyncio.run(deploy_stack(cfg, deployer_key=key, solana_payer=payer,
-                                            feeder=feeder, risk_updater=risk_updater))
+                                            feeder=feeder, risk_updater=risk_updater,
+                                            pauser=pauser))
         _write_manifest(path, manifest)
         return manifest
 

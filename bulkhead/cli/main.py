@@ -397,6 +397,7 @@ class Role(StrEnum):
     ATTESTER = "attester"
     RELAYER = "relayer"
     RECONCILER = "reconciler"
+    ACCOUNTANT = "accountant"
     BEAT = "beat"
 
 

@@ -60,6 +60,7 @@ class WorkerFleet:
         self.start("reconciler", "reconciler", "--pool", "solo")
         self.start("relayer", "relayer", "--pool", relayer_pool)
         self.start("risk", "risk", "--pool", "solo")
+        self.start("accountant", "accountant", "--pool", "solo")
         for name in attesters:
             self.start(name, "attester", "--name", name, "--pool", "solo")
 

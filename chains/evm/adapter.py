@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from eth_typing import HexStr
 from eth_utils.address import to_checksum_address
 from web3.exceptions import BlockNotFound
 
@@ -145,12 +146,25 @@ class EvmAdapter:
             found.append(event)
         return found
 
+    async def vault_balance(self, vault: str, asset: str) -> int:
+        """ERC-20 ``balanceOf(vault)`` of ``asset`` at the latest block, base units."""
+        try:
+            holder, token = to_checksum_address(vault), to_checksum_address(asset)
+        except ValueError as exc:
+            raise InputError("vault", str(exc)) from exc
+        params: Any = {"to": token, "data": "0x70a08231" + holder[2:].lower().rjust(64, "0")}
+        raw = bytes(await self._call(f"balanceOf({holder})",
+                                     lambda w3: w3.eth.call(params, "latest")))
+        if len(raw) != 32:
+            raise ChainError(f"{self.chain.key}: balanceOf on {token} returned {len(raw)} bytes")
+        return int.from_bytes(raw, "big")
+
     async def lock_exists(self, event: LockEvent) -> bool:
         """The receipt of the lock's transaction, if the node has it, still holds a ``Locked``
         log from the same vault with the same lock id and amount."""
         try:
             receipt = await self._call(f"receipt({event.tx_id})",
-                                       lambda w3: w3.eth.get_transaction_receipt(event.tx_id))
+                                       lambda w3: w3.eth.get_transaction_receipt(HexStr(event.tx_id)))
         except ChainError as exc:
             if "not found" in str(exc).lower():
                 return False

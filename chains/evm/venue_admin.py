@@ -11,6 +11,7 @@ from chains.evm.bridge_codec import (
     CreditQueuedEvent,
 )
 from chains.evm.contract import (
+    address_arg,
     b32,
 )
 from chains.evm.venue_base import VenueContract
@@ -19,9 +20,6 @@ from shared.errors import (
 )
 
 __all__ = ["VenueAdmin"]
-
-
-
 
 
 class VenueAdmin(VenueContract):
@@ -115,3 +113,32 @@ class VenueAdmin(VenueContract):
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**bits:
             raise InputError(name, f"must be an int in 0..2^{bits}-1, got {value!r}")
         return value
+
+    async def set_pauser(self, account: str, allowed: bool = True, *,
+                         timeout_s: float = 60) -> str:
+        """Owner: allow (or revoke) ``account`` to pause lanes. Returns the tx hash."""
+        return await self._send("setPauser", (address_arg(account), bool(allowed)), timeout_s)
+
+    async def pause_lane(self, src_chain_id: int, src_vault: bytes, src_asset: bytes, *,
+                         timeout_s: float = 60) -> str:
+        """Pauser (or owner): stop credits on one lane. Returns the tx hash.
+        Raises: TxRejected (NotPauser)."""
+        args = (self._admin_uint(src_chain_id, 64, "src_chain_id"), b32(src_vault, "src_vault"),
+                b32(src_asset, "src_asset"))
+        return await self._send("pauseLane", args, timeout_s)
+
+    async def resume_lane(self, src_chain_id: int, src_vault: bytes, src_asset: bytes, *,
+                          timeout_s: float = 60) -> str:
+        """Owner: resume a paused lane. Returns the tx hash."""
+        args = (self._admin_uint(src_chain_id, 64, "src_chain_id"), b32(src_vault, "src_vault"),
+                b32(src_asset, "src_asset"))
+        return await self._send("resumeLane", args, timeout_s)
+
+    async def lane_paused(self, src_chain_id: int, src_vault: bytes, src_asset: bytes) -> bool:
+        key = await self._view("laneAssetKeyOf", self._admin_uint(src_chain_id, 64,
+                                                                   "src_chain_id"),
+                               b32(src_vault, "src_vault"), b32(src_asset, "src_asset"))
+        return bool(await self._view("lanePaused", key))
+
+    async def is_pauser(self, account: str) -> bool:
+        return bool(await self._view("isPauser", address_arg(account)))

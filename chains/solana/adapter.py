@@ -44,7 +44,7 @@ from solders.transaction_status import TransactionDetails
 from chains.retry import with_retries
 from chains.solana.codec import decode_lock_transaction
 from shared.chain import BlockRef, ChainKind, ChainRef, Finality
-from shared.errors import ChainError, ConfigError, RpcUnavailable
+from shared.errors import ChainError, ConfigError, InputError, RpcUnavailable
 from shared.events import LockEvent
 from shared.settings import ChainSettings, RetrySettings
 
@@ -215,6 +215,17 @@ class SolanaAdapter:
                     event.lock_id, event.vault, event.amount):
                 return True
         return False
+
+    async def vault_balance(self, vault: str, asset: str) -> int:
+        """The vault token account's balance at ``confirmed``, base units (``asset``, its mint,
+        is implied by the account)."""
+        try:
+            account = Pubkey.from_string(vault)
+        except ValueError as exc:
+            raise InputError("vault", f"not a Solana pubkey: {vault!r}") from exc
+        resp = await self._call("getTokenAccountBalance", lambda c: c.get_token_account_balance(
+            account, commitment=Confirmed))
+        return int(resp.value.amount)
 
     async def aclose(self) -> None:
         for client in self._clients:

@@ -18,28 +18,29 @@ owner's V3 keystore, or on the embedded devnet only the devnet deployer key).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from chains.accounts import account_bytes32
 from chains.evm.bridge_codec import LockStatus, lock_key
 from chains.evm.venue import VenueClient
+from chains.factory import adapter_for
 from orchestrator.actions.inputs import (
     format_amount,
     parse_amount,
     parse_base_units,
     parse_bytes32,
 )
+from orchestrator.venues.lanes import Lane, lane_b32, lanes, read_books
 from shared.chain import ChainKind, ChainRef
 from shared.errors import ConfigError, InputError
 from shared.settings import Settings
 
 __all__ = [
-    "Lane",
     "ceiling_set",
     "held",
-    "lanes",
+    "lane_pause",
+    "lane_resume",
+    "lanes_show",
     "limits_set",
     "limits_show",
     "pause",
@@ -48,53 +49,6 @@ __all__ = [
 ]
 
 REASONS = {1: "large-transfer", 2: "window-full"}
-
-
-@dataclass(frozen=True, slots=True)
-class Lane:
-    """One configured (source chain, vault, asset) in the venue's bytes32 encoding."""
-
-    chain: str
-    chain_id: int
-    vault: str
-    vault_b32: bytes
-    asset: str
-    asset_b32: bytes
-    decimals: int
-
-
-def _b32(kind: ChainKind, value: str, field: str) -> bytes:
-    """An EVM address left-padded, or a Solana pubkey's 32 bytes (DESIGN §2.4)."""
-    try:
-        return account_bytes32(kind, value)
-    except ValueError as exc:
-        raise ConfigError(field, f"{value!r} is not a {kind} address") from exc
-
-
-def lanes(settings: Settings, chain: str | None = None, asset: str | None = None) -> list[Lane]:
-    """The collateral lanes the settings name (chains with vaults), optionally one chain/asset.
-
-    Raises:
-        ConfigError: an unknown chain. InputError: a chain with no vaults or an unknown asset.
-    """
-    keys = [chain] if chain is not None else sorted(settings.chains)
-    found = []
-    for key in keys:
-        cfg = settings.chain(key)
-        if chain is not None and not cfg.vaults:
-            raise InputError("chain", f"{key} has no vault: not a collateral chain")
-        if asset is not None and asset not in cfg.assets and chain is not None:
-            known = ", ".join(sorted(cfg.assets)) or "none"
-            raise InputError("asset", f"{asset!r} is not configured on {key}; known: {known}")
-        for symbol, spec in sorted(cfg.assets.items()):
-            if asset is not None and symbol != asset:
-                continue
-            for vault in cfg.vaults:
-                found.append(Lane(key, cfg.chain_id, vault,
-                                  _b32(cfg.kind, vault, f"chains.{key}.vaults"), symbol,
-                                  _b32(cfg.kind, spec.address, f"chains.{key}.assets.{symbol}"),
-                                  spec.decimals))
-    return found
 
 
 def _amount(text: str, decimals: int, field: str, base_units: bool) -> int:
@@ -168,7 +122,7 @@ def _names(settings: Settings) -> tuple[dict[int, str], dict[tuple[int, bytes], 
         chains[cfg.chain_id] = key
         for symbol, spec in cfg.assets.items():
             try:
-                raw = _b32(cfg.kind, spec.address, f"chains.{key}.assets.{symbol}")
+                raw = lane_b32(cfg.kind, spec.address, f"chains.{key}.assets.{symbol}")
             except ConfigError:
                 continue
             assets[(cfg.chain_id, raw)] = (symbol, spec.decimals)
@@ -344,14 +298,7 @@ async def ceiling_set(settings: Settings, key: str, *, chain: str, asset: str, c
         InputError: bad amount, several vaults and none chosen, an unknown vault.
         ConfigError: unknown chain. TxRejected: the venue refused (UnregisteredLaneAsset).
     """
-    found = _one_asset(settings, chain, asset)
-    if vault is not None:
-        found = [lane for lane in found if lane.vault.lower() == vault.strip().lower()]
-        if not found:
-            raise InputError("vault", f"{vault!r} is not a configured vault of {chain}")
-    elif len(found) > 1:
-        raise InputError("vault", f"{chain} has {len(found)} vaults: choose one with --vault")
-    lane = found[0]
+    lane = _one_lane(settings, chain, asset, vault)
     units = 0 if ceiling.strip() == "0" else _amount(ceiling, lane.decimals, "ceiling",
                                                      base_units)
     if units >= 2**128:
@@ -364,3 +311,70 @@ async def ceiling_set(settings: Settings, key: str, *, chain: str, asset: str, c
         await venue.aclose()
     return {"chain": chain, "asset": asset, "vault": lane.vault, "ceiling": str(acct["ceiling"]),
             "outstanding": str(acct["outstanding"]), "tx_id": tx}
+
+
+# ----- lanes (the accountant's view; DESIGN §2.7) ---------------------------------------------
+
+
+def _one_lane(settings: Settings, chain: str, asset: str, vault: str | None) -> Lane:
+    found = _one_asset(settings, chain, asset)
+    if vault is not None:
+        found = [lane for lane in found if lane.vault.lower() == vault.strip().lower()]
+        if not found:
+            raise InputError("vault", f"{vault!r} is not a configured vault of {chain}")
+    elif len(found) > 1:
+        raise InputError("vault", f"{chain} has {len(found)} vaults: choose one with --vault")
+    return found[0]
+
+
+async def lanes_show(settings: Settings, chain: str | None = None) -> list[dict[str, Any]]:
+    """Each registered lane's book, read live: what the vault holds, what the venue credited
+    and has not asked back, the ceiling, the headroom (the lesser room under the ceiling and
+    under what the vault holds) and whether the lane is paused. Amounts in base units and in
+    tokens."""
+    selected = lanes(settings, chain)
+    adapters = {lane.chain: adapter_for(lane.chain, settings.chain(lane.chain), settings.retry)
+                for lane in selected}
+    venue = await _connect(settings)
+    try:
+        books = await read_books(settings, selected, venue, adapters, list)
+    finally:
+        await venue.aclose()
+        for adapter in adapters.values():
+            await adapter.aclose()
+    rows = []
+    for b in books:
+        row: dict[str, Any] = {"chain": b.chain, "asset": b.asset, "vault": b.vault,
+                               "decimals": b.decimals, "paused": b.paused}
+        for name in ("held", "outstanding", "ceiling", "deficit", "headroom"):
+            units = getattr(b, name)
+            row[name], row[f"{name}_display"] = str(units), format_amount(units, b.decimals)
+        rows.append(row)
+    return rows
+
+
+async def _lane_pause(settings: Settings, key: str, lane: Lane, paused: bool) -> dict[str, Any]:
+    venue = await _owner_client(settings, key)
+    try:
+        before = await venue.lane_paused(lane.chain_id, lane.vault_b32, lane.asset_b32)
+        tx = None
+        if before != paused:
+            send = venue.pause_lane if paused else venue.resume_lane
+            tx = await send(lane.chain_id, lane.vault_b32, lane.asset_b32)
+        return {"chain": lane.chain, "asset": lane.asset, "vault": lane.vault,
+                "paused": paused, "changed": before != paused, "tx_id": tx}
+    finally:
+        await venue.aclose()
+
+
+async def lane_pause(settings: Settings, key: str, *, chain: str, asset: str,
+                     vault: str | None = None) -> dict[str, Any]:
+    """Stop credits on one lane (owner; the accountant pauses with its pauser key)."""
+    return await _lane_pause(settings, key, _one_lane(settings, chain, asset, vault), True)
+
+
+async def lane_resume(settings: Settings, key: str, *, chain: str, asset: str,
+                      vault: str | None = None) -> dict[str, Any]:
+    """Resume one paused lane (owner only). The accountant pauses it again only if its deficit
+    grows past the one it paused for, or another credited lock is orphaned."""
+    return await _lane_pause(settings, key, _one_lane(settings, chain, asset, vault), False)

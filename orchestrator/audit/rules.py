@@ -416,8 +416,8 @@ _ON_CHAIN_CLAIMS = frozenset({LockState.FINALIZED, LockState.ATTESTED, LockState
 
 
 def check_durability(inp: AuditInput) -> list[Violation]:
-    """I12: every claim the store makes to users holds on the chains. ``credited`` -> credited
-    on the venue; ``held`` -> queued there; ``finalized``/``attested``/``held``/``credited`` ->
+    """I12: every claim the store makes to users holds on the chains, and no lock vanished after
+    finality (an ``orphaned`` record is reported). ``credited`` -> credited on the venue; ``held`` -> queued there; ``finalized``/``attested``/``held``/``credited`` ->
     the lock is on its chain at the recorded height and amount, at or below the final head.
     Records the store lost are not violations: the chains are the record."""
     locks = inp.locks_by_key()
@@ -427,6 +427,11 @@ def check_durability(inp: AuditInput) -> list[Violation]:
     out: list[Violation] = []
     for record in inp.records:
         key, e = record.key, record.event
+        if record.state == LockState.ORPHANED:
+            # An incident, never silent (DESIGN §2.3): the watcher saw it vanish after finality.
+            out.append(Violation("I12", key, f"orphaned: the lock (tx {e.tx_id}) vanished from "
+                                 f"{e.chain} after finality"))
+            continue
         if record.state == LockState.CREDITED and key not in credited:
             out.append(Violation("I12", key, "store says credited; the venue has no credit"))
         if record.state == LockState.HELD and key not in queued:

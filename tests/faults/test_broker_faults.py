@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 
 QUEUES = ["watch.evm-a", "watch.solana", "watch.evm-b", "attest.att-1", "attest.att-2",
           "attest.att-3", "attest.att-4", "relay.evm-b", "reconcile", "risk",
-          "liquidate.evm-b"]
+          "liquidate.evm-b", "account"]
 
 
 def _envelope(queue: str, body: str, headers: dict[str, Any], **extra: Any) -> str:

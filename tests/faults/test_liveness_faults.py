@@ -221,6 +221,95 @@ def test_live_02_liquidations_and_settlements_land_through_congestion(
     assert audit.returncode == 0, audit.stdout + audit.stderr
 
 
+def _lane(cli: Cli, asset: str) -> dict[str, Any]:
+    rows = cli.json("admin", "lanes", "show", "--chain", "evm-a")
+    return next(r for r in rows if r["asset"] == asset)
+
+
+def _book_at_ms(devnet: dict[str, Any], asset: str) -> int:
+    """When the accountant last published this evm-a lane's book (0: never)."""
+    raw = redis.Redis.from_url(devnet["redis_url"]).hgetall("bh:acct:books")
+    rows = [json.loads(v) for v in raw.values()]
+    return max((int(r["at_ms"]) for r in rows
+                if r["chain"] == "evm-a" and r["asset"] == asset), default=0)
+
+
+def test_acct_01_fabricated_credits_from_a_quorum_of_keys_pause_their_lane(
+        devnet: dict[str, Any], cli: Cli, fleet: WorkerFleet) -> None:
+    """ACCT-01: m = 3 leaked attester keys sign credits for WETH lock ids that never existed on
+    evm-a and send them straight to the venue, one after another. The accountant pauses the
+    evm-a WETH lane; the next fabricated credit is refused ``LaneIsPaused``; what landed before
+    the pause is exactly the lane's deficit (printed: the loss bound). The owner resumes the lane
+    and the accountant leaves it alone while the deficit does not grow."""
+    from bridges.observation import attestation_for
+    from shared.errors import TxRejected
+    from shared.events import LockEvent
+    from shared.messages import sign
+
+    a, b = devnet["chains"]["evm-a"], devnet["chains"]["evm-b"]
+    before = _lane(cli, "WETH")
+    assert not before["paused"] and before["deficit"] == "0", before
+    bob = devnet["devnet"]["traders"]["bob"]
+    position = key_for(devnet, "bob", b"acct-01")
+    domain = Domain(b["chain_id"], b["contracts"]["venue"])
+    keys = devnet["devnet"]["attester_keys"]
+    members = {m["name"]: m["address"].lower() for m in devnet["attesters"]["members"]}
+    quorum = sorted(("att-1", "att-2", "att-3"), key=lambda n: members[n])
+
+    def fabricated(nonce: int, amount: int) -> tuple[Any, list[bytes]]:
+        event = LockEvent(
+            chain="evm-a", chain_id=a["chain_id"], lock_id=bytes32_hex(nonce.to_bytes(32, "big")),
+            vault=address_to_bytes32(a["vaults"][0]),
+            owner=address_to_bytes32(bob["evm_address"]),
+            asset=address_to_bytes32(a["assets"]["WETH"]["address"]), amount=amount,
+            decimals=18, position_key=position, dst_chain_id=b["chain_id"],
+            dst_venue=b["contracts"]["venue"], beneficiary=bob["evm_address"], height=1,
+            block_hash="0x" + "00" * 32, tx_id=f"0x{nonce:064x}", nonce=nonce)
+        att = attestation_for(event, 0)
+        return att, [sign(att, domain, keys[n]["evm_key"]) for n in quorum]
+
+    one = 10**18
+    landed: list[int] = []
+
+    async def attack() -> str:
+        client = await VenueClient.connect(
+            b["rpc_urls"], b["contracts"]["venue"], chain=ChainRef("evm-b", ChainKind.EVM,
+                                                                   b["chain_id"]),
+            sender_key=bob["evm_key"], retry=RetrySettings())
+        try:
+            for i in range(120):  # ~one block each: far more than one accountant pass
+                att, sigs = fabricated(2**50 + i, one)
+                try:
+                    await client.credit(att, sigs)
+                except TxRejected as exc:
+                    return exc.reason
+                landed.append(one)
+            return "never paused"
+        finally:
+            await client.aclose()
+
+    started = time.monotonic()
+    reason = asyncio.run(attack())
+    elapsed = time.monotonic() - started
+    assert reason.startswith("LaneIsPaused("), reason
+    lane = _lane(cli, "WETH")
+    assert lane["paused"] and lane["headroom"] == "0", lane
+    # Everything that landed is unbacked, and the deficit says so to the unit.
+    assert int(lane["deficit"]) - int(before["deficit"]) == sum(landed) > 0, (lane, landed)
+    print(f"ACCT-01: {len(landed)} fabricated credits ({sum(landed) / one:g} WETH) landed in "
+          f"{elapsed:.1f} s before the accountant paused the lane")
+    log = (fleet.logs / "accountant.log").read_text(errors="replace")
+    assert "lane_breach" in log and "WETH" in log
+
+    resumed = cli.json("admin", "lanes", "resume", "--chain", "evm-a", "--asset", "WETH")
+    assert resumed["changed"], resumed
+    since = _book_at_ms(devnet, "WETH")
+    wait_for(lambda: _book_at_ms(devnet, "WETH") > since, 60, "an accountant pass after resume")
+    since = _book_at_ms(devnet, "WETH")
+    wait_for(lambda: _book_at_ms(devnet, "WETH") > since, 60, "a second pass after resume")
+    assert not _lane(cli, "WETH")["paused"]  # the acknowledged deficit alone pauses nothing
+
+
 def test_reorg_01_a_credited_lock_whose_block_vanished_after_finality_is_orphaned(
         devnet: dict[str, Any], cli: Cli, fleet: WorkerFleet) -> None:
     """REORG-01 (last in this module: it leaves evm-a with an incident the audit reports):
@@ -240,6 +329,9 @@ def test_reorg_01_a_credited_lock_whose_block_vanished_after_finality_is_orphane
         return rows[0] if rows and rows[0]["state"] == "orphaned" else None
 
     row = wait_for(orphaned, 60, "the credited lock marked orphaned")
+    # The accountant pauses the lane: the vault lost the lock, the venue still counts its credit.
+    lane = wait_for(lambda: (r := _lane(cli, "USDC"))["paused"] and r, 60, "USDC lane paused")
+    assert int(lane["deficit"]) > 0, lane
     watcher_log = (fleet.logs / "watcher.log").read_text(errors="replace")
     assert "lock_orphaned" in watcher_log and lock["tx_id"] in watcher_log
     # A new lock now reuses the orphan's nonce: it is a record of its own, listed apart.

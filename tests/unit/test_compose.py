@@ -163,7 +163,9 @@ def test_worker_roles_cover_the_pipeline(compose: dict[str, Any]) -> None:
     for name, args in bulkhead_services(compose).items():
         if args[0] == "worker":
             roles.setdefault(args[args.index("--role") + 1], []).append(name)
-    assert set(roles) == {"attester", "watcher", "relayer", "reconciler", "risk", "beat"}
+    assert set(roles) == {"attester", "watcher", "relayer", "reconciler", "risk", "beat",
+                          "accountant"}
+    assert len(roles["accountant"]) == 1  # one pauser per deployment: it holds the pause key
     assert len(roles["beat"]) == 1  # exactly one scheduler per deployment
     assert len(roles["attester"]) == 4
 

@@ -227,3 +227,25 @@ def alive(worker: str, p: str = PREFIX) -> str:
 
 def final_locks(chain: str, p: str = PREFIX) -> str:
     return f"{p}final:{chain}"
+
+
+def orphaned(p: str = PREFIX) -> str:
+    """Set of lock record keys (archive keys included) whose lock vanished after finality."""
+    return f"{p}orphaned"
+
+
+def accountant_acks(p: str = PREFIX) -> str:
+    """Hash lane id -> the I1 deficit (base units) the accountant already paused the lane for;
+    a resumed lane pauses again only when its deficit grows past it."""
+    return f"{p}acct:acks"
+
+
+def accountant_orphans(p: str = PREFIX) -> str:
+    """Set of orphaned lock keys the accountant already paused a lane for."""
+    return f"{p}acct:orphans"
+
+
+def accountant_books(p: str = PREFIX) -> str:
+    """Hash lane id -> JSON of the lane's last book (held, outstanding, ceiling, paused, at_ms),
+    read by ``/metrics`` and ``bulkhead admin lanes``."""
+    return f"{p}acct:books"

@@ -77,6 +77,8 @@ class RedisLockStore:
             pipe.sadd(keys.awaiting_credit(self._p), record.key)
         else:
             pipe.srem(keys.awaiting_credit(self._p), record.key)
+        if record.state == LockState.ORPHANED:
+            pipe.sadd(keys.orphaned(self._p), record.key)
         final_key = keys.final_locks(record.event.chain, self._p)
         if record.state in FINAL_STATES:
             pipe.zadd(final_key, {record.key: record.event.height})
@@ -178,8 +180,15 @@ class RedisLockStore:
         for index in (keys.open_locks(record.event.chain, self._p), keys.awaiting_credit(self._p)):
             pipe.srem(index, key)
         pipe.zrem(keys.final_locks(record.event.chain, self._p), key)
+        if record.state == LockState.ORPHANED:
+            pipe.srem(keys.orphaned(self._p), key)
+            pipe.sadd(keys.orphaned(self._p), name)
         self._call(pipe.execute)
         return name
+
+    def orphaned_records(self) -> list[LockRecord]:
+        names = sorted(self._call(self._redis.smembers, keys.orphaned(self._p)))
+        return [r for r in self._many(names) if r.state == LockState.ORPHANED]
 
     def open_records(self, chain: str) -> list[LockRecord]:
         names = sorted(self._call(self._redis.smembers, keys.open_locks(chain, self._p)))

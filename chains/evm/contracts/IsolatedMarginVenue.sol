@@ -146,6 +146,18 @@ contract IsolatedMarginVenue is VenueCore, AttesterRegistry, EIP712, Pausable {
     error QueuedUntil(bytes32 key, uint48 releaseAt);
     error WindowFull(uint256 used, uint256 amount, uint256 cap, uint256 nextWindow);
     error BatchLengthMismatch(uint256 attestations, uint256 signatureSets);
+    error NotPauser(address account);
+    error LaneIsPaused(bytes32 laneAssetKey);
+
+    /// @notice Accounts that may pause one lane (and nothing else): the accountant's key.
+    mapping(address account => bool) public isPauser;
+    /// @notice Lanes (source chain, vault, asset) whose credits are stopped until the owner
+    /// resumes them; liquidations, trading and settlements go on.
+    mapping(bytes32 laneAssetKey => bool) public lanePaused;
+
+    event PauserSet(address indexed account, bool allowed);
+    event LanePaused(bytes32 indexed laneAssetKey, address indexed by);
+    event LaneResumed(bytes32 indexed laneAssetKey);
     error ExceedsLockCredit(uint256 remaining, uint256 amount);
 
     constructor(address initialOwner) Ownable(initialOwner) EIP712("Bulkhead", "1") {
@@ -292,6 +304,31 @@ contract IsolatedMarginVenue is VenueCore, AttesterRegistry, EIP712, Pausable {
         }
     }
 
+    // ----- lane pauses (the accountant; DESIGN §2.7) ------------------------------------------
+
+    /// @notice Owner: allow or revoke an account's right to pause lanes.
+    function setPauser(address account, bool allowed) external onlyOwner {
+        if (account == address(0)) revert NotPauser(account);
+        isPauser[account] = allowed;
+        emit PauserSet(account, allowed);
+    }
+
+    /// @notice A pauser (or the owner): stop credits on one lane at once. Pausing only: a
+    /// pauser can neither resume a lane nor move anything.
+    function pauseLane(uint64 srcChainId, bytes32 srcVault, bytes32 srcAsset) external {
+        if (!isPauser[msg.sender] && msg.sender != owner()) revert NotPauser(msg.sender);
+        bytes32 key = laneAssetKeyOf(srcChainId, srcVault, srcAsset);
+        lanePaused[key] = true;
+        emit LanePaused(key, msg.sender);
+    }
+
+    /// @notice Owner: resume a paused lane.
+    function resumeLane(uint64 srcChainId, bytes32 srcVault, bytes32 srcAsset) external onlyOwner {
+        bytes32 key = laneAssetKeyOf(srcChainId, srcVault, srcAsset);
+        lanePaused[key] = false;
+        emit LaneResumed(key);
+    }
+
     // ----- credits --------------------------------------------------------------------------
 
     /// @notice Credit (or queue) one attested lock. Reverts with a custom error on any refusal;
@@ -332,6 +369,8 @@ contract IsolatedMarginVenue is VenueCore, AttesterRegistry, EIP712, Pausable {
     function releaseQueued(bytes32 key) external whenNotPaused {
         LockCredit storage c = _credits[key];
         if (c.status != LockStatus.Queued) revert NotQueued(key);
+        bytes32 laKey = laneAssetKeyOf(c.srcChainId, _lockRefs[key].srcVault, c.srcAsset);
+        if (lanePaused[laKey]) revert LaneIsPaused(laKey);
         if (block.timestamp < c.releaseAt) revert QueuedUntil(key, c.releaseAt);
         uint256 amount = c.remaining;
         RateLimit storage r = _rateLimits[rateKeyOf(c.srcChainId, c.srcAsset)];
@@ -355,6 +394,8 @@ contract IsolatedMarginVenue is VenueCore, AttesterRegistry, EIP712, Pausable {
         if (a.positionKey == bytes32(0)) revert ZeroPositionKey();
 
         bytes32 laKey = laneAssetKeyOf(a.srcChainId, a.srcVault, a.srcAsset);
+        // SECURITY: a lane the accountant paused takes no credit, whatever the signatures.
+        if (lanePaused[laKey]) revert LaneIsPaused(laKey);
         LaneAsset storage la = _laneAssets[laKey];
         if (!la.registered) revert UnregisteredLaneAsset(a.srcChainId, a.srcVault, a.srcAsset);
         if (la.decimals != a.decimals) revert DecimalsMismatch(la.decimals, a.decimals);

@@ -186,6 +186,11 @@ interface IIsolatedMarginVenue {
 
     function close(bytes32 positionKey) external;
 
+    /// @notice The accountant's pauser role: stop credits on one lane; the owner resumes.
+    function pauseLane(uint64 srcChainId, bytes32 srcVault, bytes32 srcAsset) external;
+
+    function lanePaused(bytes32 laneAssetKey) external view returns (bool);
+
     /// @notice Anyone; the venue re-checks E < MM at its oracle (NotLiquidatable otherwise).
     function liquidate(bytes32 positionKey, uint256 fractionPpm) external;
 

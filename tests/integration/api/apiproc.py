@@ -29,7 +29,7 @@ class ApiProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
 
-    def start(self, timeout_s: float = 30) -> str:
+    def start(self, timeout_s: float = 60) -> str:
         port = free_port()
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("BULKHEAD_")},
                "BULKHEAD_HOME": str(self.home), "BULKHEAD_CONFIG": str(self.home / "none.toml")}

@@ -129,7 +129,7 @@ def test_metrics_from_redis_and_chains(api_url: str, devnet: dict[str, Any],
     queues = {s.labels["queue"]: s.value for s in families["bulkhead_queue_depth"].samples}
     assert set(queues) == {"watch.evm-a", "watch.evm-b", "watch.solana", "attest.att-1",
                            "attest.att-2", "attest.att-3", "attest.att-4", "relay.evm-b",
-                           "reconcile", "risk", "liquidate.evm-b"}
+                           "reconcile", "risk", "liquidate.evm-b", "account"}
     locks = {(s.labels["chain"], s.labels["state"]): s.value
              for s in families["bulkhead_locks"].samples}
     assert locks[("evm-a", "finalized")] >= 1 and locks[("solana", "finalized")] >= 1
