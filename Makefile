@@ -2,6 +2,8 @@
 .PHONY: setup demo test test-unit test-integration lint bench clean
 
 PY := .venv/bin/python
+# The project's own bytecode is written on first import and reused by every process after it.
+unexport PYTHONDONTWRITEBYTECODE
 PYTEST := .venv/bin/pytest
 
 setup:

@@ -23,10 +23,11 @@ from typing import Any
 from chains.evm.oracle import OracleClient
 from orchestrator.actions.inputs import parse_amount
 from orchestrator.risk.price_paths import Scenario, scenario_from_text
-from shared.errors import ChainError, InputError
+from shared.errors import ChainError, InputError, RetryableError
 from shared.settings import Settings
 
-__all__ = ["Feeder", "PushedTick", "feed_scenario", "load_scenario", "set_price"]
+__all__ = ["Feeder", "PushedTick", "devnet_feeds", "feed_scenario", "keep_fresh",
+           "load_scenario", "set_price"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,3 +145,62 @@ async def set_price(settings: Settings, feeder_key: str, *, market: str,
     finally:
         await oracle.aclose()
     return {"market": market, "price_e8": price_e8, "publish_time": tick.publish_time_s}
+
+
+def devnet_feeds() -> list[str]:
+    """Every oracle feed the devnet deploys and seeds (markets and collateral prices)."""
+    from devnet.evm_specs import DEFAULT_VENUE_MARKETS
+
+    return sorted(DEFAULT_VENUE_MARKETS.seed_prices())
+
+
+async def keep_fresh(settings: Settings, feeder_key: str, *, markets: Sequence[str],
+                     every_s: float = 20.0, rounds: int | None = None, poll_s: float = 2.0,
+                     progress: Callable[[PushedTick], None] | None = None,
+                     on_error: Callable[[Exception], None] | None = None) -> int:
+    """The calm feeder: a heartbeat that republishes each feed's *current* price, at chain
+    time, once that price is ``every_s`` old, so a devnet left idle still values user actions
+    (their max age is 60 s there). It never changes a price: a scenario or ``bulkhead price``
+    moves it, and the heartbeat only re-stamps what it reads. Just before publishing it reads
+    each feed again and skips any that moved since its first read, so it does not overwrite a
+    price published meanwhile (a publish landing in the same block as its own is the one race
+    left; the oracle then keeps the later publish time). A failed round (RPC down, a refused
+    send) is reported to ``on_error`` and the next round tries again.
+
+    Runs ``rounds`` rounds (None: until cancelled); returns how many prices it republished.
+
+    Raises:
+        InputError: ``every_s`` outside 1..3600, or no market given.
+    """
+    if not 1 <= every_s <= 3_600:
+        raise InputError("every", f"must be within 1..3600 s, got {every_s!r}")
+    if not markets:
+        raise InputError("market", "nothing to keep fresh")
+    oracle = await OracleClient.from_settings(settings, feeder_key=feeder_key)
+    published, done = 0, 0
+    try:
+        while rounds is None or done < rounds:
+            done += 1
+            try:
+                published += await _refresh(oracle, markets, every_s, progress)
+            except (ChainError, RetryableError) as exc:
+                if on_error is not None:
+                    on_error(exc)
+            if rounds is None or done < rounds:
+                await asyncio.sleep(poll_s)
+    finally:
+        await oracle.aclose()
+    return published
+
+
+async def _refresh(oracle: OracleClient, markets: Sequence[str], every_s: float,
+                   progress: Callable[[PushedTick], None] | None) -> int:
+    now = await oracle.chain_time()
+    seen = {m: p for m in markets if (p := await oracle.price_of(m)) is not None}
+    stale = {m: p for m, p in seen.items() if now - p[1] >= every_s}
+    still = {m: p for m, p in stale.items() if await oracle.price_of(m) == p}
+    if not still:
+        return 0
+    ticks = await Feeder(oracle, interval_s=0, progress=progress).run(
+        {m: [price] for m, (price, _) in still.items()})
+    return len(ticks)

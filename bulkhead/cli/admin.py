@@ -11,6 +11,7 @@ that refuses exits 1.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -46,6 +47,9 @@ lanes_app = typer.Typer(no_args_is_help=True,
                              "pause and resume.")
 admin_app.add_typer(ceiling_app, name="ceiling")
 admin_app.add_typer(lanes_app, name="lanes")
+attesters_app = typer.Typer(no_args_is_help=True,
+                            help="The attester set each registry (venue, EVM vaults) holds.")
+admin_app.add_typer(attesters_app, name="attesters")
 
 KeystoreOpt = Annotated[Path | None, typer.Option(
     "--owner-keystore", help="Owner's V3 keystore (default on the devnet: the deployer)")]
@@ -250,6 +254,37 @@ def lane_resume(chain: ChainOpt, asset: AssetOpt, vault: VaultOpt = None,
                                                        vault=vault),
                     check=lambda cfg: lanes(cfg, chain, asset))
     emit_row("lane resumed" if row["changed"] else "lane was not paused", row, as_json)
+
+
+def _previous(prev: dict[str, Any] | None) -> str:
+    if prev is None:
+        return ""
+    return f"{prev['index']} " + (f"(live until {prev['grace_end_utc']})" if prev["live"]
+                                  else "(expired)")
+
+
+@attesters_app.command("show")
+def attesters_show(as_json: JsonOpt = False) -> None:
+    """Each EVM registry's current attester set (index, threshold, members), the previous set's
+    grace window, and whether the settings the workers sign and verify with agree (exit 1 if
+    any registry drifted: attesters or the relayer would stop)."""
+    from orchestrator.actions.attesters import attesters_show as show
+
+    cfg = settings()
+    rows = guarded(lambda: asyncio.run(show(cfg)))
+    if as_json:
+        emit_json(rows)
+    else:
+        view = [{**r, "members": len(r["members"]), "previous": _previous(r["previous"]),
+                 "in_sync": "yes" if r["in_sync"] else "NO"} for r in rows]
+        out.print(_rows_table("attester sets", view, [
+            "chain", "registry", "index", "threshold", "members", "previous", "in_sync",
+            "address"]))
+    drifted = [(r, d) for r in rows for d in r["drift"]]
+    for row, what in drifted:
+        sys.stderr.write(f"error: {row['chain']} {row['registry']} {row['address']}: {what}\n")
+    if drifted:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

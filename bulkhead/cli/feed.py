@@ -4,6 +4,12 @@ Registered in :mod:`bulkhead.cli.main` with ``app.add_typer(feed_app, name="feed
 
     bulkhead feed --market ETH-USD --path crash --from 3000 --pct 45 --steps 1 --interval 1
     bulkhead feed --scenario scenario.toml [--json]
+    bulkhead feed --keep-fresh [--every 20] [--market USDC ...]
+
+``--keep-fresh`` is the calm feeder ``bulkhead run`` starts: it re-stamps every feed the devnet
+owns (or the ``--market`` ones) with its current price once that price is ``--every`` seconds
+old, until Ctrl-C, so user actions never meet a stale price on an idle devnet. It never moves a
+price (see :func:`devnet.feeder.keep_fresh`).
 
 ``--pct`` is the path's size in percent (up to 4 decimals): the crash's drop, the spike's
 jump, the calm oscillation's amplitude, or the trend's drift per step (signed: ``--pct=-0.5``).
@@ -17,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -99,10 +106,20 @@ def feed(
     key_file: Annotated[Path | None, typer.Option(
         help="File with the feeder's hex key (default: the devnet manifest's)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per tick.")] = False,
+    keep_fresh: Annotated[bool, typer.Option(
+        "--keep-fresh", help="Re-stamp each feed's current price when it gets old, until "
+                             "Ctrl-C (default markets: every feed the devnet owns)")] = False,
+    every: Annotated[float, typer.Option(
+        help="--keep-fresh: the age (s) at which a price is re-stamped")] = 20.0,
 ) -> None:
     """Publish a scripted price path to the venue chain's PriceOracle, tick by tick."""
     from devnet.feeder import feed_scenario
 
+    if keep_fresh:
+        if scenario is not None or path is not None:
+            fail(InputError("keep-fresh", "--keep-fresh moves no price: no --path or --scenario"))
+        _keep_fresh(market, every, key_file, as_json)
+        return
     if (scenario is None) == (path is None):
         fail(InputError("path", "give either --path (with --market) or --scenario"))
     if scenario is not None:
@@ -120,6 +137,15 @@ def feed(
     key = guarded(lambda: feeder_key(cfg, key_file))
     total = sum(f.steps + (f.start_price_e8 is not None) for f in plan.feeds)
 
+    show = _shower(as_json)
+    if not as_json:
+        out.print(f"feeding {total} ticks to {', '.join(f.market for f in plan.feeds)}",
+                  highlight=False)
+    guarded(lambda: asyncio.run(feed_scenario(cfg, key, plan, progress=show)))
+
+
+
+def _shower(as_json: bool) -> Callable[[PushedTick], None]:
     def show(tick: PushedTick) -> None:
         if as_json:
             sys.stdout.write(json.dumps(tick.as_json(), sort_keys=True) + "\n")
@@ -128,9 +154,26 @@ def feed(
             whole, frac = divmod(tick.price_e8, 10**8)
             out.print(f"[{tick.index + 1}] {tick.market} {whole}.{frac:08d} "
                       f"@ {tick.publish_time_s} (block {tick.block_number})", highlight=False)
+    return show
+
+
+def _keep_fresh(market: list[str] | None, every: float, key_file: Path | None,
+                as_json: bool) -> None:
+    from devnet.feeder import devnet_feeds, keep_fresh
+
+    cfg = settings()
+    key = guarded(lambda: feeder_key(cfg, key_file))
+    markets = market or devnet_feeds()
+
+    def complain(exc: Exception) -> None:
+        sys.stderr.write(f"warning: feed refresh failed, trying again: {exc}\n")
+        sys.stderr.flush()
 
     if not as_json:
-        out.print(f"feeding {total} ticks to {', '.join(f.market for f in plan.feeds)}",
-                  highlight=False)
-    guarded(lambda: asyncio.run(feed_scenario(cfg, key, plan, progress=show)))
-
+        out.print(f"keeping {', '.join(markets)} fresh (re-stamped at {every:g} s old); "
+                  "Ctrl-C stops", highlight=False)
+    try:
+        guarded(lambda: asyncio.run(keep_fresh(cfg, key, markets=markets, every_s=every,
+                                               progress=_shower(as_json), on_error=complain)))
+    except KeyboardInterrupt:
+        return

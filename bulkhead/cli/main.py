@@ -466,15 +466,20 @@ def run(
     port: Annotated[int, typer.Option(min=1, max=65535, help="API port")] = 8000,
     stop_after: Annotated[float | None, typer.Option(
         min=1, help="Stop by itself after this many seconds (smoke tests)")] = None,
+    calm_feeder: Annotated[bool, typer.Option(
+        "--calm-feeder/--no-calm-feeder",
+        help="Keep every devnet price feed fresh (re-stamped, never moved)")] = True,
 ) -> None:
     """Everything on the local default in one process tree — devnet, attesters, relayer,
-    reconciler, risk worker, beat and the API — until Ctrl-C, then a clean shutdown."""
+    reconciler, risk worker, accountant, beat, the calm feeder and the API — until Ctrl-C, then
+    a clean shutdown."""
     from bulkhead.local.run import run_local
     from devnet.stack import DevnetOptions
 
     opts = DevnetOptions(block_time_s=block_time, slot_ms=slot_ms, detach=False)
     code = guarded(lambda: run_local(settings().home, out, opts=opts, api_host=host,
-                                     api_port=port, stop_after_s=stop_after))
+                                     api_port=port, stop_after_s=stop_after,
+                                     calm_feeder=calm_feeder))
     raise typer.Exit(code)
 
 

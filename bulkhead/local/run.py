@@ -1,7 +1,9 @@
 """``bulkhead run``: the whole local default in one process tree until Ctrl-C.
 
 Devnet (two anvils, the local Solana RPC, Redis; deployed), the worker fleet (watcher, four
-attesters, relayer, reconciler, risk worker, beat) and the HTTP API with its dashboard. A devnet
+attesters, relayer, reconciler, risk worker, accountant, beat), the calm feeder (``bulkhead
+feed --keep-fresh``: every devnet price re-stamped before it turns stale, never moved) and the
+HTTP API with its dashboard. A devnet
 already running in the home is reused and left running afterwards; one started here is stopped
 here. A worker or the API that exits is restarted (the supervisor; ``/readyz`` names a role
 with no live worker meanwhile). SIGINT or SIGTERM stops the API, then the workers (each gets SIGTERM, then SIGKILL after
@@ -36,7 +38,8 @@ def _devnet_running(home: Path) -> bool:
 
 
 def run_local(home: Path, console: Console, *, opts: DevnetOptions, api_host: str,
-              api_port: int, stop_after_s: float | None = None) -> int:
+              api_port: int, stop_after_s: float | None = None,
+              calm_feeder: bool = True) -> int:
     """Bring everything up, wait for a signal (or ``stop_after_s``), shut down cleanly."""
     from bulkhead.local.fleet import WorkerFleet
 
@@ -50,6 +53,7 @@ def run_local(home: Path, console: Console, *, opts: DevnetOptions, api_host: st
     reuse = _devnet_running(home)
     fleet = WorkerFleet(home, home / "logs")
     api: subprocess.Popen[bytes] | None = None
+    feeder: subprocess.Popen[bytes] | None = None
     try:
         if reuse:
             manifest = read_manifest(home)
@@ -61,6 +65,8 @@ def run_local(home: Path, console: Console, *, opts: DevnetOptions, api_host: st
         with console.status("starting workers"):
             fleet.start_all(ATTESTERS)
         api = _start_api(home, api_host, api_port)
+        if calm_feeder:
+            feeder = _start_feeder(home)
         console.print(_summary(manifest, home, api_host, api_port))
         console.print("running; Ctrl-C stops everything")
         last_restart: dict[str, float] = {}
@@ -82,8 +88,15 @@ def run_local(home: Path, console: Console, *, opts: DevnetOptions, api_host: st
                 last_restart["api"] = now
                 api = _start_api(home, api_host, api_port)
                 console.print("[yellow]api exited; restarted[/]")
+            if feeder is not None and feeder.poll() is not None and \
+                    now - last_restart.get("feeder", 0.0) >= RESTART_EVERY_S:
+                last_restart["feeder"] = now
+                feeder = _start_feeder(home)
+                console.print("[yellow]calm feeder exited; restarted[/]")
         return 0
     finally:
+        if feeder is not None and feeder.poll() is None:
+            stop_pid(feeder.pid, timeout_s=5)
         if api is not None and api.poll() is None:
             stop_pid(api.pid, timeout_s=5)
         fleet.stop()
@@ -106,6 +119,17 @@ def _start_api(home: Path, host: str, port: int) -> subprocess.Popen[bytes]:
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def _start_feeder(home: Path) -> subprocess.Popen[bytes]:
+    logs = home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("BULKHEAD_")},
+           "BULKHEAD_HOME": str(home)}
+    with (logs / "feeder.log").open("ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "bulkhead", "feed", "--keep-fresh",
+                                 "--json"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
 def _summary(manifest: dict[str, object], home: Path, host: str, port: int) -> Table:
     table = Table(title="bulkhead run", show_header=False)
     table.add_column("what")
@@ -115,7 +139,8 @@ def _summary(manifest: dict[str, object], home: Path, host: str, port: int) -> T
     for key, chain in sorted(chains.items()):
         table.add_row(f"chain {key}", str(chain["rpc_urls"][0]))
     table.add_row("redis", str(manifest.get("redis_url")))
-    table.add_row("workers", "watcher, att-1..att-4, relayer, reconciler, risk, beat")
+    table.add_row("workers", "watcher, att-1..att-4, relayer, reconciler, risk, accountant, "
+                             "beat")
     table.add_row("dashboard", f"http://{host}:{port}/")
     table.add_row("API docs", f"http://{host}:{port}/docs")
     table.add_row("metrics", f"http://{host}:{port}/metrics")

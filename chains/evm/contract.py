@@ -119,6 +119,13 @@ class ContractClient:
         members, threshold, _grace_end = await self._view("attesterSet", index, block=height)
         return index, [to_checksum_address(m) for m in members], int(threshold)
 
+    async def attester_set_at(self, index: int) -> tuple[list[str], int, int, bool]:
+        """(members, threshold, grace end in chain seconds (0 while current), live now) of set
+        ``index``. Raises: RpcUnavailable."""
+        members, threshold, grace_end = await self._view("attesterSet", index)
+        live = bool(await self._view("isAttesterSetLive", index))
+        return [to_checksum_address(m) for m in members], int(threshold), int(grace_end), live
+
     async def _logs(self, start: int, end: int, topic0s: Sequence[str]) -> list[Mapping[str, Any]]:
         """This contract's logs with one of ``topic0s`` in ``start..end``, in bounded chunks."""
         check_range(start, end)

@@ -1,7 +1,8 @@
 """``bulkhead run``: the whole local default in one process tree, then a clean Ctrl-C.
 
-The API answers, every devnet process and worker is alive while it runs, and after SIGINT the
-command exits 0 with no process of the tree left behind."""
+The API answers, every devnet process and worker is alive while it runs, the calm feeder
+re-stamps the devnet's prices, and after SIGINT the command exits 0 with no process of the tree
+left behind."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def test_run_serves_everything_and_shuts_down_cleanly(tmp_path: Path) -> None:
         assert set(devnet) == {"redis", "evm-a", "evm-b", "solana"}
         assert all(pid_alive(int(p["pid"])) for p in devnet.values())
         tree = descendants(proc.pid)
-        assert len(tree) >= 10  # devnet (4), workers (9), the API
+        assert len(tree) >= 12  # devnet (4), workers (10), the calm feeder, the API
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # every chain adapter connects: ready
             status, body = get_json(f"http://127.0.0.1:{port}/readyz")
@@ -78,6 +79,14 @@ def test_run_serves_everything_and_shuts_down_cleanly(tmp_path: Path) -> None:
                 break
             time.sleep(1)
         assert status == 200, body
+        # The calm feeder re-stamps the devnet's prices (20 s old on the chain's clock).
+        feeder_log = tmp_path / "logs" / "feeder.log"
+        deadline, restamped = time.monotonic() + 90, set()
+        while time.monotonic() < deadline and not restamped:
+            lines = feeder_log.read_text().splitlines() if feeder_log.exists() else []
+            restamped = {json.loads(x)["market"] for x in lines if x.startswith("{")}
+            time.sleep(1)
+        assert restamped, "the calm feeder re-stamped no price"
 
         os.killpg(proc.pid, signal.SIGINT)
         out, _ = proc.communicate(timeout=90)

@@ -223,3 +223,81 @@ def test_a_large_transfer_is_held_then_released_after_its_delay(devnet: dict[str
     assert "already credited" in twice.stderr
     malformed = admin(cli, "release", "0x1234", code=2)
     assert "lock_key:" in malformed.stderr
+
+
+def test_lanes_show_pause_resume_and_refused_inputs(devnet: dict[str, Any], cli: Cli) -> None:
+    """Each lane's book read live (held, credited, headroom); the owner pauses one lane and
+    credits on it are refused ``LaneIsPaused`` while the others go on; resume; bad inputs named."""
+    rows = admin_json(cli, "lanes", "show")
+    lanes = {(r["chain"], r["asset"]): r for r in rows}
+    assert {("evm-a", "USDC"), ("evm-a", "WETH"), ("solana", "USDC")} <= set(lanes)
+    usdc = lanes[("evm-a", "USDC")]
+    assert int(usdc["held"]) >= int(usdc["outstanding"]) and not usdc["paused"]
+    assert int(usdc["headroom"]) == min(int(usdc["ceiling"]) - int(usdc["outstanding"]),
+                                        int(usdc["held"]) - int(usdc["outstanding"]))
+
+    paused = admin_json(cli, "lanes", "pause", "--chain", "evm-a", "--asset", "USDC")
+    assert paused["changed"] and paused["paused"]
+    try:
+        with pytest.raises(TxRejected, match="LaneIsPaused"):
+            asyncio.run(lock_and_credit(devnet, 1_000_000))
+        after = {(r["chain"], r["asset"]): r for r in admin_json(cli, "lanes", "show")}
+        assert after[("evm-a", "USDC")]["paused"] and after[("evm-a", "USDC")]["headroom"] == "0"
+        assert not after[("solana", "USDC")]["paused"]
+        again = admin_json(cli, "lanes", "pause", "--chain", "evm-a", "--asset", "USDC")
+        assert not again["changed"]
+    finally:
+        resumed = admin_json(cli, "lanes", "resume", "--chain", "evm-a", "--asset", "USDC")
+    assert resumed["changed"] and not resumed["paused"]
+    assert len(asyncio.run(lock_and_credit(devnet, 1_000_000)).credited) == 1
+
+    bad = admin(cli, "lanes", "pause", "--chain", "evm-a", "--asset", "DOGE", code=2)
+    assert "asset" in bad.stderr and "DOGE" in bad.stderr
+    bad = admin(cli, "lanes", "pause", "--chain", "evm-a", "--asset", "USDC",
+                "--vault", "0x" + "00" * 19 + "01", code=2)
+    assert "vault" in bad.stderr
+
+
+def test_attesters_show_is_in_sync_then_names_a_rotation_the_settings_missed(
+        devnet: dict[str, Any], cli: Cli) -> None:
+    """Last in this module: it rotates the venue's set (same members, one hour of grace, so
+    index 0 stays accepted). Before, every registry agrees with the settings; after, the venue
+    row names the index drift and the previous set's grace, and the command exits 1."""
+    from web3 import Web3
+
+    from chains.evm.artifacts import load_artifact
+    from devnet.keys import DevnetRoles, anvil_key
+
+    rows = admin_json(cli, "attesters", "show")
+    vaults = [(k, "vault") for k in sorted(devnet["chains"])
+              if devnet["chains"][k]["kind"] == "evm" for _ in devnet["chains"][k]["vaults"]]
+    assert [(r["chain"], r["registry"]) for r in rows] == [("evm-b", "venue"), *vaults]
+    assert ("evm-a", "vault") in vaults
+    members = {m["address"].lower() for m in devnet["attesters"]["members"]}
+    for row in rows:
+        assert row["in_sync"] and row["drift"] == [] and row["index"] == 0
+        assert row["threshold"] == 3 and {m.lower() for m in row["members"]} == members
+        assert row["previous"] is None
+
+    b = devnet["chains"]["evm-b"]
+    w3 = Web3(Web3.HTTPProvider(b["rpc_urls"][0]))
+    owner = w3.eth.account.from_key(anvil_key(DevnetRoles().deployer))
+    venue = w3.eth.contract(address=b["contracts"]["venue"],
+                            abi=load_artifact("IsolatedMarginVenue").abi)
+    ordered = sorted((Web3.to_checksum_address(m) for m in members), key=str.lower)
+    tx = venue.functions.rotateAttesterSet(ordered, 3, 3_600).build_transaction(
+        {"from": owner.address, "nonce": w3.eth.get_transaction_count(owner.address)})
+    signed = owner.sign_transaction(tx)
+    assert w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(signed.raw_transaction), timeout=30).status == 1
+
+    ran = admin(cli, "attesters", "show", "--json", code=1)
+    venue_row, *vault_rows = json.loads(ran.stdout)
+    assert not venue_row["in_sync"] and venue_row["index"] == 1
+    assert venue_row["drift"] == ["set index 1 on chain, 0 in settings"]
+    assert venue_row["previous"]["index"] == 0 and venue_row["previous"]["live"]
+    assert vault_rows and all(r["in_sync"] for r in vault_rows)  # each registry on its own
+    table = admin(cli, "attesters", "show", code=1)
+    assert f"error: evm-b venue {b['contracts']['venue']}: set index 1 on chain, 0 in settings" \
+        in table.stderr
+    assert "NO" in table.stdout and "attester sets" in table.stdout

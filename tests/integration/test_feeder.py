@@ -129,6 +129,56 @@ def test_price_command_publishes_once_at_chain_time(cli: Cli) -> None:  # noqa: 
     assert published <= now
 
 
+def test_calm_feeder_restamps_every_devnet_feed_and_never_moves_a_price(cli: Cli) -> None:  # noqa: F811
+    """``keep_fresh`` (what ``bulkhead run`` starts): once a price is ``every_s`` old on the
+    chain's clock it is published again with the same value and a later publish time; a feed
+    younger than that is left alone; a bad ``every`` is refused naming the field."""
+    from devnet.feeder import devnet_feeds, keep_fresh
+    from devnet.stack import read_manifest
+    from shared.errors import InputError
+
+    cfg = settings_for(cli)
+    key = read_manifest(cfg.home)["devnet"]["feeder_key"]
+    feeds = devnet_feeds()
+    assert {"ETH-USD", "USDC"} <= set(feeds)
+
+    async def prices() -> dict[str, tuple[int, int]]:
+        oracle = await OracleClient.from_settings(cfg)
+        try:
+            return {m: p for m in feeds if (p := await oracle.price_of(m)) is not None}
+        finally:
+            await oracle.aclose()
+
+    async def chain_now() -> int:
+        oracle = await OracleClient.from_settings(cfg)
+        try:
+            return await oracle.chain_time()
+        finally:
+            await oracle.aclose()
+
+    before = run(prices)
+    assert set(before) == set(feeds)
+    oldest = min(t for _, t in before.values())
+    while run(chain_now) - oldest < 2:  # progress to wait on: the chain's own clock
+        run(lambda: asyncio.sleep(0.2))
+    ticks: list[PushedTick] = []
+    n = run(lambda: keep_fresh(cfg, key, markets=feeds, every_s=2, rounds=1,
+                               progress=ticks.append))
+    after = run(prices)
+    restamped = {t.market for t in ticks}
+    assert n == len(ticks) >= 1 and restamped <= set(feeds)
+    for market in feeds:
+        assert after[market][0] == before[market][0]  # never moved
+        if market in restamped:
+            assert after[market][1] > before[market][1]
+    # Just re-stamped, so younger than 60 s on the chain's clock: nothing is sent.
+    assert run(lambda: keep_fresh(cfg, key, markets=sorted(restamped), every_s=60,
+                                  rounds=1)) == 0
+    with pytest.raises(InputError) as err:
+        run(lambda: keep_fresh(cfg, key, markets=feeds, every_s=0.5, rounds=1))
+    assert err.value.field == "every"
+
+
 class Rig:
     """Feeder (feeder key), updater (risk key) and a private Redis prefix on the devnet."""
 
