@@ -287,5 +287,49 @@ def attesters_show(as_json: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
+@attesters_app.command("propose")
+def attesters_propose(
+    member: Annotated[list[str], typer.Option(
+        help="A member's EVM address (repeat for each; order does not matter)")],
+    threshold: Annotated[int | None, typer.Option(
+        help="m of n (default floor(2n/3)+1; must be > n/2)")] = None,
+    grace: Annotated[int, typer.Option(
+        help="Seconds of chain time the current set stays valid after execute")] = 3_600,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate the next attester set and write it as the proposal (sends nothing); shows who
+    joins and who leaves against the settings."""
+    from orchestrator.actions.attesters import attesters_propose as propose
+    from orchestrator.actions.attesters import parse_proposal
+
+    cfg = settings()
+    row = guarded(lambda: propose(cfg, parse_proposal(member, threshold, grace)))
+    emit_row("attester set proposed", {**row, "members": ", ".join(row["members"]),
+                                       "added": ", ".join(row["added"]) or "-",
+                                       "removed": ", ".join(row["removed"]) or "-"}
+             if not as_json else row, as_json)
+
+
+@attesters_app.command("execute")
+def attesters_execute(keystore: KeystoreOpt = None, password_file: PasswordOpt = None,
+                      as_json: JsonOpt = False) -> None:
+    """Install the proposal on the venue and every EVM vault that does not hold it yet (owner).
+    Then update the settings' attesters.set_index/members/threshold and restart the workers
+    within the grace window; `admin attesters show` says when all agree."""
+    from orchestrator.actions.attesters import attesters_execute as execute
+
+    rows = _as_owner(keystore, password_file,
+                     lambda cfg, key: _as_dict(execute(cfg, key)))["rows"]
+    if as_json:
+        emit_json(rows)
+        return
+    out.print(_rows_table("attester set rotation", rows, [
+        "chain", "registry", "index", "changed", "tx_id", "address"]))
+
+
+async def _as_dict(rows: Coroutine[Any, Any, list[dict[str, Any]]]) -> dict[str, Any]:
+    return {"rows": await rows}
+
+
 if __name__ == "__main__":
     admin_app()

@@ -408,6 +408,9 @@ def worker(
     concurrency: Annotated[int, typer.Option(min=1, max=64)] = 1,
     pool: Annotated[str, typer.Option(help="Celery pool: prefork (default) or solo")] = "prefork",
     loglevel: Annotated[str, typer.Option()] = "INFO",
+    only_queue: Annotated[list[str] | None, typer.Option(
+        help="Consume only these of the role's queues (repeat), e.g. split the risk role's "
+             "planning (risk) from its sending (liquidate.<venue chain>)")] = None,
 ) -> None:
     """Run one Celery worker (or the single beat) for a role; one process per attester key."""
     cfg = settings()
@@ -426,6 +429,15 @@ def worker(
         from workers.logs import parse_level
 
         parse_level(loglevel)
+        if only_queue:
+            from workers.queues import queues_for
+
+            if role == Role.BEAT:
+                raise InputError("only-queue", "the beat consumes no queue")
+            mine = queues_for(role.value, cfg, name)
+            if unknown := sorted(set(only_queue) - set(mine)):
+                raise InputError("only-queue", f"{', '.join(unknown)}: not a queue of the "
+                                               f"{role.value} role ({', '.join(mine)})")
 
     guarded(preflight)
     from workers.celery_app import app as celery_app
@@ -439,8 +451,12 @@ def worker(
         celery_app.start(["beat", "-s", str(cfg.home / "beat-schedule"), "--loglevel", loglevel])
         return
     queues = queues_for(role.value, cfg, name)
+    node = f"{role.value}-{name or 'main'}"
+    if only_queue:
+        queues = [q for q in queues if q in only_queue]
+        node += "-" + "-".join(queues)  # a partial worker is a node of its own
     celery_app.worker_main(["worker", "-Q", ",".join(queues), "-n",
-                            f"{role.value}-{name or 'main'}@%h", "-c", str(concurrency),
+                            f"{node}@%h", "-c", str(concurrency),
                             "--pool", pool,
                             "--loglevel", loglevel, "--without-gossip", "--without-mingle"])
 

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Self, TypeVar
 
 from eth_account import Account
+from eth_typing import HexStr
 from eth_utils.address import is_hex_address, to_checksum_address
 from web3.exceptions import ContractLogicError, Web3Exception
 from web3.types import BlockIdentifier
@@ -181,7 +182,27 @@ class ContractClient:
         # its nonce would block every later one from this sender.
         limit = min(gas + extra_gas(gas), await self._block_gas_limit(sender))
         tx_hash = await sender.send(call, gas=limit)
-        return await sender.wait(tx_hash, timeout_s=timeout_s)
+        try:
+            return await sender.wait(tx_hash, timeout_s=timeout_s)
+        except TxRejected as exc:
+            if exc.tx_id is None:
+                raise
+            raise TxRejected(self.chain.key, exc.tx_id,
+                             await self._replayed_reason(call, sender, exc)) from exc
+
+    async def _replayed_reason(self, call: Any, sender: TxSender, exc: TxRejected) -> str:
+        """Why a mined transaction reverted, best effort: the same call replayed on the state
+        after its block (what changed between the estimate and the block, e.g. a lane paused in
+        between, is then in that state); the receipt's bare "reverted" if the replay passes."""
+        try:
+            receipt = await sender.w3.eth.get_transaction_receipt(HexStr(str(exc.tx_id)))
+            await call.call({"from": sender.address},
+                            block_identifier=int(receipt["blockNumber"]))
+        except ContractLogicError as replayed:
+            return f"{self._reason(replayed)} (replayed after the block)"
+        except Exception:  # noqa: BLE001 - a diagnosis only: the revert itself stands
+            return exc.reason
+        return exc.reason
 
     async def _block_gas_limit(self, sender: TxSender) -> int:
         """The latest block's gas limit, re-read at most every ``_GAS_LIMIT_TTL_S``."""
@@ -220,6 +241,16 @@ class ContractClient:
         if len(events) != 1:
             raise ChainError(f"{self.chain.key}: {op} mined with {len(events)} {kind.__name__}")
         return events[0]
+
+    async def rotate_attester_set(self, members: Sequence[str], threshold: int, grace_s: int, *,
+                                  timeout_s: float = 60) -> str:
+        """Owner: install the next attester set (``members`` strictly increasing); the current
+        one stays valid for ``grace_s`` more seconds of chain time. Returns the tx hash.
+
+        Raises: TxRejected (InvalidThreshold, AttestersNotSorted, OwnableUnauthorizedAccount
+        ...), ConfigError (no sender key)."""
+        args = ([to_checksum_address(m) for m in members], int(threshold), int(grace_s))
+        return await self._send("rotateAttesterSet", args, timeout_s)
 
     async def _send(self, fn: str, args: tuple[Any, ...], timeout_s: float) -> str:
         """Send ``fn(*args)`` and return the mined transaction's hash."""

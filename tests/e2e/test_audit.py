@@ -10,10 +10,10 @@ import pytest
 
 from shared.ids import bytes32_hex
 from shared.locks import LockRecord, LockState, Transition
-from tests.e2e.conftest import Cli
-from tests.e2e.test_bridge_credit import credited, fleet  # noqa: F401 - the worker fixture
-from tests.e2e.test_devnet_locks import key_for
 from tests.e2e.workers import WorkerFleet
+from tests.support.chain import key_for
+from tests.support.fleet import credited, fleet  # noqa: F401 - the module's worker fleet
+from tests.support.stack import Cli
 from workers.stores.locks import RedisLockStore
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

@@ -4,53 +4,18 @@ the named position on the venue on evm-b."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from web3 import Web3
 
 from chains.evm.artifacts import load_artifact
 from shared.ids import address_to_bytes32
-from tests.e2e.conftest import Cli, wait_for
-from tests.e2e.test_devnet_locks import key_for
 from tests.e2e.workers import WorkerFleet
+from tests.support.chain import evm_balance, key_for, venue
+from tests.support.fleet import credited
+from tests.support.stack import Cli, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
-
-ATTESTERS = ["att-1", "att-2", "att-3", "att-4"]
-
-
-@pytest.fixture(scope="module")
-def fleet(devnet: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerFleet]:
-    workers = WorkerFleet(devnet["home"], tmp_path_factory.mktemp("worker-logs"))
-    workers.start_all(ATTESTERS)
-    try:
-        yield workers
-    finally:
-        workers.stop()
-
-
-def venue(devnet: dict[str, Any]) -> Any:
-    b = devnet["chains"]["evm-b"]
-    w3 = Web3(Web3.HTTPProvider(b["rpc_urls"][0]))
-    return w3.eth.contract(address=b["contracts"]["venue"],
-                           abi=load_artifact("IsolatedMarginVenue").abi)
-
-
-def credited(cli: Cli, tx_ids: set[str], fleet: WorkerFleet) -> list[dict[str, Any]]:
-    def done() -> list[dict[str, Any]] | None:
-        rows = [r for r in cli.json("locks", "--no-sync") if r["tx_id"] in tx_ids]
-        return rows if len(rows) == len(tx_ids) and all(
-            r["state"] == "credited" for r in rows) else None
-
-    try:
-        return wait_for(done, 180, "locks credited")
-    except AssertionError:
-        for label in fleet.procs:
-            print(f"--- {label}\n{fleet.log_tail(label)}")
-        raise
-
 
 def test_locks_on_evm_and_solana_are_credited_once(devnet: dict[str, Any], cli: Cli,
                                                    fleet: WorkerFleet) -> None:
@@ -82,14 +47,6 @@ def test_locks_on_evm_and_solana_are_credited_once(devnet: dict[str, Any], cli: 
     events = contract.events.Credited().get_logs(from_block=0)
     keys = [(e.args.srcChainId, e.args.lockId) for e in events]
     assert len(keys) == len(set(keys))
-
-
-def evm_balance(devnet: dict[str, Any], owner: str) -> int:
-    a = devnet["chains"]["evm-a"]
-    w3 = Web3(Web3.HTTPProvider(a["rpc_urls"][0]))
-    token = w3.eth.contract(address=a["assets"]["USDC"]["address"],
-                            abi=load_artifact("TestToken").abi)
-    return int(token.functions.balanceOf(owner).call())
 
 
 def solana_balance(devnet: dict[str, Any], wallet: str) -> int:
@@ -175,7 +132,7 @@ def test_lim_01_cap_large_transfer_delay_and_refusal(devnet: dict[str, Any], cli
     whole cap is refused; after the delay and the window roll, the held ones are credited."""
     from chains.evm.sender import TxSender
     from devnet.keys import anvil_key
-    from tests.integration.evm.conftest import rpc
+    from tests.support.chain import rpc
 
     a, b = devnet["chains"]["evm-a"], devnet["chains"]["evm-b"]
     weth = bytes.fromhex(address_to_bytes32(a["assets"]["WETH"]["address"])[2:])

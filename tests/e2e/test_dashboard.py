@@ -15,10 +15,10 @@ from playwright.sync_api import Page, sync_playwright
 from prometheus_client.parser import text_string_to_metric_families
 
 from bulkhead.local.fleet import WorkerFleet
-from tests.e2e.conftest import Cli
-from tests.e2e.test_bridge_credit import fleet  # noqa: F401 - the module's worker fleet
-from tests.e2e.test_devnet_locks import key_for
 from tests.integration.api.apiproc import running_api
+from tests.support.chain import key_for
+from tests.support.fleet import fleet  # noqa: F401 - the module's worker fleet
+from tests.support.stack import Cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -13,17 +13,11 @@ from solders.pubkey import Pubkey
 
 from chains.solana.locker import transfer_with_memo_text, transfer_without_memo
 from devnet.process import pid_alive
-from shared.positions import position_key
-from tests.e2e.conftest import Cli, wait_for
+from tests.support.chain import key_for
+from tests.support.stack import Cli, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
-
-def key_for(devnet: dict[str, Any], trader: str, salt: bytes) -> str:
-    venue_b = devnet["chains"]["evm-b"]
-    owner = devnet["devnet"]["traders"][trader]["evm_address"]
-    return position_key(venue_b["chain_id"], venue_b["contracts"]["venue"], owner,
-                        salt.ljust(32, b"\0"))
 
 
 def test_status_reports_every_chain(cli: Cli) -> None:

@@ -12,7 +12,6 @@ is pending, a withdrawal is refused. The module ends with a clean ``bulkhead aud
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
@@ -27,13 +26,9 @@ from shared.chain import ChainKind, ChainRef
 from shared.errors import TxRejected
 from shared.positions import market_id
 from shared.settings import RetrySettings
-from tests.e2e.conftest import Cli, wait_for
-from tests.e2e.test_bridge_credit import (
-    credited,
-    fleet,  # noqa: F401 - the module's worker fleet
-)
-from tests.e2e.test_devnet_locks import key_for
-from tests.integration.evm.conftest import rpc
+from tests.support.chain import key_for, rpc
+from tests.support.fleet import credited, fleet  # noqa: F401 - the module's worker fleet
+from tests.support.stack import Cli, risk_ticks, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -161,7 +156,7 @@ def test_ora_01_stale_price_user_refused_liquidation_has_its_own_max_age(
     advance(devnet, max_liq + 30)
     fleet.start("risk", "risk", "--pool", "solo")
     assert "StalePrice" in liquidate_directly(devnet, liq)
-    time.sleep(8)  # several risk ticks
+    risk_ticks(devnet, 3)  # the restarted worker screened the stale price several times
     assert liquidations(devnet, liq) == []
 
     # Re-published, then older than the user max age but within the liquidation max age.
@@ -196,11 +191,11 @@ def test_ora_01_price_stuck_on_a_bound_values_nothing(
     refused(cli.run("withdraw", "--position", pos, "--lock", rows[b"bound-pos"]["key"],
                     "--amount", "1", ok=False), "PriceOutOfBounds")
     assert "PriceOutOfBounds" in liquidate_directly(devnet, pos)
-    time.sleep(8)  # the risk worker runs: a long at ~0 looks bankrupt, but on a bound price
+    risk_ticks(devnet, 3)  # the risk worker runs: a long at ~0 looks bankrupt, on a bound price
     assert liquidations(devnet, pos) == []
     assert venue(devnet).functions.positionOf(raw(pos)).call() == before
     prices(devnet)  # back inside the bounds: the position is healthy, nothing happens
-    time.sleep(3)
+    risk_ticks(devnet, 2)
     assert liquidations(devnet, pos) == []
 
 

@@ -5,7 +5,6 @@ as a shortfall, and B's position, margin and collateral are bit-identical before
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -13,13 +12,9 @@ from web3 import Web3
 
 from bulkhead.local.fleet import WorkerFleet
 from chains.evm.artifacts import load_artifact
-from tests.e2e.conftest import Cli, wait_for
-from tests.e2e.test_bridge_credit import (
-    credited,
-    evm_balance,
-    fleet,  # noqa: F401 - the module's worker fleet
-)
-from tests.e2e.test_devnet_locks import key_for
+from tests.support.chain import evm_balance, key_for
+from tests.support.fleet import credited, fleet  # noqa: F401 - the module's worker fleet
+from tests.support.stack import Cli, risk_ticks, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -115,7 +110,7 @@ def test_topup_rule_moves_reserve_collateral_before_liquidation(
     assert len(moved) == 1 and moved[0].args.lockKey == reserve_locks[0]
 
     cli.json("price", "--market", "ETH-USD", "--set", "2750")  # T alone would be below MM here
-    time.sleep(6)  # several risk ticks
+    risk_ticks(devnet, 3)  # screened at the new price several times
     assert venue(devnet).functions.positionOf(raw_t).call()[1] != 0  # still open
     assert not [e for e in venue(devnet).events.Liquidated().get_logs(from_block=0)
                 if e.args.positionKey == raw_t]

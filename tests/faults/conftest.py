@@ -9,13 +9,12 @@ from typing import Any
 import pytest
 
 from bulkhead.local.fleet import WorkerFleet
-from tests.e2e.conftest import cli, devnet  # noqa: F401 - fixtures re-used here
 
 ATTESTERS = ["att-1", "att-2", "att-3", "att-4"]
 
 
 @pytest.fixture(scope="module")
-def fleet(devnet: dict[str, Any],  # noqa: F811
+def fleet(devnet: dict[str, Any],
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerFleet]:
     workers = WorkerFleet(devnet["home"], tmp_path_factory.mktemp("fault-logs"),
                           env={"BULKHEAD_BRIDGE__STUCK_AFTER_S": "4"})

@@ -18,10 +18,9 @@ from shared.events import LockEvent
 from shared.ids import address_to_bytes32
 from shared.locks import LockRecord, LockState
 from shared.messages import Domain, sign
-from tests.e2e.conftest import Cli, wait_for
-from tests.e2e.test_bridge_credit import credited, venue
-from tests.e2e.test_devnet_locks import key_for
-from tests.integration.evm.conftest import rpc
+from tests.support.chain import key_for, rpc, venue
+from tests.support.fleet import credited
+from tests.support.stack import Cli, queues_drained, wait_for
 from workers.stores.locks import RedisLockStore
 from workers.stores.pool import RedisSignaturePool
 
@@ -76,7 +75,7 @@ def test_rt_01_relayer_pool_child_killed_mid_credit(devnet: dict[str, Any], cli:
 
 def test_rt_01_relayer_pool_child_killed_mid_settlement(devnet: dict[str, Any], cli: Cli,
                                                         fleet: WorkerFleet) -> None:
-    from tests.e2e.test_bridge_credit import evm_balance
+    from tests.support.chain import evm_balance
 
     lock = lock_evm(cli, devnet, b"rt01-settle", amount="9")
     (row,) = credited(cli, {lock["tx_id"]}, fleet)
@@ -94,7 +93,11 @@ def test_rt_01_relayer_pool_child_killed_mid_settlement(devnet: dict[str, Any], 
     wait_for(lambda: any(r["settlement_id"] == request["settlement_id"] and
                          r["state"] == "executed" for r in cli.json("settlements")),
              60, "settlement executed")
-    time.sleep(2)  # let any duplicate attempt land if there were one
+    # Any duplicate attempt would have landed by now: the relay queue is empty and the source
+    # chain has mined past the execution.
+    queues_drained(devnet, "relay.evm-b")
+    mined = int(rpc(source_url, "eth_blockNumber"), 16)
+    wait_for(lambda: int(rpc(source_url, "eth_blockNumber"), 16) >= mined + 3, 30, "3 blocks")
     assert evm_balance(devnet, alice) - before == 9_000_000
 
 

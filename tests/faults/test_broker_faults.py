@@ -26,10 +26,10 @@ import pytest
 import redis
 
 from bulkhead.local.fleet import WorkerFleet
-from tests.e2e.conftest import Cli, wait_for
-from tests.e2e.test_bridge_credit import credited
-from tests.e2e.test_devnet_locks import key_for
 from tests.faults.task_doubles import COUNTER
+from tests.support.chain import key_for
+from tests.support.fleet import credited
+from tests.support.stack import Cli, wait_for
 from workers.broker import MAX_DELIVERIES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -31,10 +34,9 @@ from shared.ids import address_to_bytes32, bytes32_hex
 from shared.messages import Domain, LockAttestation, as_dict, digest
 from shared.positions import market_id
 from shared.settings import RetrySettings
-from tests.e2e.conftest import Cli, wait_for
-from tests.e2e.test_bridge_credit import credited, evm_balance, venue
-from tests.e2e.test_devnet_locks import key_for
-from tests.integration.evm.conftest import rpc
+from tests.support.chain import evm_balance, key_for, rpc, venue
+from tests.support.fleet import credited
+from tests.support.stack import Cli, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 
@@ -109,6 +111,32 @@ def _stall(url: str) -> None:
     rpc(url, "evm_setIntervalMining", 0)
 
 
+def _publish_while_stalled(cli: Cli, devnet: dict[str, Any], market: str, price: str) -> None:
+    """``bulkhead price --set`` on the stalled venue chain: mine one block at a time until the
+    oracle reads the new price, then no more."""
+    b = devnet["chains"]["evm-b"]
+    w3 = Web3(Web3.HTTPProvider(b["rpc_urls"][0]))
+    oracle = w3.eth.contract(address=b["contracts"]["oracle"],
+                             abi=load_artifact("PriceOracle").abi)
+    want = int(Decimal(price) * 10**8)
+    proc = subprocess.Popen([sys.executable, "-m", "bulkhead", "price", "--market", market,
+                             "--set", price, "--json"], env=cli.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        def landed() -> bool:
+            if oracle.functions.getPrice(market_id(market)).call()[0] == want:
+                return True
+            rpc(b["rpc_urls"][0], "evm_mine")
+            return False
+
+        wait_for(landed, 60, f"{market} at {price} mined on the stalled chain")
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def _congest_and_resume(url: str, *, gas_limit: int) -> int:
     """Once transactions wait unmined: the next block's base fee six times the best price they
     offer, a lower gas limit, and mining again. Returns the base fee set."""
@@ -179,9 +207,12 @@ def test_live_02_liquidations_and_settlements_land_through_congestion(
     seize_to = _vault(devnet).functions.seizeRecipient().call()
     seized_before = evm_balance(devnet, seize_to)
 
-    cli.json("price", "--market", "ETH-USD", "--set", "2730")  # every position: E < MM / 2
-    _stall(url_b)  # the keepers send at today's price into a chain that does not mine ...
-    try:  # ... which then mines at six times that price, with a lower gas limit
+    # The keepers must send into a chain that does not mine: stall it first, then mine block
+    # by block only until the crash price has landed (a keeper fast enough to liquidate in the
+    # price's own block interval would otherwise finish before the stall).
+    _stall(url_b)
+    _publish_while_stalled(cli, devnet, "ETH-USD", "2730")  # every position: E < MM / 2
+    try:  # ... which then mines at six times the keepers' price, with a lower gas limit
         _congest_and_resume(url_b, gas_limit=8_000_000)
     finally:
         rpc(url_b, "evm_setIntervalMining", 1)
@@ -291,6 +322,8 @@ def test_acct_01_fabricated_credits_from_a_quorum_of_keys_pause_their_lane(
     started = time.monotonic()
     reason = asyncio.run(attack())
     elapsed = time.monotonic() - started
+    # Refused at the estimate, or (when the pause lands between estimate and block) reverted
+    # in the block, the replay naming the same reason.
     assert reason.startswith("LaneIsPaused("), reason
     lane = _lane(cli, "WETH")
     assert lane["paused"] and lane["headroom"] == "0", lane

@@ -34,9 +34,8 @@ from shared.errors import TxRejected
 from shared.ids import address_to_bytes32
 from shared.messages import Domain, LockAttestation, sign
 from shared.settings import RetrySettings
-from tests.e2e.conftest import Cli, cli, devnet  # noqa: F401  (module-scoped fixtures)
-from tests.e2e.test_devnet_locks import key_for
-from tests.integration.evm.conftest import rpc
+from tests.support.chain import key_for, rpc
+from tests.support.stack import Cli, cli, devnet  # noqa: F401  (module-scoped fixtures)
 
 pytestmark = [pytest.mark.integration]
 
@@ -258,46 +257,53 @@ def test_lanes_show_pause_resume_and_refused_inputs(devnet: dict[str, Any], cli:
     assert "vault" in bad.stderr
 
 
-def test_attesters_show_is_in_sync_then_names_a_rotation_the_settings_missed(
+def test_attesters_show_propose_execute_and_the_drift_the_settings_then_show(
         devnet: dict[str, Any], cli: Cli) -> None:
-    """Last in this module: it rotates the venue's set (same members, one hour of grace, so
-    index 0 stays accepted). Before, every registry agrees with the settings; after, the venue
-    row names the index drift and the previous set's grace, and the command exits 1."""
-    from web3 import Web3
-
-    from chains.evm.artifacts import load_artifact
-    from devnet.keys import DevnetRoles, anvil_key
-
+    """Last in this module: it rotates every registry's set (same members, 4 of 4, one hour of
+    grace, so index 0 stays accepted). Before, every registry agrees with the settings. A proposal is
+    validated (bad inputs named, nothing written), executed on the venue and every EVM vault,
+    and a second execute changes nothing; the settings still name index 0, so ``show`` now names
+    the drift on every registry and exits 1."""
     rows = admin_json(cli, "attesters", "show")
     vaults = [(k, "vault") for k in sorted(devnet["chains"])
               if devnet["chains"][k]["kind"] == "evm" for _ in devnet["chains"][k]["vaults"]]
     assert [(r["chain"], r["registry"]) for r in rows] == [("evm-b", "venue"), *vaults]
     assert ("evm-a", "vault") in vaults
-    members = {m["address"].lower() for m in devnet["attesters"]["members"]}
+    members = sorted(m["address"] for m in devnet["attesters"]["members"])
     for row in rows:
         assert row["in_sync"] and row["drift"] == [] and row["index"] == 0
-        assert row["threshold"] == 3 and {m.lower() for m in row["members"]} == members
+        assert row["threshold"] == 3
+        assert {m.lower() for m in row["members"]} == {m.lower() for m in members}
         assert row["previous"] is None
 
-    b = devnet["chains"]["evm-b"]
-    w3 = Web3(Web3.HTTPProvider(b["rpc_urls"][0]))
-    owner = w3.eth.account.from_key(anvil_key(DevnetRoles().deployer))
-    venue = w3.eth.contract(address=b["contracts"]["venue"],
-                            abi=load_artifact("IsolatedMarginVenue").abi)
-    ordered = sorted((Web3.to_checksum_address(m) for m in members), key=str.lower)
-    tx = venue.functions.rotateAttesterSet(ordered, 3, 3_600).build_transaction(
-        {"from": owner.address, "nonce": w3.eth.get_transaction_count(owner.address)})
-    signed = owner.sign_transaction(tx)
-    assert w3.eth.wait_for_transaction_receipt(
-        w3.eth.send_raw_transaction(signed.raw_transaction), timeout=30).status == 1
+    each = [a for m in members for a in ("--member", m)]
+    bad = admin(cli, "attesters", "propose", "--member", "0x1234", *each[2:], code=2)
+    assert "members" in bad.stderr
+    bad = admin(cli, "attesters", "propose", *each, "--threshold", "2", code=2)
+    assert "threshold" in bad.stderr
+    bad = admin(cli, "attesters", "propose", *each, "--grace", "5", code=2)
+    assert "grace" in bad.stderr
+    bad = admin(cli, "attesters", "execute", code=2)  # nothing proposed yet
+    assert "proposal" in bad.stderr
+
+    proposed = admin_json(cli, "attesters", "propose", *each, "--threshold", "4",
+                          "--grace", "3600")
+    assert proposed["threshold"] == 4 and proposed["added"] == proposed["removed"] == []
+    done = admin_json(cli, "attesters", "execute")
+    assert [(r["chain"], r["registry"]) for r in done] == [("evm-b", "venue"), *vaults]
+    assert all(r["changed"] and r["index"] == 1 and r["tx_id"] for r in done), done
+    again = admin_json(cli, "attesters", "execute")
+    assert not any(r["changed"] for r in again)  # idempotent: nothing rotates twice
 
     ran = admin(cli, "attesters", "show", "--json", code=1)
-    venue_row, *vault_rows = json.loads(ran.stdout)
-    assert not venue_row["in_sync"] and venue_row["index"] == 1
-    assert venue_row["drift"] == ["set index 1 on chain, 0 in settings"]
-    assert venue_row["previous"]["index"] == 0 and venue_row["previous"]["live"]
-    assert vault_rows and all(r["in_sync"] for r in vault_rows)  # each registry on its own
+    after = json.loads(ran.stdout)
+    for row in after:
+        assert not row["in_sync"] and row["index"] == 1
+        assert row["drift"] == ["set index 1 on chain, 0 in settings",
+                                "threshold 4 on chain, 3 in settings"]
+        assert row["previous"]["index"] == 0 and row["previous"]["live"]
     table = admin(cli, "attesters", "show", code=1)
+    b = devnet["chains"]["evm-b"]
     assert f"error: evm-b venue {b['contracts']['venue']}: set index 1 on chain, 0 in settings" \
         in table.stderr
     assert "NO" in table.stdout and "attester sets" in table.stdout

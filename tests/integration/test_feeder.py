@@ -32,7 +32,7 @@ from orchestrator.risk.price_paths import calm, crash_target_e8
 from shared.chain import ChainKind, ChainRef
 from shared.positions import market_id
 from shared.settings import Settings, load_settings
-from tests.e2e.conftest import Cli, cli, devnet  # noqa: F401 - fixtures
+from tests.support.stack import Cli, cli, devnet  # noqa: F401 - fixtures
 from workers.stores.ticks import RedisTickHistory
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

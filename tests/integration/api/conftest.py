@@ -1,4 +1,4 @@
-"""One devnet (``tests/e2e/conftest.py``'s fast clocks) and one API process for this package,
+"""One devnet (``tests/support/stack.py``'s fast clocks) and one API process for this package,
 shared by the API checks and the contract test so the devnet starts once."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Cli, started_devnet
 from tests.integration.api.apiproc import running_api
+from tests.support.stack import Cli, started_devnet
 
 
 @pytest.fixture(scope="package")

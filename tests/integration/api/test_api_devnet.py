@@ -16,8 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bulkhead.api import ApiOptions, create_app
 from shared.settings import load_settings
-from tests.e2e.conftest import Cli, wait_for
-from tests.e2e.test_devnet_locks import key_for
+from tests.support.chain import key_for
+from tests.support.stack import Cli, wait_for
 
 pytestmark = [pytest.mark.integration]
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from devnet.evm_deploy import deploy_collateral_chain, deploy_venue_chain
 from devnet.evm_specs import evm_lanes
 from devnet.process import ManagedProcess
 from shared.settings import ChainSettings
+from tests.support.chain import rpc
 
 DEV_KEYS = (
     "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
@@ -42,16 +41,6 @@ MINT = {"USDC": 10**15, "WETH": 10**24, "FEE": 10**15}
 # Attester keys for the bridge tests: derived from fixed labels, test-only, never funded.
 ATTESTER_KEYS = tuple("0x" + keccak(text=f"bulkhead-test-attester-{i}").hex() for i in range(8))
 
-
-def rpc(url: str, method: str, *params: Any) -> Any:
-    """One raw JSON-RPC call (anvil cheat codes, raw block tags)."""
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
-    request = urllib.request.Request(url, body.encode(), {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        answer = json.loads(response.read())
-    if "error" in answer:
-        raise RuntimeError(f"{method}: {answer['error']}")
-    return answer["result"]
 
 
 def mine(url: str, blocks: int = 1) -> int:

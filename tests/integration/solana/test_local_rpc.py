@@ -58,6 +58,9 @@ def test_airdrop_transfer_statuses_and_history(solana_node: ManagedProcess) -> N
             await client.confirm_transaction(sig, Confirmed, 0.1)
             assert (await client.get_balance(sender.pubkey())).value == 2 * 10**9
             latest = (await client.get_latest_blockhash(Confirmed)).value
+            # Finality frozen before the transfer: the check below that a finalized read does
+            # not see it yet must not depend on how fast this machine runs the checks between.
+            rpc(solana_node.url, "bulkhead_holdFinality", True)
             msg = MessageV0.try_compile(sender.pubkey(), [transfer(TransferParams(
                 from_pubkey=sender.pubkey(), to_pubkey=receiver, lamports=10**6))], [],
                 latest.blockhash)
@@ -78,13 +81,12 @@ def test_airdrop_transfer_statuses_and_history(solana_node: ManagedProcess) -> N
             assert (await client.get_signatures_for_address(
                 sender.pubkey(), until=sig)).value[0].signature == sent
             assert len((await client.get_signatures_for_address(sender.pubkey(), limit=1)).value) == 1
-            # a lower commitment does not see it yet... until finality catches up
-            rpc(solana_node.url, "bulkhead_stallSlots")
+            # a finalized read does not see it yet... until finality catches up
             try:
                 assert rpc(solana_node.url, "getTransaction", str(sent),
                            {"commitment": "finalized"}) is None
             finally:
-                rpc(solana_node.url, "bulkhead_resumeSlots")
+                rpc(solana_node.url, "bulkhead_holdFinality", False)
 
     asyncio.run(check())
 

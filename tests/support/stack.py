@@ -54,6 +54,35 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
+def risk_ticks(devnet: dict[str, Any], n: int = 2, timeout_s: float = 60) -> None:
+    """Wait until the risk worker has screened ``n`` more times (each screen rewrites
+    ``bh:risk:last_screen``): the progress a "nothing was liquidated" check waits on."""
+    import redis
+
+    client = redis.Redis.from_url(devnet["redis_url"])
+    try:
+        seen = client.hget("bh:risk:last_screen", "at_ms")
+        for i in range(n):
+            def moved(before: Any = seen) -> Any:
+                now = client.hget("bh:risk:last_screen", "at_ms")
+                return now if now is not None and now != before else None
+            seen = wait_for(moved, timeout_s, f"risk screen {i + 1} of {n}")
+    finally:
+        client.close()
+
+
+def queues_drained(devnet: dict[str, Any], *queues: str, timeout_s: float = 60) -> None:
+    """Wait until none of ``queues`` holds a message (every redelivery has been taken)."""
+    import redis
+
+    client = redis.Redis.from_url(devnet["redis_url"])
+    try:
+        wait_for(lambda: all(client.llen(q) == 0 for q in queues), timeout_s,
+                 f"{', '.join(queues)} drained")
+    finally:
+        client.close()
+
+
 @contextmanager
 def started_devnet(tmp_path_factory: pytest.TempPathFactory,
                    name: str = "devnet-home") -> Iterator[dict[str, Any]]:

@@ -1,0 +1,3 @@
+"""Fixtures every test package may request (a module's devnet, CLI and worker fleet)."""
+
+pytest_plugins = ["tests.support.stack", "tests.support.fleet"]
