@@ -15,6 +15,7 @@ from itertools import pairwise
 from eth_utils import to_checksum_address
 
 from shared.errors import ConfigError
+from shared.settings import AttesterSettings
 
 __all__ = ["AttesterSet", "default_threshold", "meets_quorum", "missing_signers"]
 
@@ -63,6 +64,12 @@ class AttesterSet:
         ordered = tuple(sorted((to_checksum_address(m) for m in members), key=str.lower))
         return cls(index, ordered, default_threshold(len(ordered)) if threshold is None
                    else threshold, tuple(operators) if operators else None)
+
+    @classmethod
+    def configured(cls, settings: AttesterSettings) -> AttesterSet:
+        """The set the settings name (each member's operator defaults to its address)."""
+        return cls.of(settings.set_index, [m.address for m in settings.members],
+                      settings.threshold, [m.operator or m.address for m in settings.members])
 
     def contains(self, address: str) -> bool:
         return address.lower() in {m.lower() for m in self.members}

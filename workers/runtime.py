@@ -134,9 +134,7 @@ class Services:
     @cached_property
     def attester_set(self) -> AttesterSet:
         """The configured set; unsafe sets refuse to start (KEY-02)."""
-        a = self.settings.attesters
-        return AttesterSet.of(a.set_index, [m.address for m in a.members], a.threshold,
-                              [m.operator or m.address for m in a.members])
+        return AttesterSet.configured(self.settings.attesters)
 
     @cached_property
     def venue_domain(self) -> Domain:
@@ -300,7 +298,8 @@ class Services:
             return await read_books(s, registered, venue, adapters, self.store.orphaned_records)
 
         async def pause(book: LaneBook, reason: str) -> str:
-            return await venue.pause_lane(book.chain_id, book.vault_b32, book.asset_b32)
+            lane = book.lane
+            return await venue.pause_lane(lane.chain_id, lane.vault_b32, lane.asset_b32)
 
         return Accountant(read, pause, RedisAccountantState(self.redis))
 

@@ -14,7 +14,7 @@ import asyncio
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from shared.settings import Settings
 
 __all__ = ["admin_app"]
+
+T = TypeVar("T")
 
 admin_app = typer.Typer(no_args_is_help=True, add_completion=False,
                         pretty_exceptions_enable=False,
@@ -60,14 +62,14 @@ AssetOpt = Annotated[str, typer.Option(help="Asset symbol, e.g. USDC")]
 
 
 def _as_owner(keystore: Path | None, password_file: Path | None,
-              action: Callable[[Settings, str], Coroutine[Any, Any, dict[str, Any]]],
-              *, check: Callable[[Settings], object] | None = None) -> dict[str, Any]:
+              action: Callable[[Settings, str], Coroutine[Any, Any, T]],
+              *, check: Callable[[Settings], object] | None = None) -> T:
     """Run one owner action: read the settings, ``check`` the input before any keystore is
     opened, resolve the owner key (``bulkhead.cli.common.venue_owner_key``) and run ``action``."""
 
     cfg = settings()
 
-    def run() -> dict[str, Any]:
+    def run() -> T:
         if check is not None:
             check(cfg)
         return asyncio.run(action(cfg, venue_owner_key(cfg, keystore, password_file)))
@@ -231,14 +233,7 @@ def lane_pause(chain: ChainOpt, asset: AssetOpt, vault: VaultOpt = None,
                keystore: KeystoreOpt = None, password_file: PasswordOpt = None,
                as_json: JsonOpt = False) -> None:
     """Stop credits on one lane (owner); everything else on the venue goes on."""
-    from orchestrator.actions import admin
-    from orchestrator.venues.lanes import lanes
-
-    row = _as_owner(keystore, password_file,
-                    lambda cfg, key: admin.lane_pause(cfg, key, chain=chain, asset=asset,
-                                                      vault=vault),
-                    check=lambda cfg: lanes(cfg, chain, asset))
-    emit_row("lane paused" if row["changed"] else "lane was already paused", row, as_json)
+    _lane_switch(True, chain, asset, vault, keystore, password_file, as_json)
 
 
 @lanes_app.command("resume")
@@ -246,14 +241,21 @@ def lane_resume(chain: ChainOpt, asset: AssetOpt, vault: VaultOpt = None,
                 keystore: KeystoreOpt = None, password_file: PasswordOpt = None,
                 as_json: JsonOpt = False) -> None:
     """Resume a lane the accountant (or the owner) paused (owner only)."""
+    _lane_switch(False, chain, asset, vault, keystore, password_file, as_json)
+
+
+def _lane_switch(pause: bool, chain: str, asset: str, vault: str | None,
+                 keystore: Path | None, password_file: Path | None, as_json: bool) -> None:
     from orchestrator.actions import admin
     from orchestrator.venues.lanes import lanes
 
+    action = admin.lane_pause if pause else admin.lane_resume
     row = _as_owner(keystore, password_file,
-                    lambda cfg, key: admin.lane_resume(cfg, key, chain=chain, asset=asset,
-                                                       vault=vault),
+                    lambda cfg, key: action(cfg, key, chain=chain, asset=asset, vault=vault),
                     check=lambda cfg: lanes(cfg, chain, asset))
-    emit_row("lane resumed" if row["changed"] else "lane was not paused", row, as_json)
+    done, noop = ("lane paused", "lane was already paused") if pause else (
+        "lane resumed", "lane was not paused")
+    emit_row(done if row["changed"] else noop, row, as_json)
 
 
 def _previous(prev: dict[str, Any] | None) -> str:
@@ -318,17 +320,12 @@ def attesters_execute(keystore: KeystoreOpt = None, password_file: PasswordOpt =
     within the grace window; `admin attesters show` says when all agree."""
     from orchestrator.actions.attesters import attesters_execute as execute
 
-    rows = _as_owner(keystore, password_file,
-                     lambda cfg, key: _as_dict(execute(cfg, key)))["rows"]
+    rows = _as_owner(keystore, password_file, execute)
     if as_json:
         emit_json(rows)
         return
     out.print(_rows_table("attester set rotation", rows, [
         "chain", "registry", "index", "changed", "tx_id", "address"]))
-
-
-async def _as_dict(rows: Coroutine[Any, Any, list[dict[str, Any]]]) -> dict[str, Any]:
-    return {"rows": await rows}
 
 
 if __name__ == "__main__":

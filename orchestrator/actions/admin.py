@@ -344,11 +344,12 @@ async def lanes_show(settings: Settings, chain: str | None = None) -> list[dict[
             await adapter.aclose()
     rows = []
     for b in books:
-        row: dict[str, Any] = {"chain": b.chain, "asset": b.asset, "vault": b.vault,
-                               "decimals": b.decimals, "paused": b.paused}
+        lane = b.lane
+        row: dict[str, Any] = {"chain": lane.chain, "asset": lane.asset, "vault": lane.vault,
+                               "decimals": lane.decimals, "paused": b.paused}
         for name in ("held", "outstanding", "ceiling", "deficit", "headroom"):
             units = getattr(b, name)
-            row[name], row[f"{name}_display"] = str(units), format_amount(units, b.decimals)
+            row[name], row[f"{name}_display"] = str(units), format_amount(units, lane.decimals)
         rows.append(row)
     return rows
 

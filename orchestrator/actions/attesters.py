@@ -63,12 +63,6 @@ def drift(configured: AttesterSet, index: int, members: list[str], threshold: in
     return out
 
 
-def _configured(settings: Settings) -> AttesterSet:
-    a = settings.attesters
-    return AttesterSet.of(a.set_index, [m.address for m in a.members], a.threshold,
-                          [m.operator or m.address for m in a.members])
-
-
 async def _row(settings: Settings, chain: str, role: str, client: ContractClient
                ) -> dict[str, Any]:
     index, members, threshold = await client.current_attester_set()
@@ -77,7 +71,7 @@ async def _row(settings: Settings, chain: str, role: str, client: ContractClient
         _, _, grace_end, live = await client.attester_set_at(index - 1)
         previous = {"index": index - 1, "live": live, "grace_end": grace_end,
                     "grace_end_utc": datetime.fromtimestamp(grace_end, UTC).isoformat()}
-    problems = drift(_configured(settings), index, members, threshold)
+    problems = drift(AttesterSet.configured(settings.attesters), index, members, threshold)
     return {"chain": chain, "registry": role, "address": client.address, "index": index,
             "threshold": threshold, "members": members, "previous": previous,
             "in_sync": not problems, "drift": problems}
@@ -159,7 +153,7 @@ def attesters_propose(settings: Settings, proposal: Proposal) -> dict[str, Any]:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(asdict(proposal), indent=2) + "\n")
     os.replace(tmp, path)  # never a half-written proposal
-    mine = {m.lower() for m in _configured(settings).members}
+    mine = {m.lower() for m in AttesterSet.configured(settings.attesters).members}
     theirs = {m.lower() for m in proposal.members}
     return {"members": list(proposal.members), "threshold": proposal.threshold,
             "grace_s": proposal.grace_s, "added": sorted(theirs - mine),

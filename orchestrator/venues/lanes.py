@@ -74,13 +74,7 @@ def lanes(settings: Settings, chain: str | None = None, asset: str | None = None
 class LaneBook:
     """One lane's figures at one moment, in the asset's source base units."""
 
-    chain: str
-    chain_id: int
-    vault: str
-    vault_b32: bytes
-    asset: str
-    asset_b32: bytes
-    decimals: int
+    lane: Lane
     held: int  # what the vault holds now
     outstanding: int  # what the venue credited and has not asked back
     ceiling: int
@@ -90,7 +84,7 @@ class LaneBook:
 
     @property
     def lane_id(self) -> str:
-        return f"{self.chain}:{self.vault}:{self.asset}"
+        return f"{self.lane.chain}:{self.lane.vault}:{self.lane.asset}"
 
     @property
     def deficit(self) -> int:
@@ -139,7 +133,6 @@ async def read_books(settings: Settings, lanes: Sequence[Lane], venue: VenueClie
             continue
         paused = await venue.lane_paused(lane.chain_id, lane.vault_b32, lane.asset_b32)
         books.append(LaneBook(
-            lane.chain, lane.chain_id, lane.vault, lane.vault_b32, lane.asset, lane.asset_b32,
-            lane.decimals, held[lane], acct["outstanding"], acct["ceiling"], paused,
+            lane, held[lane], acct["outstanding"], acct["ceiling"], paused,
             tuple(orphans.get((lane.chain, _hex(lane.vault_b32), _hex(lane.asset_b32)), ()))))
     return books

@@ -19,8 +19,9 @@ __all__ = ["RedisAccountantState", "book_row", "last_books"]
 
 def book_row(book: LaneBook, at_ms: int) -> dict[str, Any]:
     """A book as JSON-safe values (amounts as decimal strings: they can pass 2^53)."""
-    return {"chain": book.chain, "vault": book.vault, "asset": book.asset,
-            "decimals": book.decimals, "held": str(book.held),
+    lane = book.lane
+    return {"chain": lane.chain, "vault": lane.vault, "asset": lane.asset,
+            "decimals": lane.decimals, "held": str(book.held),
             "outstanding": str(book.outstanding), "ceiling": str(book.ceiling),
             "deficit": str(book.deficit), "headroom": str(book.headroom), "paused": book.paused,
             "orphaned_credits": len(book.orphans), "at_ms": at_ms}

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from chains.testing import FakeChain, make_event
-from orchestrator.venues.lanes import LaneBook, orphaned_credits
+from orchestrator.venues.lanes import Lane, LaneBook, orphaned_credits
 from orchestrator.watch.accountant import Accountant, MemoryAccountantState, decide
 from shared.lock_store import archive_key
 from shared.locks import LockRecord, LockState, Transition
@@ -22,8 +22,9 @@ ASSET = "0x" + "33" * 20
 
 def book(held: int, outstanding: int, *, paused: bool = False, ceiling: int = 10**12,
          orphans: tuple[tuple[str, int], ...] = ()) -> LaneBook:
-    return LaneBook("evm-a", 31337, VAULT, bytes(12) + b"\x11" * 20, "USDC",
-                    bytes(12) + b"\x33" * 20, 6, held, outstanding, ceiling, paused, orphans)
+    lane = Lane("evm-a", 31337, VAULT, bytes(12) + b"\x11" * 20, "USDC",
+                bytes(12) + b"\x33" * 20, 6)
+    return LaneBook(lane, held, outstanding, ceiling, paused, orphans)
 
 
 # ----- the rule -------------------------------------------------------------------------------
