@@ -25,8 +25,10 @@ from dataclasses import dataclass
 import structlog
 from eth_account.signers.local import LocalAccount
 
+from bridges.live_sets import LiveSets
 from bridges.observation import attestation_for
 from bridges.ports import Posting, SignaturePool
+from bridges.quorum import AttesterSet
 from chains.base import ChainAdapter
 from chains.finality import final_head
 from shared.errors import InputError, NotYetFinal
@@ -57,14 +59,15 @@ class AttestRun:
 
 
 class AttesterService:
-    def __init__(self, name: str, account: LocalAccount, *, set_index: int, venue: Domain,
+    def __init__(self, name: str, account: LocalAccount, *, sets: LiveSets, venue: Domain,
                  adapters: Mapping[str, ChainAdapter], policies: Mapping[str, FinalityPolicy],
-                 pool: SignaturePool, threshold: int, max_block_range: int = 1_000) -> None:
+                 pool: SignaturePool, max_block_range: int = 1_000) -> None:
         """``adapters`` read at ``finalized`` commitment through this attester's own endpoints;
-        ``threshold`` is the live set's m (only to tell the relayer when to look)."""
-        self.name, self.account, self.set_index = name, account, set_index
+        ``sets`` are the venue registry's live sets: this attester signs under the newest one
+        it belongs to, and that set's m tells the relayer when to look."""
+        self.name, self.account, self.sets = name, account, sets
         self.venue, self.adapters, self.policies, self.pool = venue, adapters, policies, pool
-        self.threshold, self.max_block_range = threshold, max(1, max_block_range)
+        self.max_block_range = max(1, max_block_range)
         self._final: dict[str, int] = {}
         self._events: OrderedDict[tuple[str, int, int], Sequence[LockEvent]] = OrderedDict()
 
@@ -90,8 +93,9 @@ class AttesterService:
             raise InputError("range", f"{start}..{end} is not a range of 1.."
                              f"{self.max_block_range} heights")
         await self._require_final(chain, end)
+        signing = await self._signing_set()
         events = await self._final_events(chain, start, end)
-        return self._sign_and_post(chain, [e for e in events if e.attributed], [])
+        return self._sign_and_post(chain, [e for e in events if e.attributed], [], signing)
 
     async def observe_locks(self, chain: str, height: int,
                             keys: Sequence[str]) -> list[Observation]:
@@ -102,6 +106,7 @@ class AttesterService:
             NotYetFinal: ``height`` is above this attester's final head (retry later).
         """
         await self._require_final(chain, height)
+        signing = await self._signing_set()
         observed = {lock_key(e): e for e in await self._final_events(chain, height, height)}
         chosen, refused = [], []
         for key in keys:
@@ -112,15 +117,28 @@ class AttesterService:
                 refused.append(key)
             else:
                 chosen.append(event)
-        run = self._sign_and_post(chain, chosen, refused)
+        run = self._sign_and_post(chain, chosen, refused, signing)
         by_key = {o.key: o for o in run.observations}
         return [by_key[k] for k in keys if k in by_key]
 
-    def _sign_and_post(self, chain: str, events: Sequence[LockEvent],
-                       refused: Sequence[str]) -> AttestRun:
+    async def _signing_set(self) -> AttesterSet | None:
+        """The newest live set of the venue's registry this attester belongs to (None: it is
+        in none now, e.g. rotated out and past the grace window: it signs nothing)."""
+        await self.sets.refresh()
+        signing = self.sets.signing_set(self.address)
+        if signing is None:
+            log.warning("attester_not_in_live_set", attester=self.name,
+                        current=self.sets.current.index)
+        return signing
+
+    def _sign_and_post(self, chain: str, events: Sequence[LockEvent], refused: Sequence[str],
+                       signing: AttesterSet | None) -> AttestRun:
+        if signing is None:
+            keys = [*(lock_key(e) for e in events), *refused]
+            return AttestRun(tuple(Observation(k, None) for k in keys), 0, 0, ())
         signed = []
         for event in events:
-            attestation = attestation_for(event, self.set_index)
+            attestation = attestation_for(event, signing.index)
             dig = digest(attestation, self.venue)
             signed.append((lock_key(event), attestation, dig,
                            sign_digest(dig, self.account.key)))
@@ -129,7 +147,7 @@ class AttesterService:
         postings = [Posting(key, "0x" + dig.hex(), att, self.venue, self.address, sig)
                     for (key, att, dig, sig), have in zip(signed, existing, strict=True)
                     if have != sig]  # INVARIANT: own evidence decides, never a label
-        ready = self.pool.post_many(postings, self.threshold) if postings else []
+        ready = self.pool.post_many(postings, signing.threshold) if postings else []
         observations = [Observation(key, "0x" + dig.hex()) for key, _, dig, _ in signed]
         observations += [Observation(key, None) for key in refused]
         if postings:

@@ -22,8 +22,8 @@ from typing import Any
 
 import structlog
 
+from bridges.live_sets import LiveSets
 from bridges.ports import ReadyEntry, SignaturePool
-from bridges.quorum import AttesterSet
 from bridges.verifier import Verified, screen, verify
 from chains.evm.bridge_codec import LockStatus, lock_key
 from shared.errors import (
@@ -82,10 +82,13 @@ class RelayReport:
 
 
 class RelayService:
-    def __init__(self, venue: Any, domain: Domain, attesters: AttesterSet, store: LockStore,
+    def __init__(self, venue: Any, domain: Domain, sets: LiveSets, store: LockStore,
                  pool: SignaturePool, *, max_batch: int = 40) -> None:
-        """``venue`` is a ``chains.evm.venue.VenueClient`` (or anything with its interface)."""
-        self.venue, self.domain, self.attesters = venue, domain, attesters
+        """``venue`` is a ``chains.evm.venue.VenueClient`` (or anything with its interface);
+        ``sets`` the venue registry's live sets: each quorum is verified against the set its
+        message names, which must be live (the current one or, in a rotation's grace window,
+        the one before it)."""
+        self.venue, self.domain, self.sets = venue, domain, sets
         self.store, self.pool, self.max_batch = store, pool, max_batch
 
     async def relay_ready(self, *, count: int = 2_000) -> RelayReport:
@@ -99,6 +102,7 @@ class RelayService:
         entries = self.pool.read_ready(count=count)
         if not entries:
             return report
+        await self.sets.refresh()
         by_key: dict[str, list[ReadyEntry]] = {}
         for entry in entries:
             by_key.setdefault(entry.key, []).append(entry)
@@ -177,23 +181,25 @@ class RelayService:
                 continue
             message, domain, sigs = entries
             # SECURITY: only messages for our own venue, of the lock they are filed under,
-            # under the live set.
-            if (domain != self.domain or not isinstance(message, LockAttestation)
-                    or (message.src_chain_id, message.src_vault, message.lock_id) != want
-                    or message.attester_set_index != self.attesters.index):
+            # under a live set.
+            attesters = (self.sets.get(message.attester_set_index)
+                         if isinstance(message, LockAttestation) else None)
+            if (domain != self.domain or attesters is None
+                    or not isinstance(message, LockAttestation)
+                    or (message.src_chain_id, message.src_vault, message.lock_id) != want):
                 self.pool.discard(dig, list(sigs))
                 continue
-            screened = screen(message, domain, sigs, self.attesters, dig=bytes.fromhex(dig[2:]))
+            screened = screen(message, domain, sigs, attesters, dig=bytes.fromhex(dig[2:]))
             if screened.invalid:
                 self.pool.discard(dig, screened.invalid)
                 log.warning("pool_entries_discarded", lock=key, digest=dig,
                             labels=list(screened.invalid))
-            if found is None and len(screened.valid) >= self.attesters.threshold:
-                found = verify(message, domain, screened.valid.values(), self.attesters,
+            if found is None and len(screened.valid) >= attesters.threshold:
+                found = verify(message, domain, screened.valid.values(), attesters,
                                dig=bytes.fromhex(dig[2:]))
                 if stop:
                     return found
-            elif len(screened.valid) < self.attesters.threshold:
+            elif len(screened.valid) < attesters.threshold:
                 self.pool.discard(dig, [])  # re-arm the trigger for the signatures to come
         return found
 
@@ -224,12 +230,13 @@ class RelayService:
         """
         record = self.store.get(key)
         height = record.event.height if record else 0
+        await self.sets.refresh()
         verified = self._quorum(key)
         if verified is None:
             status = (await self.venue.lock_credit(venue_lock_key(key))).status
             if status != LockStatus.NONE:
                 return self._consumed(key, status, height)
-            raise QuorumNotReached(0, self.attesters.threshold)
+            raise QuorumNotReached(0, self.sets.current.threshold)
         try:
             outcome = await self.venue.credit(verified.message, list(verified.signatures))
         except AlreadyConsumed:
@@ -282,6 +289,12 @@ class RelayService:
                 state = LockState.HELD if status == LockStatus.QUEUED else LockState.CREDITED
                 self.store.advance(key, state, outcome.block_number, now)
                 report.already.append(key)
+            elif reason.startswith("AttesterSetNotLive"):
+                # Signed under a set whose grace window closed while in flight: not a refusal
+                # of the lock. It stays attested; the reconciler re-asks the attesters, who
+                # sign under the current set.
+                report.skipped.append((key, reason))
+                log.warning("credit_set_expired", lock=key, reason=reason, tx=outcome.tx_hash)
             else:
                 # Not consumed, not retried blindly: a refusal by the venue (cap, lane, pause of
                 # one lane...) waits for an operator; everything else in the batch went through.

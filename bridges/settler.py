@@ -22,6 +22,7 @@ import structlog
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
+from bridges.live_sets import LiveSets
 from bridges.ports import Posting, SettlementRecord, SettlementStore, SignaturePool
 from bridges.quorum import AttesterSet
 from bridges.verifier import Verified, screen, verify
@@ -78,10 +79,22 @@ def evm_domain(cfg: ChainSettings, ev: SettlementRequestedEvent) -> Domain:
 class SettlementAttester:
     def __init__(self, name: str, account: LocalAccount, solana_key: SolanaKey | None, *,
                  settings: Settings, venue_reader: Any, venue_adapter: ChainAdapter,
-                 pool: SignaturePool, store: SettlementStore) -> None:
+                 pool: SignaturePool, store: SettlementStore,
+                 vault_sets: Mapping[str, LiveSets]) -> None:
+        """``vault_sets``: EVM chain key -> its vault registry's live sets (each vault keeps
+        its own numbered sets); this attester signs under the newest one it belongs to."""
         self.name, self.account, self.solana_key = name, account, solana_key
         self.settings, self.venue_reader, self.venue_adapter = settings, venue_reader, venue_adapter
-        self.pool, self.store = pool, store
+        self.pool, self.store, self.vault_sets = pool, store, vault_sets
+
+    async def _signing_set(self, chain: str) -> AttesterSet | None:
+        sets = self.vault_sets[chain]
+        await sets.refresh()
+        signing = sets.signing_set(self.account.address)
+        if signing is None:
+            log.warning("attester_not_in_live_set", attester=self.name, chain=chain,
+                        current=sets.current.index)
+        return signing
 
     async def observe(self, settlement_id: str, height: int) -> SettlementRequestedEvent | None:
         """The request as this attester sees it at venue-chain finality, or None."""
@@ -100,13 +113,18 @@ class SettlementAttester:
         ev = await self.observe(settlement_id, height)
         if ev is None:
             return "not-observed"
-        _, cfg = source_chain(self.settings, ev)
+        key, cfg = source_chain(self.settings, ev)
         if cfg.kind == ChainKind.EVM:
-            message = ev.to_settlement(self.settings.attesters.set_index)
+            signing = await self._signing_set(key)
+            if signing is None:
+                return "not-in-live-set"
+            message = ev.to_settlement(signing.index)
             domain = evm_domain(cfg, ev)
             self.pool.post(pool_key(settlement_id), message, domain, self.account.address,
                            sign(message, domain, self.account.key))
             return "signed"
+        if self.solana_key is None:
+            return "no-solana-key"  # not a signer of the multisig: approving would stall it
         self.store.approve(settlement_id, self.name)
         return "approved"
 
@@ -123,27 +141,38 @@ class SettlementAttester:
         final = await final_head(self.venue_adapter, policy)
         if end > final.height:
             raise NotYetFinal(self.settings.venue_chain, end, "final for this attester")
-        postings: list[Posting] = []
+        postings: dict[int, list[Posting]] = {}  # by the signing set's threshold
         approved = 0
+        signing_sets: dict[str, AttesterSet | None] = {}
         for ev in await self.venue_reader.events(start, end):
             if not isinstance(ev, SettlementRequestedEvent):
                 continue
             sid = "0x" + ev.settlement_id.hex()
-            _, cfg = source_chain(self.settings, ev)
+            key, cfg = source_chain(self.settings, ev)
             if cfg.kind != ChainKind.EVM:
-                self.store.approve(sid, self.name)
-                approved += 1
+                if self.solana_key is not None:  # only a multisig signer approves
+                    self.store.approve(sid, self.name)
+                    approved += 1
                 continue
-            message = ev.to_settlement(self.settings.attesters.set_index)
+            if key not in signing_sets:
+                signing_sets[key] = await self._signing_set(key)
+            signing = signing_sets[key]
+            if signing is None:
+                continue
+            message = ev.to_settlement(signing.index)
             domain = evm_domain(cfg, ev)
             dig = digest(message, domain)
-            postings.append(Posting(pool_key(sid), "0x" + dig.hex(), message, domain,
-                                    self.account.address, sign_digest(dig, self.account.key)))
-        have = self.pool.signatures_of([(p.digest, p.signer) for p in postings])
-        fresh = [p for p, h in zip(postings, have, strict=True) if h != p.signature]
-        threshold = self.settings.attesters.threshold or len(self.settings.attesters.members)
-        ready = self.pool.post_many(fresh, threshold, stream=False) if fresh else []
-        return len(fresh), approved, bool(ready) or approved > 0
+            postings.setdefault(signing.threshold, []).append(Posting(
+                pool_key(sid), "0x" + dig.hex(), message, domain, self.account.address,
+                sign_digest(dig, self.account.key)))
+        signed, ready = 0, False
+        for threshold, group in postings.items():
+            have = self.pool.signatures_of([(p.digest, p.signer) for p in group])
+            fresh = [p for p, h in zip(group, have, strict=True) if h != p.signature]
+            if fresh:
+                signed += len(fresh)
+                ready = bool(self.pool.post_many(fresh, threshold, stream=False)) or ready
+        return signed, approved, ready or approved > 0
 
     async def sign_proposal(self, settlement_id: str, height: int) -> str:
         """Round 2 on Solana: sign the proposed transfer iff it is exactly what was observed."""
@@ -180,10 +209,13 @@ class RelayWork:
 
 class SettlementRelay:
     def __init__(self, settings: Settings, store: SettlementStore, pool: SignaturePool,
-                 attesters: AttesterSet, vaults: Mapping[str, Any],
+                 vault_sets: Mapping[str, LiveSets], vaults: Mapping[str, Any],
                  solana_fee_payer: SolanaKey | None) -> None:
-        """``vaults``: chain key -> ``VaultClient`` (with the relayer's key) for EVM sources."""
-        self.settings, self.store, self.pool, self.attesters = settings, store, pool, attesters
+        """``vaults``: chain key -> ``VaultClient`` (with the relayer's key) for EVM sources;
+        ``vault_sets``: chain key -> that vault registry's live sets. A Solana vault's
+        authority is an SPL multisig fixed at its creation: its m is the settings' threshold."""
+        self.settings, self.store, self.pool, self.vault_sets = settings, store, pool, vault_sets
+        self.solana_threshold = AttesterSet.configured(settings.attesters).threshold
         self.vaults, self.fee_payer = vaults, solana_fee_payer
         self._verified: dict[str, Verified] = {}
 
@@ -194,10 +226,14 @@ class SettlementRelay:
         a multisig proposal round)."""
         work = RelayWork()
         evm: dict[str, list[tuple[SettlementRecord, Verified]]] = {}
+        refreshed: set[str] = set()
         for record in self.store.pending():
             key, cfg = source_chain(self.settings, record.event)
             if cfg.kind == ChainKind.EVM:
-                verified = self._evm_quorum(cfg, record)
+                if key not in refreshed:
+                    await self.vault_sets[key].refresh()
+                    refreshed.add(key)
+                verified = self._evm_quorum(key, cfg, record)
                 if verified is not None:
                     evm.setdefault(key, []).append((record, verified))
             else:
@@ -210,30 +246,37 @@ class SettlementRelay:
             raise failed[0]
         return work
 
-    def _evm_quorum(self, cfg: ChainSettings, rec: SettlementRecord) -> Verified | None:
-        """A verified quorum over exactly the settlement the venue requested (pool entries
-        that do not verify are discarded and counted, as for credits). A quorum once verified
-        is kept for this process: a pass re-verifies nothing."""
+    def _evm_quorum(self, chain: str, cfg: ChainSettings,
+                    rec: SettlementRecord) -> Verified | None:
+        """A verified quorum over exactly the settlement the venue requested, under a set the
+        vault accepts now (pool entries that do not verify are discarded and counted, as for
+        credits). A quorum once verified is kept for this process while its set is live: a
+        pass re-verifies nothing."""
+        sets = self.vault_sets[chain]
         cached = self._verified.get(rec.id_hex)
         if cached is not None:
-            return cached
+            index = cached.message.attester_set_index
+            if sets.get(index) is not None:
+                return cached
+            del self._verified[rec.id_hex]  # its set's grace window closed: find a newer one
         domain = evm_domain(cfg, rec.event)
-        expected = rec.event.to_settlement(self.attesters.index)
         for dig in self.pool.digests(pool_key(rec.id_hex)):
             found = self.pool.entries(dig)
             if found is None:
                 self.pool.discard_message(dig)
                 continue
             message, dom, sigs = found
-            if dom != domain or message != expected:
+            attesters = sets.get(message.attester_set_index)
+            if (dom != domain or attesters is None
+                    or message != rec.event.to_settlement(attesters.index)):
                 continue
-            screened = screen(message, dom, sigs, self.attesters, dig=bytes.fromhex(dig[2:]))
+            screened = screen(message, dom, sigs, attesters, dig=bytes.fromhex(dig[2:]))
             if screened.invalid:
                 self.pool.discard(dig, screened.invalid)
                 log.warning("pool_entries_discarded", settlement=rec.id_hex, digest=dig,
                             labels=list(screened.invalid))
-            if len(screened.valid) >= self.attesters.threshold:
-                verified = verify(message, dom, screened.valid.values(), self.attesters,
+            if len(screened.valid) >= attesters.threshold:
+                verified = verify(message, dom, screened.valid.values(), attesters,
                                   dig=bytes.fromhex(dig[2:]))
                 self._verified[rec.id_hex] = verified
                 return verified
@@ -250,6 +293,13 @@ class SettlementRelay:
                 tx = out.tx_hash
             elif out.skipped.get(sid) == "AlreadyConsumed":
                 tx = "already"
+            elif str(out.skipped.get(sid, "")).startswith("AttesterSetNotLive"):
+                # Its set's grace window closed in flight: the reconciler re-asks, attesters
+                # sign under the current set, the next pass sends that quorum.
+                self._verified.pop(record.id_hex, None)
+                log.warning("settlement_set_expired", settlement=record.id_hex, chain=key,
+                            tx=out.tx_hash)
+                continue
             else:
                 log.error("settlement_refused", settlement=record.id_hex, chain=key,
                           reason=out.skipped.get(sid), tx=out.tx_hash)
@@ -274,12 +324,12 @@ class SettlementRelay:
         if proposal is not None:
             await self._submit_or_expire(client, rec, proposal, work)
             return
-        members = {m.name: m for m in self.settings.attesters.members}
+        members = {m.name: m for m in self.settings.attesters.members if m.solana_pubkey}
         approvers = sorted((n for n in self.store.approvals(rec.id_hex) if n in members),
                            key=lambda n: str(members[n].solana_pubkey))
-        if len(approvers) < self.attesters.threshold:
+        if len(approvers) < self.solana_threshold:
             return
-        chosen = approvers[: self.attesters.threshold]
+        chosen = approvers[: self.solana_threshold]
         signers = [str(members[n].solana_pubkey) for n in chosen]
         message, last_valid = await client.propose(order_of(rec.event), signers, self.fee_payer)
         self.store.propose(rec.id_hex, message, last_valid, signers)

@@ -32,7 +32,14 @@ __all__ = [
 
 class LockStore(Protocol):
     def cursor(self, chain: str) -> int | None: ...
-    def set_cursor(self, chain: str, height: int) -> None: ...
+
+    def epoch(self) -> str:
+        """The store's incarnation (workers.stores.epoch): changes when the store is reset."""
+        ...
+
+    def set_cursor(self, chain: str, height: int, *, epoch: str | None = None) -> bool:
+        """Move the cursor; with ``epoch``, only if the store is still in it (else False)."""
+        ...
     def hashes(self, chain: str) -> dict[int, str]: ...
     def remember_hash(self, chain: str, height: int, block_hash: str) -> None: ...
     def forget_hashes(self, chain: str, *, below: int | None = None,
@@ -77,8 +84,12 @@ class MemoryLockStore:
     def cursor(self, chain: str) -> int | None:
         return self._cursors.get(chain)
 
-    def set_cursor(self, chain: str, height: int) -> None:
+    def epoch(self) -> str:
+        return "memory"  # a process-local store is never reset under its reader
+
+    def set_cursor(self, chain: str, height: int, *, epoch: str | None = None) -> bool:
         self._cursors[chain] = height
+        return True
 
     def hashes(self, chain: str) -> dict[int, str]:
         return dict(self._hashes.get(chain, {}))

@@ -208,6 +208,9 @@ class BridgeSettings(_Frozen):
     reask_after_s: Annotated[float, Field(gt=0, le=3600)] = 15.0
     stuck_after_s: Annotated[float, Field(gt=0, le=86_400)] = 60.0
     max_queued_hints: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    # How long a worker trusts its read of a registry's live attester sets (bridges.live_sets):
+    # a rotation is followed within this, far inside the shortest grace window (60 s).
+    attester_set_ttl_s: Annotated[float, Field(gt=0, le=30)] = 3.0
 
 
 class _ManifestSource(PydanticBaseSettingsSource):

@@ -27,6 +27,7 @@ from bridges.keys import (
     load_relayer_solana,
     load_risk_key,
 )
+from bridges.live_sets import LiveSets
 from bridges.ports import SettlementStore, SignaturePool
 from bridges.quorum import AttesterSet
 from bridges.relay import RelayService
@@ -137,6 +138,31 @@ class Services:
         return AttesterSet.configured(self.settings.attesters)
 
     @cached_property
+    def _operators(self) -> dict[str, str]:
+        """Who runs each attester the settings know (KEY-02 counts operators, not keys)."""
+        return {m.address: m.operator or m.address for m in self.settings.attesters.members}
+
+    def live_sets(self, registry: Any) -> LiveSets:
+        """The live attester sets of one registry (venue or EVM vault client), from the chain:
+        workers follow a rotation without a restart or a settings change."""
+        self.attester_set  # noqa: B018 -- the configured roster must itself be safe (KEY-02)
+        return LiveSets(registry, operators=self._operators,
+                        ttl_s=self.settings.bridge.attester_set_ttl_s)
+
+    def vault_reader(self, chain: str, rpc_urls: list[str] | None = None,
+                     sender_key: str | None = None) -> VaultClient:
+        """A client of ``chain``'s (first) EVM collateral vault."""
+        s, cfg = self.settings, self.settings.chain(chain)
+        return self.run(VaultClient.connect(
+            rpc_urls or [str(u) for u in cfg.rpc_urls], cfg.vaults[0],
+            chain=ChainRef(chain, ChainKind.EVM, cfg.chain_id), sender_key=sender_key,
+            retry=s.retry, fees=self.fees, on_send=self.on_send))
+
+    def _evm_vault_chains(self) -> list[str]:
+        return [name for name, cfg in self.settings.chains.items()
+                if cfg.kind == ChainKind.EVM and cfg.vaults]
+
+    @cached_property
     def venue_domain(self) -> Domain:
         chain_id, venue = self.settings.venue()
         return Domain(chain_id, venue)
@@ -208,41 +234,42 @@ class Services:
                                       [str(u) for u in member.rpc_urls.get(key, [])] or None)
                     for key, cfg in self.settings.chains.items() if cfg.vaults}
         policies = {key: self.settings.chain(key).finality for key in adapters}
-        return AttesterService(member.name, account, set_index=self.attester_set.index,
+        own = [str(u) for u in member.rpc_urls.get(self.settings.venue_chain, [])] or None
+        return AttesterService(member.name, account,
+                               sets=self.live_sets(self.venue_client(own)),
                                venue=self.venue_domain, adapters=adapters, policies=policies,
-                               pool=self.pool, threshold=self.attester_set.threshold,
+                               pool=self.pool,
                                max_block_range=max(self.settings.chain(k).max_block_range
                                                    for k in adapters))
 
     @cached_property
     def relay(self) -> RelayService:
         venue = self.venue_client(sender_key=load_relayer_key(self.settings))
-        return RelayService(venue, self.venue_domain, self.attester_set, self.store, self.pool,
-                            max_batch=self.settings.bridge.max_batch)
+        return RelayService(venue, self.venue_domain, self.live_sets(venue), self.store,
+                            self.pool, max_batch=self.settings.bridge.max_batch)
 
     @cached_property
     def settlement_attester(self) -> SettlementAttester:
         s = self.settings
         member = self._member()
         own = [str(u) for u in member.rpc_urls.get(s.venue_chain, [])] or None
+        vault_sets = {chain: self.live_sets(self.vault_reader(
+            chain, [str(u) for u in member.rpc_urls.get(chain, [])] or None))
+            for chain in self._evm_vault_chains()}
         return SettlementAttester(
             member.name, load_attester_account(s, member), load_attester_solana(s, member),
             settings=s, venue_reader=self.venue_client(own),
             venue_adapter=self.adapter(s.venue_chain, Finality.FINALIZED, own),
-            pool=self.pool, store=self.settlement_store)
+            pool=self.pool, store=self.settlement_store, vault_sets=vault_sets)
 
     @cached_property
     def settlement_relay(self) -> SettlementRelay:
         s = self.settings
         key = load_relayer_key(s)
-        vaults = {}
-        for name, cfg in s.chains.items():
-            if cfg.kind == ChainKind.EVM and cfg.vaults:
-                vaults[name] = self.run(VaultClient.connect(
-                    [str(u) for u in cfg.rpc_urls], cfg.vaults[0],
-                    chain=ChainRef(name, ChainKind.EVM, cfg.chain_id), sender_key=key,
-                    retry=s.retry, fees=self.fees, on_send=self.on_send))
-        return SettlementRelay(s, self.settlement_store, self.pool, self.attester_set, vaults,
+        vaults = {name: self.vault_reader(name, sender_key=key)
+                  for name in self._evm_vault_chains()}
+        return SettlementRelay(s, self.settlement_store, self.pool,
+                               {name: self.live_sets(v) for name, v in vaults.items()}, vaults,
                                load_relayer_solana(s))
 
     # ----- risk -----------------------------------------------------------------------------

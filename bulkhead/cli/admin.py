@@ -316,8 +316,9 @@ def attesters_propose(
 def attesters_execute(keystore: KeystoreOpt = None, password_file: PasswordOpt = None,
                       as_json: JsonOpt = False) -> None:
     """Install the proposal on the venue and every EVM vault that does not hold it yet (owner).
-    Then update the settings' attesters.set_index/members/threshold and restart the workers
-    within the grace window; `admin attesters show` says when all agree."""
+    Running workers follow it from the chain (no restart); a member it adds must already be on
+    the settings' roster with its worker running. Updating the settings' attesters.set_index and
+    threshold afterwards turns `admin attesters show` back to in sync."""
     from orchestrator.actions.attesters import attesters_execute as execute
 
     rows = _as_owner(keystore, password_file, execute)

@@ -3,20 +3,24 @@
 and a rotation as a two-step owner workflow.
 
 Each registry keeps its own numbered sets (DESIGN §2.5): the venue verifies credits with its
-sets, a vault verifies settlements with its own. Attesters sign under ``attesters.set_index``
-and the relayer checks quorums against ``attesters.members``/``threshold``, so after a rotation
-both registries and the settings must agree, or locks (venue) or settlements (vault) stop. This
-view says, per registry, whether they agree and, if not, how (``drift``). A previous set still
-in its grace window is shown with the time it stops being accepted.
+sets, a vault verifies settlements with its own. Workers read those sets live from each
+registry (``bridges.live_sets``): attesters sign under the newest live set they belong to and
+relayers verify each quorum against the set its message names, so a rotation needs neither a
+restart nor a settings change. The settings' ``attesters.members`` are the roster this
+deployment runs (names, keys, endpoints, operators): a member a rotation adds must be on it
+(and its worker running) before the rotation, or it signs nothing. This view says, per
+registry, whether the registry's set and the settings' agree and, if not, how (``drift``).
+A previous set still in its grace window is shown with the time it stops being accepted.
 
 A rotation is proposed first (validated, written to ``<home>/attesters/proposal.json``, shown
 against the current settings) and executed second: the owner key installs it on every registry
 that does not hold it yet, so an execute cut short is finished by running it again. Each
-registry keeps the previous set valid for the proposal's grace window of chain time; within it
-the operator updates ``attesters.set_index``/``members``/``threshold`` and restarts the workers
-(``show`` turns back to in sync). Work signed under the old index and not relayed within the
-window is refused ``AttesterSetNotLive``; restarted attesters sign under the new index when the
-reconciler re-asks (a path not yet exercised by a test under traffic).
+registry keeps the previous set valid for the proposal's grace window of chain time; workers
+see the new set within ``bridge.attester_set_ttl_s`` and sign under it from then on. Work
+signed under the old set and not relayed within the window is refused ``AttesterSetNotLive``
+by the chain; it stays pending and the reconciler re-asks the attesters, who sign it under the
+new set. Updating ``attesters.set_index``/``threshold`` in the settings afterwards only turns
+``show`` back to in sync.
 
 The Solana vault's authority is an SPL multisig fixed at its creation; it is not a numbered
 registry and is not listed or rotated here.

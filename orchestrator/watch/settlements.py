@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
+
 from bridges.ports import SettlementStore
 from chains.base import ChainAdapter
 from chains.evm.bridge_codec import SettlementRequestedEvent
@@ -18,6 +20,8 @@ from chains.finality import final_head
 from shared.settings import FinalityPolicy
 
 __all__ = ["SettlementWatcher"]
+
+log = structlog.get_logger(__name__)
 
 
 class SettlementWatcher:
@@ -37,6 +41,7 @@ class SettlementWatcher:
         Raises:
             RpcUnavailable, ChainError: the venue chain could not be read (the cursor stays).
         """
+        epoch = self.store.epoch()  # before the cursor: a reset after this refuses our write
         cursor = self.store.cursor(self.chain)
         start = (self.start_height - 1 if cursor is None else cursor) + 1
         final = await final_head(self.adapter, self.policy)
@@ -45,6 +50,8 @@ class SettlementWatcher:
         end = min(final.height, start + self.max_block_range - 1)
         new = [ev for ev in await self.reader.events(start, end)
                if isinstance(ev, SettlementRequestedEvent) and self.store.add(ev)]
-        # INVARIANT (I4): the cursor only moves forward, after the range was read whole.
-        self.store.set_cursor(self.chain, end)
+        # INVARIANT (I4): the cursor only moves forward, after the range was read whole and
+        # recorded in the same incarnation of the store (RT-04: a reset in between refuses it).
+        if not self.store.set_cursor(self.chain, end, epoch=epoch):
+            log.warning("store_reset_mid_scan", chain=self.chain, height=end)
         return new

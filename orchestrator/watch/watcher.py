@@ -102,6 +102,7 @@ class Watcher:
         # INVARIANT: scan only up to what the adapter's history reads can see completely (on
         # Solana ``confirmed``), or a lock in a newer slot would be passed by the cursor.
         latest = await self.adapter.head(self.adapter.history_finality)
+        epoch = self.store.epoch()  # before the cursor: a reset after this refuses our write
         cursor = self.store.cursor(self.chain)
         if cursor is None:
             cursor = self.start_height - 1
@@ -116,7 +117,7 @@ class Watcher:
             final = BlockRef(self.chain, -1, "")
         # Orphans first: after a rewind the rescan must find their ids free for a new lock.
         await self._recheck_final(final, report, force=fork is not None)
-        cursor = await self._scan(cursor, latest, report)
+        cursor = await self._scan(cursor, latest, report, epoch)
         report.cursor = cursor
         safe = await self.adapter.head(Finality.SAFE)
         report.safe, report.final = safe.height, final.height
@@ -184,7 +185,7 @@ class Watcher:
         self.store.set_cursor(self.chain, fork)
         self.store.forget_hashes(self.chain, above=fork)
 
-    async def _scan(self, cursor: int, latest: BlockRef, report: PollReport) -> int:
+    async def _scan(self, cursor: int, latest: BlockRef, report: PollReport, epoch: str) -> int:
         for _ in range(self.max_ranges_per_poll):
             if cursor >= latest.height:
                 break
@@ -193,7 +194,11 @@ class Watcher:
             report.new.extend(self._record_seen(events))
             end_hash = latest.hash if end == latest.height else await self.adapter.block_hash(end)
             self.store.remember_hash(self.chain, end, end_hash or "")
-            self.store.set_cursor(self.chain, end)
+            if not self.store.set_cursor(self.chain, end, epoch=epoch):
+                # The store was reset under this scan (RT-04): what it recorded before the
+                # reset is gone, so the cursor must not pass it; the next poll starts over.
+                log.warning("store_reset_mid_scan", chain=self.chain, height=end)
+                break
             cursor = end
         return cursor
 

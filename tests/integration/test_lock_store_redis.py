@@ -44,3 +44,23 @@ def test_unreachable_redis_is_a_typed_error() -> None:
     with pytest.raises(StoreError):
         store.cursor("evm-a")
 
+
+
+def test_rt_04_a_cursor_read_before_a_flushall_cannot_be_written_after_it(redis_url: str) -> None:
+    """The epoch a scan took before the reset refuses its cursor write after it, in both stores
+    with a cursor (the watcher's and the settlement watcher's); a fresh epoch writes again."""
+    import redis
+
+    from workers.stores.settlements import RedisSettlementStore
+
+    for store in (RedisLockStore(redis_url), RedisSettlementStore(redis_url)):
+        epoch = store.epoch()
+        assert store.epoch() == epoch  # stable while the store lives
+        assert store.set_cursor("evm-a", 10, epoch=epoch) and store.cursor("evm-a") == 10
+        redis.Redis.from_url(redis_url).flushall()
+        assert store.set_cursor("evm-a", 20, epoch=epoch) is False
+        assert store.cursor("evm-a") is None  # the rescan starts over from the deployment
+        fresh = store.epoch()
+        assert fresh != epoch and store.set_cursor("evm-a", 5, epoch=fresh)
+        assert store.cursor("evm-a") == 5
+        store.close()

@@ -65,6 +65,7 @@ __all__ = [
     "digests",
     "discarded",
     "edsigned",
+    "epoch",
     "hashes",
     "last_run",
     "lock",
@@ -90,6 +91,10 @@ __all__ = [
 ]
 
 PREFIX = "bh:"
+
+
+def epoch(p: str = PREFIX) -> str:
+    return f"{p}epoch"
 
 
 def cursor(chain: str, p: str = PREFIX) -> str:

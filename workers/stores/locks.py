@@ -17,6 +17,7 @@ from shared.errors import StoreError
 from shared.lock_store import FINAL_STATES, archive_key, awaits_credit, order_key, outside
 from shared.locks import OPEN_STATES, LockRecord, LockState
 from workers.stores import keys
+from workers.stores.epoch import current_epoch, set_if_epoch
 
 __all__ = ["RedisLockStore"]
 
@@ -43,8 +44,15 @@ class RedisLockStore:
         raw = self._call(self._redis.get, keys.cursor(chain, self._p))
         return None if raw is None else int(raw)
 
-    def set_cursor(self, chain: str, height: int) -> None:
-        self._call(self._redis.set, keys.cursor(chain, self._p), height)
+    def epoch(self) -> str:
+        return str(self._call(current_epoch, self._redis, keys.epoch(self._p)))
+
+    def set_cursor(self, chain: str, height: int, *, epoch: str | None = None) -> bool:
+        if epoch is None:
+            self._call(self._redis.set, keys.cursor(chain, self._p), height)
+            return True
+        return bool(self._call(set_if_epoch, self._redis, keys.epoch(self._p),
+                               keys.cursor(chain, self._p), height, epoch))
 
     def hashes(self, chain: str) -> dict[int, str]:
         raw = self._call(self._redis.hgetall, keys.hashes(chain, self._p))

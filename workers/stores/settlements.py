@@ -18,6 +18,7 @@ from bridges.ports import SettlementRecord
 from chains.evm.bridge_codec import SettlementRequestedEvent
 from shared.errors import StoreError
 from workers.stores import keys
+from workers.stores.epoch import current_epoch, set_if_epoch
 
 __all__ = ["RedisSettlementStore"]
 
@@ -42,8 +43,15 @@ class RedisSettlementStore:
         raw = self._do(self._redis.get, keys.venue_cursor(chain, self._p))
         return None if raw is None else int(raw)
 
-    def set_cursor(self, chain: str, height: int) -> None:
-        self._do(self._redis.set, keys.venue_cursor(chain, self._p), height)
+    def epoch(self) -> str:
+        return str(self._do(current_epoch, self._redis, keys.epoch(self._p)))
+
+    def set_cursor(self, chain: str, height: int, *, epoch: str | None = None) -> bool:
+        if epoch is None:
+            self._do(self._redis.set, keys.venue_cursor(chain, self._p), height)
+            return True
+        return bool(self._do(set_if_epoch, self._redis, keys.epoch(self._p),
+                             keys.venue_cursor(chain, self._p), height, epoch))
 
     def add(self, event: SettlementRequestedEvent) -> bool:
         """Record a request once; True if it was new."""

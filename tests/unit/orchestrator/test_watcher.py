@@ -193,3 +193,40 @@ def test_reorg_01_a_lock_vanished_after_finality_is_orphaned_and_its_id_kept_apa
     assert any(state != LockState.ORPHANED and amount == 55 and height == reused
                for state, amount, height in rows), rows
     assert len(rows) == 2
+
+
+class ResetUnderScan(MemoryLockStore):
+    """A store that is wiped (a FLUSHALL, RT-04) right after the scan recorded its first range:
+    records gone, a new epoch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.generation, self.resets_left = 0, 1
+
+    def epoch(self) -> str:
+        return str(self.generation)
+
+    def put(self, records):  # type: ignore[no-untyped-def]
+        super().put(records)
+        if self.resets_left and self._records:
+            self.resets_left -= 1
+            self.__init__()  # type: ignore[misc]
+            self.generation, self.resets_left = 1, 0
+
+    def set_cursor(self, chain: str, height: int, *, epoch: str | None = None) -> bool:
+        if epoch is not None and epoch != self.epoch():
+            return False
+        return super().set_cursor(chain, height)
+
+
+def test_rt_04_a_reset_under_a_scan_does_not_let_the_cursor_pass_lost_records() -> None:
+    chain = FakeChain()
+    chain.mine(make_event("fake", 1, 100))
+    store = ResetUnderScan()
+    watcher = Watcher(chain, store, TAG, start_height=1)
+    report = run(watcher.poll())
+    assert store.all_records() == [] and store.cursor("fake") is None  # not passed
+    assert report.cursor < chain.latest
+    run(watcher.poll())
+    assert list(states(store)) == [1]  # the next poll found it again
+    assert store.cursor("fake") == chain.latest
