@@ -275,12 +275,17 @@ class Ledger:
     # --- forks ----------------------------------------------------------------------------
 
     def drop_unfinalized(self) -> list[str]:
-        """Abandon every slot above the finalized one: undo its transactions, rehash it.
+        """Abandon every slot above the finalized one (an abandoned fork)."""
+        return self.drop_above(self.finalized_slot)
 
-        The VM is rebuilt by replaying the operations that landed at or below the finalized
-        slot; the clock keeps its position. Returns the dropped signatures.
+    def drop_above(self, cutoff: int) -> list[str]:
+        """Abandon every slot above ``cutoff``, finalized or not: undo its transactions, rehash
+        it. Below finality this is what a broken or hostile cluster would serve (a reorg past
+        finality, REORG-01), for fault tests only.
+
+        The VM is rebuilt by replaying the operations that landed at or below ``cutoff``; the
+        clock keeps its position. Returns the dropped signatures.
         """
-        cutoff = self.finalized_slot
         kept = [r for r in self.txs.values() if r.slot <= cutoff]
         dropped = [s for s, r in self.txs.items() if r.slot > cutoff]
         self.svm = self._fresh_svm()

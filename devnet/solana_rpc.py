@@ -23,7 +23,9 @@ Test-only controls (not part of the Solana RPC; ``bulkhead_`` prefix):
 ``bulkhead_advanceSlots [n]`` produces n slots now; ``bulkhead_holdFinality [bool]`` freezes
 the finalized slot while processed keeps moving; ``bulkhead_setFinalityLag [n]``;
 ``bulkhead_dropUnfinalized`` abandons every slot above finalized (its transactions are undone
-and vanish from every read, its blockhashes change), as an abandoned fork would.
+and vanish from every read, its blockhashes change), as an abandoned fork would;
+``bulkhead_dropSlotsAbove [slot]`` does the same above any slot, finalized ones included (a
+reorg past finality, which only a broken or hostile cluster serves: REORG-01's Solana case).
 """
 
 from __future__ import annotations
@@ -51,7 +53,13 @@ from devnet.solana_encoding import (
     encode_transaction,
     memo_field,
 )
-from devnet.solana_ledger import MAX_BLOCKHASH_AGE, Ledger, RejectedTx, ui_token_amount
+from devnet.solana_ledger import (
+    GENESIS_SLOT,
+    MAX_BLOCKHASH_AGE,
+    Ledger,
+    RejectedTx,
+    ui_token_amount,
+)
 
 __all__ = ["MAX_BODY_BYTES", "SolanaRpc", "main", "start_local_solana"]
 
@@ -350,6 +358,11 @@ class SolanaRpc:
 
     def rpc_bulkhead_dropUnfinalized(self, params: list[Any]) -> list[str]:
         return self.ledger.drop_unfinalized()
+
+    def rpc_bulkhead_dropSlotsAbove(self, params: list[Any]) -> list[str]:
+        if not params or not isinstance(params[0], int) or params[0] < GENESIS_SLOT:
+            raise _invalid("Invalid params: slot must be an int >= the genesis slot")
+        return self.ledger.drop_above(params[0])
 
     # --- transport -------------------------------------------------------------------------
 

@@ -380,3 +380,36 @@ def test_reorg_01_a_credited_lock_whose_block_vanished_after_finality_is_orphane
     audit = cli.run("audit", "--json", ok=False)
     assert audit.returncode == 1  # the incident stays visible to an operator
     assert row["key"] in audit.stdout or lock["tx_id"] in audit.stdout or "I1" in audit.stdout
+
+
+def test_reorg_01_solana_a_credited_lock_whose_finalized_slot_was_dropped_is_orphaned(
+        devnet: dict[str, Any], cli: Cli, fleet: WorkerFleet) -> None:
+    """REORG-01 on Solana (after the EVM case; it leaves the solana lane paused): the local RPC
+    drops every slot from the credited lock's on, finalized ones included, as a broken or
+    hostile cluster would serve it. The lock's slot now has another blockhash and no lock."""
+    url = devnet["chains"]["solana"]["rpc_urls"][0]
+    lock = cli.json("lock", "--chain", "solana", "--asset", "USDC", "--amount", "6",
+                    "--position", key_for(devnet, "bob", b"reorg-01-sol"), "--trader", "bob")
+    (row,) = credited(cli, {lock["tx_id"]}, fleet)
+    assert row["state"] == "credited" and row["height"] > 0
+    dropped = rpc(url, "bulkhead_dropSlotsAbove", row["height"] - 1)
+    assert lock["tx_id"] in dropped
+
+    def orphaned() -> dict[str, Any] | None:
+        rows = [r for r in cli.json("locks", "--no-sync") if r["tx_id"] == lock["tx_id"]]
+        return rows[0] if rows and rows[0]["state"] == "orphaned" else None
+
+    found = wait_for(orphaned, 60, "the credited Solana lock marked orphaned")
+    watcher_log = (fleet.logs / "watcher.log").read_text(errors="replace")
+    assert "lock_orphaned" in watcher_log and lock["tx_id"] in watcher_log
+
+    def solana_lane() -> dict[str, Any] | None:
+        rows = cli.json("admin", "lanes", "show", "--chain", "solana")
+        lane = next(r for r in rows if r["asset"] == "USDC")
+        return lane if lane["paused"] else None
+
+    lane = wait_for(solana_lane, 60, "solana USDC lane paused")
+    assert int(lane["deficit"]) > 0, lane
+    audit = cli.run("audit", "--json", ok=False)
+    assert audit.returncode == 1
+    assert found["key"] in audit.stdout or lock["tx_id"] in audit.stdout, audit.stdout
