@@ -25,7 +25,15 @@ from typing import Any
 
 from shared.errors import DevnetError
 
-__all__ = ["ARTIFACTS_DIR", "CONTRACTS_DIR", "compile_all", "main", "render", "standard_input"]
+__all__ = [
+    "ARTIFACTS_DIR",
+    "CONTRACTS_DIR",
+    "PACKAGE_ARTIFACTS",
+    "compile_all",
+    "main",
+    "render",
+    "standard_input",
+]
 
 EVM_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = EVM_DIR.parents[1]  # where package.json pins solc and node_modules lives
@@ -40,6 +48,17 @@ SETTINGS: dict[str, Any] = {
     # or comments in the metadata; the CBOR trailer still records the compiler version.
     "metadata": {"bytecodeHash": "none"},
     "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
+}
+
+# npm packages whose sources are read from node_modules (versions pinned in package.json).
+PACKAGES = ("@openzeppelin/", "@chainlink/", "@pythnetwork/")
+
+# Package contracts that get an artifact of their own: the devnet mocks of the price feeds,
+# deployed as the packages ship them (DESIGN §3), so our contracts read real interfaces.
+# {source unit: contract names}. Each unit is also a compilation root.
+PACKAGE_ARTIFACTS: dict[str, tuple[str, ...]] = {
+    "@chainlink/contracts/src/v0.8/tests/MockV3Aggregator.sol": ("MockV3Aggregator",),
+    "@pythnetwork/pyth-sdk-solidity/MockPyth.sol": ("MockPyth",),
 }
 
 _IMPORT = re.compile(r"""^\s*import\b[^;"']*["']([^"']+)["']""", re.MULTILINE)
@@ -58,9 +77,17 @@ process.stdin.on('end', () => {
 """
 
 
+def _package_of(unit: str) -> str | None:
+    """``@scope/name/`` of a package unit, None for one of ours."""
+    if not unit.startswith(PACKAGES):
+        return None
+    scope, name = unit.split("/")[:2]
+    return f"{scope}/{name}/"
+
+
 def _resolve(unit: str, target: str) -> str:
-    """Source unit name of ``target`` imported from ``unit`` (relative or ``@openzeppelin/``)."""
-    if target.startswith("@openzeppelin/"):
+    """Source unit name of ``target`` imported from ``unit`` (relative or a package's)."""
+    if target.startswith(PACKAGES):
         resolved = target
     elif target.startswith(("./", "../")):
         parts = unit.split("/")[:-1]
@@ -72,13 +99,17 @@ def _resolve(unit: str, target: str) -> str:
             elif piece != ".":
                 parts.append(piece)
         resolved = "/".join(parts)
+        # SECURITY: a relative import stays inside its own package, and ours never reach one
+        # (a package's files are only ever read under their package's name).
+        if _package_of(resolved) != _package_of(unit):
+            raise DevnetError(f"{unit}: import {target!r} leaves its package")
     else:
         raise DevnetError(f"{unit}: unsupported import {target!r}")
     return resolved
 
 
 def _read_unit(unit: str, root: Path) -> str:
-    if unit.startswith("@openzeppelin/"):
+    if _package_of(unit) is not None:
         path = root / "node_modules" / unit
     else:
         path = CONTRACTS_DIR / unit
@@ -97,7 +128,7 @@ def standard_input(root: Path | None = None) -> dict[str, Any]:
     """The full standard-JSON input: our sources plus every transitive import, inline."""
     root = root or PROJECT_ROOT
     sources: dict[str, str] = {}
-    pending = own_units()
+    pending = own_units() + sorted(PACKAGE_ARTIFACTS)
     while pending:
         unit = pending.pop()
         if unit in sources:
@@ -147,9 +178,16 @@ def compile_all(root: Path | None = None) -> dict[str, str]:
     input_hash = hashlib.sha256(json.dumps(std_input, sort_keys=True).encode()).hexdigest()
     version, output = _run_solc(std_input, root)
     artifacts: dict[str, str] = {}
-    for unit in own_units():
+    targets: list[tuple[str, tuple[str, ...] | None]] = [(u, None) for u in own_units()]
+    targets += sorted(PACKAGE_ARTIFACTS.items())
+    for unit, names in targets:
         source_hash = hashlib.sha256(std_input["sources"][unit]["content"].encode()).hexdigest()
-        for name, contract in sorted(output["contracts"].get(unit, {}).items()):
+        compiled = output["contracts"].get(unit, {})
+        if names is not None and set(names) - set(compiled):
+            raise DevnetError(f"{unit} defines no {sorted(set(names) - set(compiled))}")
+        for name, contract in sorted(compiled.items()):
+            if names is not None and name not in names:
+                continue
             if name in artifacts:
                 raise DevnetError(f"two contracts named {name}; artifact names must be unique")
             artifacts[name] = render(

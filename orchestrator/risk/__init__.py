@@ -53,7 +53,8 @@ a position the integer rule calls liquidatable, and the integer re-check decides
 
 Modules: ``params`` (RiskParams, schema), ``oracle`` (price validity), ``margin`` (Risk, the
 rules), ``actions`` (user action checks), ``prices``, ``volatility``, ``planner``, ``screen``
-(needs numpy; not imported here), ``errors``.
+(needs numpy; not imported here), ``errors``, ``mark`` (the multi-source mark price rule,
+mirror of the ``MarkOracle`` contract; docs/mark.md).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ from orchestrator.risk.actions import UserAction, check_user_action
 from orchestrator.risk.errors import (
     AccountNotLiquidatable,
     InsufficientMargin,
+    InvalidMarkInput,
     InvalidPosition,
     InvalidRiskParams,
     LiquidationCooldown,
@@ -72,6 +74,7 @@ from orchestrator.risk.errors import (
     PriceInvalid,
     RiskError,
     StalePrice,
+    TooFewSources,
 )
 from orchestrator.risk.margin import (
     CollateralLot,
@@ -87,6 +90,17 @@ from orchestrator.risk.margin import (
     riskier_than,
     unrealized_pnl_usd_e18,
 )
+from orchestrator.risk.mark import (
+    MarkParams,
+    MarkResult,
+    SourceKind,
+    SourceReading,
+    SourceReason,
+    SourceState,
+    compute_mark,
+    ema_step,
+    source_states,
+)
 from orchestrator.risk.oracle import PriceTick, price_valid, valid_prices
 from orchestrator.risk.params import CollateralParams, OpClass, RiskParams, risk_params_schema
 from orchestrator.risk.planner import LiquidationPlan, PlanKind, PlanReason, plan_liquidation
@@ -98,11 +112,14 @@ __all__ = [
     "CollateralLot",
     "CollateralParams",
     "InsufficientMargin",
+    "InvalidMarkInput",
     "InvalidPosition",
     "InvalidRiskParams",
     "LiquidationCooldown",
     "LiquidationPending",
     "LiquidationPlan",
+    "MarkParams",
+    "MarkResult",
     "MissingPrice",
     "OpClass",
     "PlanKind",
@@ -118,12 +135,19 @@ __all__ = [
     "RiskError",
     "RiskParams",
     "Side",
+    "SourceKind",
+    "SourceReading",
+    "SourceReason",
+    "SourceState",
     "StalePrice",
+    "TooFewSources",
     "UserAction",
     "VolState",
     "buffer_ppm",
     "check_user_action",
     "collateral_value_usd_e18",
+    "compute_mark",
+    "ema_step",
     "initial_margin_usd_e18",
     "is_liquidatable",
     "liquidatable_at",
@@ -135,6 +159,7 @@ __all__ = [
     "price_valid",
     "risk_params_schema",
     "riskier_than",
+    "source_states",
     "unrealized_pnl_usd_e18",
     "valid_prices",
     "volatility_buffer_ppm",

@@ -10,11 +10,13 @@
         │   ├── MissingPrice(asset)
         │   ├── StalePrice(asset, age_s, max_age_s, op_class)
         │   ├── PriceFromFuture(asset, publish_time_s, now_chain_s)
-        │   └── PriceAtBound(asset, price_e8, bound_e8)
+        │   ├── PriceAtBound(asset, price_e8, bound_e8)
+        │   └── TooFewSources(oracle_id, valid, minimum)  mark on < min_sources (mark.py)
         ├── LiquidationPending(position_key)             user action refused (LIQ-03)
         ├── InsufficientMargin(position_key, equity_usd_e18, required_usd_e18)   I7
         ├── AccountNotLiquidatable(position_key, equity_usd_e18, maintenance_usd_e18)
-        └── LiquidationCooldown(position_key, ready_at_s)
+        ├── LiquidationCooldown(position_key, ready_at_s)
+        └── InvalidMarkInput(field, value, reason)       also a ValueError (mark.py)
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from shared.errors import OrchestratorError
 __all__ = [
     "AccountNotLiquidatable",
     "InsufficientMargin",
+    "InvalidMarkInput",
     "InvalidPosition",
     "InvalidRiskParams",
     "LiquidationCooldown",
@@ -34,6 +37,7 @@ __all__ = [
     "PriceInvalid",
     "RiskError",
     "StalePrice",
+    "TooFewSources",
 ]
 
 
@@ -119,3 +123,20 @@ class LiquidationCooldown(RiskError):
     def __init__(self, position_key: str, ready_at_s: int) -> None:
         self.position_key, self.ready_at_s = position_key, ready_at_s
         super().__init__(f"position {position_key}: next partial step at chain time {ready_at_s}")
+
+
+class TooFewSources(PriceInvalid):
+    """Fewer than ``minimum`` sources of a mark are valid (after the deviation drop): no mark,
+    so no risk-adding user action; never valued on a single source."""
+
+    def __init__(self, oracle_id: str, valid: int, minimum: int) -> None:
+        self.oracle_id, self.valid, self.minimum = oracle_id, valid, minimum
+        super().__init__(oracle_id, f"{valid} valid source(s), the mark needs {minimum}")
+
+
+class InvalidMarkInput(RiskError, ValueError):
+    """A reading, time, age or EMA handed to the mark rule is not an integer in its range."""
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        self.field, self.value, self.reason = field, value, reason
+        super().__init__(f"mark input {field}={value!r}: {reason}")

@@ -15,6 +15,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from orchestrator.risk.errors import InvalidRiskParams
+from orchestrator.risk.mark import MarkParams
 
 __all__ = [
     "PPM",
@@ -77,6 +78,7 @@ class RiskParams(BaseModel):
     - ``0 < vol_lambda_ppm < 1_000_000``; ``buffer_k_ppm, buffer_horizon_s, buffer_max_ppm,
       vol_sigma0_ppb >= 0``
     - ``collateral`` is not empty; each asset ``0 <= haircut_ppm < 1_000_000`` and valid bounds.
+    - ``mark``, when given, holds :class:`~orchestrator.risk.mark.MarkParams` invariants.
     """
 
     model_config = _FROZEN
@@ -109,6 +111,10 @@ class RiskParams(BaseModel):
     max_price_e8: int = Field(gt=0, description="upper bound of the mark feed (exclusive)")
 
     collateral: dict[str, CollateralParams] = Field(min_length=1)
+
+    mark: MarkParams | None = Field(
+        default=None, description="multi-source mark rule (docs/mark.md); None: single feed"
+    )
 
     @model_validator(mode="after")
     def _invariants(self) -> Self:
