@@ -1,11 +1,12 @@
 """The relayer: turn pooled quorums into venue credits, in batches, exactly once.
 
-It streams: :meth:`RelayService.relay_ready` reads the items the pool pushed to its ready stream
+It streams: :meth:`RelayService.stream` reads the items the pool pushed to its ready stream
 when their digest reached the threshold (and those a dead relayer read but never acknowledged),
 verifies each quorum once (every entry must recover to its label over the digest, a member of
-the live set; the rest are discarded and counted), and sends every ready credit in batches that
-go out back to back with their receipts awaited together, so a pass costs about one venue block
-however many batches it has. Stream entries are acknowledged only once their batch is mined.
+a live set; the rest are discarded and counted), and sends every ready credit in batches as
+soon as it is ready, several batches in flight at once from the one sender (its nonces), never
+waiting for earlier batches to be mined before taking the next quorums. Stream entries are
+acknowledged only once their batch is mined.
 
 Idempotency lives on chain: the venue skips an already-consumed item in a batch without
 reverting and refuses a second credit of the same (srcChainId, srcVault, lockId) (I2). Redis
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,29 +84,95 @@ class RelayReport:
 
 class RelayService:
     def __init__(self, venue: Any, domain: Domain, sets: LiveSets, store: LockStore,
-                 pool: SignaturePool, *, max_batch: int = 40) -> None:
+                 pool: SignaturePool, *, max_batch: int = 40,
+                 batch_gas: int = 5_000_000) -> None:
         """``venue`` is a ``chains.evm.venue.VenueClient`` (or anything with its interface);
         ``sets`` the venue registry's live sets: each quorum is verified against the set its
         message names, which must be live (the current one or, in a rotation's grace window,
         the one before it)."""
         self.venue, self.domain, self.sets = venue, domain, sets
         self.store, self.pool, self.max_batch = store, pool, max_batch
+        # Batches are sized by gas: about ``batch_gas`` each, from the gas the last batches
+        # used per item (a block packs transactions by their limit, so several mid-sized
+        # batches in flight fill a block better than one or two large ones).
+        self.batch_gas, self._gas_per_item = batch_gas, 250_000
+
+    def batch_items(self) -> int:
+        """Items per batch now: ``batch_gas`` over the observed gas per item, 1..max_batch."""
+        return max(1, min(self.max_batch, self.batch_gas // max(1, self._gas_per_item)))
 
     async def relay_ready(self, *, count: int = 2_000) -> RelayReport:
-        """Credit every item on the ready stream that has a verified quorum.
+        """Credit every item on the ready stream that has a verified quorum (one pass: what is
+        ready now, its batches sent back to back and their receipts awaited together).
 
         Raises:
             RpcUnavailable, ChainError: a batch failed (its entries stay unacknowledged and are
                 claimed again; the other batches' outcomes are recorded first).
         """
         report = RelayReport()
+        batches = await self._take(report, count=count, busy=set())
+        results = await asyncio.gather(*(self._submit_acked(b, report) for b in batches),
+                                       return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return report
+
+    async def stream(self, *, more: Callable[[], bool], poll_s: float = 0.2,
+                     max_in_flight: int = 8, count: int = 2_000) -> RelayReport:
+        """Send ready credits as they come, without waiting for earlier batches to be mined.
+
+        Every ``poll_s`` (a fraction of a venue block) what became ready since is taken and
+        sent at once while up to ``max_in_flight`` earlier batches are still being mined, so a
+        quorum waits for the next block, not for the batches before it (a burst fills blocks
+        back to back). A lock already in flight is never taken again (a stream entry of ours
+        that idles while its batch is mined is re-claimed, not re-sent). Returns once nothing
+        is ready, nothing is in flight and ``more()`` says no new quorum was announced.
+
+        Raises:
+            RpcUnavailable, ChainError: a batch failed; raised after every other batch in
+                flight has settled and been recorded (its entries stay unacknowledged).
+        """
+        report = RelayReport()
+        in_flight: dict[asyncio.Task[None], set[str]] = {}
+        failure: BaseException | None = None
+        while True:
+            taken = False
+            if failure is None and len(in_flight) < max_in_flight:
+                busy = set().union(*in_flight.values()) if in_flight else set()
+                for batch in await self._take(report, count=count, busy=busy):
+                    task = asyncio.create_task(self._submit_acked(batch, report))
+                    in_flight[task] = {key for key, _, _ in batch}
+                    taken = True
+            if not in_flight:
+                if failure is not None:
+                    raise failure
+                if taken:
+                    continue
+                if more():
+                    await asyncio.sleep(0.02)  # announced: take it, without spinning on nudges
+                    continue
+                return report
+            done, _ = await asyncio.wait(in_flight, timeout=poll_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                in_flight.pop(task)
+                error = task.exception()
+                if error is not None and failure is None:
+                    failure = error
+
+    async def _take(self, report: RelayReport, *, count: int,
+                    busy: set[str]) -> list[list[tuple[str, Verified, list[str]]]]:
+        """What is ready now (skipping locks in ``busy``), verified, in batches to send; the
+        entries that need no send are acknowledged and the locks marked attested."""
         entries = self.pool.read_ready(count=count)
         if not entries:
-            return report
+            return []
         await self.sets.refresh()
         by_key: dict[str, list[ReadyEntry]] = {}
         for entry in entries:
-            by_key.setdefault(entry.key, []).append(entry)
+            if entry.key not in busy:
+                by_key.setdefault(entry.key, []).append(entry)
         ready: list[tuple[str, Verified, list[str]]] = []
         done: list[str] = []
         for key, items in by_key.items():
@@ -132,13 +199,8 @@ class RelayService:
         self.pool.ack(done)
         now = _now_ms()
         self.store.advance_many([(key, LockState.ATTESTED, -1, now) for key, _, _ in ready])
-        batches = [ready[i:i + self.max_batch] for i in range(0, len(ready), self.max_batch)]
-        results = await asyncio.gather(*(self._submit_acked(b, report) for b in batches),
-                                       return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-        return report
+        size = self.batch_items()
+        return [ready[i:i + size] for i in range(0, len(ready), size)]
 
     async def release_held(self) -> RelayReport:
         """Credit every held lock whose release time has come (the venue judges, I14)."""
@@ -274,6 +336,9 @@ class RelayService:
         by_venue_key = {venue_lock_key(k): (k, v) for k, v in batch}
         outcome = await self.venue.credit_batch([(v.message, v.signatures) for _, v in batch])
         report.tx_hashes.append(outcome.tx_hash)
+        done = len(outcome.credited) + len(outcome.queued)
+        if done and outcome.gas_used:
+            self._gas_per_item = (self._gas_per_item + outcome.gas_used // done) // 2
         now = _now_ms()
         moves = [(by_venue_key[k][0], LockState.CREDITED, outcome.block_number, now)
                  for k in outcome.credited]

@@ -204,7 +204,10 @@ class BridgeSettings(_Frozen):
     """Worker tuning. Times are intervals on the workers' own monotonic schedule; no
     accept/reject decision depends on them (those use chain time, TIME-01)."""
 
-    max_batch: Annotated[int, Field(ge=1, le=200)] = 40  # x ~310k gas fits a 30M block
+    max_batch: Annotated[int, Field(ge=1, le=200)] = 40  # credits per batch, at most
+    # Gas per credit batch (the relayer sizes batches from the gas items used): a sixth of a
+    # 30M block, so the batches in flight pack a block instead of two large ones leaving room.
+    batch_gas: Annotated[int, Field(ge=300_000, le=30_000_000)] = 5_000_000
     reask_after_s: Annotated[float, Field(gt=0, le=3600)] = 15.0
     stuck_after_s: Annotated[float, Field(gt=0, le=86_400)] = 60.0
     max_queued_hints: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000

@@ -246,7 +246,8 @@ class Services:
     def relay(self) -> RelayService:
         venue = self.venue_client(sender_key=load_relayer_key(self.settings))
         return RelayService(venue, self.venue_domain, self.live_sets(venue), self.store,
-                            self.pool, max_batch=self.settings.bridge.max_batch)
+                            self.pool, max_batch=self.settings.bridge.max_batch,
+                            batch_gas=self.settings.bridge.batch_gas)
 
     @cached_property
     def settlement_attester(self) -> SettlementAttester:

@@ -15,6 +15,7 @@ or transport error is converted here, at the edge, to an ``shared.errors`` type.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -52,6 +53,7 @@ __all__ = ["SolanaAdapter"]
 
 T = TypeVar("T")
 _PAGE = 1000
+_FETCH_CONCURRENCY = 16  # transactions of one range fetched at once (a burst lands many)
 _COMMITMENT: dict[Finality, Commitment] = {
     Finality.LATEST: Processed, Finality.SAFE: Confirmed, Finality.FINALIZED: Finalized,
 }
@@ -182,14 +184,22 @@ class SolanaAdapter:
         transactions and outgoing transfers are not.
         """
         events: list[tuple[int, int, LockEvent]] = []
+        gate = asyncio.Semaphore(_FETCH_CONCURRENCY)
+
+        async def fetch(info: RpcConfirmedTransactionStatusWithSignature
+                        ) -> tuple[dict[str, Any], str]:
+            async with gate:
+                return (await self._transaction(info.signature),
+                        await self._cached_block_hash(info.slot))
+
         for vault in self.vaults:
-            for order, info in enumerate(await self._signatures(vault, start, end)):
-                if info.err is not None:
-                    continue
-                tx = await self._transaction(info.signature)
+            infos = [i for i in await self._signatures(vault, start, end) if i.err is None]
+            # A burst lands many locks per range: fetch them concurrently (bounded), keep order.
+            fetched = await asyncio.gather(*(fetch(i) for i in infos))
+            for order, (info, (tx, block_hash)) in enumerate(zip(infos, fetched, strict=True)):
                 event = decode_lock_transaction(
                     tx, chain=self.chain.key, chain_id=self.chain.chain_id, vault=vault,
-                    assets=self.assets, block_hash=await self._cached_block_hash(info.slot))
+                    assets=self.assets, block_hash=block_hash)
                 if event is not None:
                     events.append((info.slot, order, event))
         events.sort(key=lambda item: (item[0], item[1]))

@@ -23,13 +23,10 @@ def relay_pending(self) -> int:  # type: ignore[no-untyped-def]
             return 0
         if not ran_recently("relay-held", 4.0):  # held credits: at most every 2 s
             credited += len(svc.run(svc.relay.release_held()).credited)
-        # Stream what is ready until nothing is: each pass sends every ready credit and awaits
-        # its batches together (about one venue block), while new quorums accumulate.
-        while True:
-            svc.redis.delete(keys.relay_dirty())
-            report = svc.run(svc.relay.relay_ready())
-            credited += len(report.credited)
-            if not report.credited and not report.waiting and not svc.redis.get(
-                    keys.relay_dirty()):
-                break
+        # Stream what is ready until nothing is ready, in flight or announced: new quorums go
+        # out with the next venue block while earlier batches are still being mined.
+        svc.redis.delete(keys.relay_dirty())
+        report = svc.run(svc.relay.stream(
+            more=lambda: bool(svc.redis.getdel(keys.relay_dirty()))))
+        credited += len(report.credited)
     return credited

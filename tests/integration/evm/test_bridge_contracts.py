@@ -456,6 +456,28 @@ def test_rpl01_batch_skips_a_replayed_item_and_credits_the_rest(chain: Chain) ->
         assert chain.venue.functions.collateralOf(k, SRC_CHAIN, USDC_A).call() == 2_500_000 * 10**12
 
 
+def test_a_batch_short_of_gas_for_its_next_item_reverts_whole_instead_of_skipping_it(
+        chain: Chain) -> None:
+    """With items in try/catch frames, an item that ran out of gas would be skipped and the
+    rest credited; the venue reverts the whole batch instead (BATCH_ITEM_GAS), so a relayer's
+    estimate is exact and no item is lost to a tight gas limit."""
+    domain = venue_domain(chain.venue)
+    keys = [chain.venue.functions.positionKeyOf(TRADER, unique32("g")).call() for _ in range(3)]
+    msgs = [attestation(bytes(k)) for k in keys]
+    batch = chain.venue.functions.creditBatch(
+        [as_tuple(m) for m in msgs], [sigs(m, domain, MEMBERS[:3]) for m in msgs])
+    need = batch.estimate_gas({"from": DEPLOYER})
+    with pytest.raises(ContractLogicError) as info:
+        batch.call({"from": DEPLOYER, "gas": need - 100_000})
+    assert decode_revert(info.value.data, [VENUE_ABI]).startswith("BatchOutOfGas(2, ")
+    receipt = chain.w3.eth.wait_for_transaction_receipt(
+        batch.transact({"from": DEPLOYER, "gas": need}), timeout=10, poll_latency=0.02)
+    assert receipt["status"] == 1 and len(logs(chain.venue, "Credited", receipt)) == 3
+    assert logs(chain.venue, "CreditSkipped", receipt) == []
+    # What a credit batch used against its estimate: the limit a relayer must set is close.
+    assert receipt["gasUsed"] <= need < receipt["gasUsed"] + 2 * 500_000
+
+
 def test_beneficiary_must_own_the_position(chain: Chain, position: bytes) -> None:
     domain = venue_domain(chain.venue)
     first = attestation(position)

@@ -1,0 +1,120 @@
+"""The relayer's stream against a real Redis signature pool: a quorum that becomes ready while
+an earlier batch is still being mined goes out at once (it does not wait for that batch), a lock
+in flight is never sent twice even when its stream entry idles long enough to be re-claimed,
+and batches are sized by the gas items used.
+
+The venue here is an in-process stand-in that holds each batch "in the mempool" until the test
+mines it (the real venue is exercised by the e2e and benchmark runs); everything else (pool,
+quorum verification, stream entries, acknowledgements) is the real code on a real Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from bridges.live_sets import LiveSets
+from bridges.ports import Posting
+from bridges.quorum import AttesterSet
+from bridges.relay import RelayService, venue_lock_key
+from chains.evm.bridge_codec import lock_key
+from chains.evm.venue_base import CreditOutcome
+from shared.lock_store import MemoryLockStore
+from shared.messages import Domain, LockAttestation, digest, sign_digest
+from workers.stores.pool import RedisSignaturePool
+
+pytestmark = pytest.mark.integration
+
+KEYS = [bytes([i]) * 32 for i in range(1, 5)]
+SET = AttesterSet.of(0, [Account.from_key(k).address for k in KEYS], 3)
+DOMAIN = Domain(31338, "0x" + "ab" * 20)
+VAULT = bytes(12) + bytes.fromhex("cd" * 20)
+
+
+class SlowVenue:
+    """Holds every batch until :meth:`mine` releases it; credits every item."""
+
+    def __init__(self) -> None:
+        self.sent: list[list[bytes]] = []
+        self.pending: list[asyncio.Future[None]] = []
+        self.sent_event = asyncio.Event()
+
+    async def credit_batch(self, items: Any, **_: Any) -> CreditOutcome:
+        keys = [lock_key(a.src_chain_id, a.src_vault, a.lock_id) for a, _ in items]
+        self.sent.append(keys)
+        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.pending.append(gate)
+        self.sent_event.set()
+        await gate
+        return CreditOutcome(f"0x{len(self.sent):064x}", len(self.sent), 200_000 * len(keys),
+                             keys, [], [], [])
+
+    def mine(self) -> None:
+        for gate in self.pending:
+            if not gate.done():
+                gate.set_result(None)
+
+
+class EagerPool(RedisSignaturePool):
+    """Re-claims entries at once (as if every batch took longer than the idle limit to mine)."""
+
+    def read_ready(self, count: int = 1_000, min_idle_ms: int = 0) -> Any:
+        return super().read_ready(count, 0)
+
+
+def post_quorum(pool: RedisSignaturePool, nonce: int) -> str:
+    """Three of four members sign lock ``nonce``; returns its lock key."""
+    att = LockAttestation(
+        src_chain_id=31337, src_vault=VAULT, lock_id=nonce.to_bytes(32, "big"),
+        owner=bytes(12) + b"\x01" * 20, beneficiary="0x" + "01" * 20, src_asset=bytes(12) + b"\x02" * 20,
+        amount=1_000_000, decimals=6, position_key=b"\x03" * 32, attester_set_index=0)
+    key = f"31337:0x{VAULT.hex()}:0x{nonce.to_bytes(32, 'big').hex()}"
+    dig = digest(att, DOMAIN)
+    postings = [Posting(key, "0x" + dig.hex(), att, DOMAIN, Account.from_key(k).address,
+                        sign_digest(dig, k)) for k in KEYS[:3]]
+    assert pool.post_many(postings, SET.threshold) == [key]
+    return key
+
+
+def test_a_quorum_ready_during_a_batch_in_flight_goes_out_without_waiting_for_it(
+        redis_url: str) -> None:
+    pool = EagerPool(redis_url, consumer="relay:test")
+    venue = SlowVenue()
+    relay = RelayService(venue, DOMAIN, LiveSets.fixed(SET), MemoryLockStore(), pool,
+                         max_batch=40, batch_gas=5_000_000)
+    assert relay.batch_items() == 20  # 5M over the assumed 250k per item, before any receipt
+    first = [post_quorum(pool, n) for n in range(1, 4)]
+    announced = {"more": True}
+
+    async def scenario() -> Any:
+        streaming = asyncio.create_task(relay.stream(
+            more=lambda: announced.pop("more", False), poll_s=0.05))
+        await asyncio.wait_for(venue.sent_event.wait(), 10)
+        venue.sent_event.clear()
+        assert venue.sent == [[venue_lock_key(k) for k in first]]
+        # A new quorum while the first batch is still unmined: sent at once, in its own batch.
+        late = post_quorum(pool, 4)
+        await asyncio.wait_for(venue.sent_event.wait(), 10)
+        assert venue.sent[1] == [venue_lock_key(late)]
+        assert not any(g.done() for g in venue.pending)  # the first one was still in flight
+        # Their entries are re-claimed on every poll while unmined: never sent again.
+        await asyncio.sleep(0.3)
+        assert len(venue.sent) == 2
+        venue.mine()
+        return await asyncio.wait_for(streaming, 10)
+
+    try:
+        report = asyncio.run(scenario())
+        assert sorted(report.credited) == sorted([*first, post_key(4)])
+        assert pool.read_ready() == []  # every entry acknowledged
+        # The receipts said 200k per item: batches grow toward 5M / 200k = 25 items.
+        assert 20 < relay.batch_items() <= 25
+    finally:
+        pool._redis.flushdb()
+
+
+def post_key(nonce: int) -> str:
+    return f"31337:0x{VAULT.hex()}:0x{nonce.to_bytes(32, 'big').hex()}"
