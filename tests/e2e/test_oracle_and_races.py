@@ -12,6 +12,7 @@ is pending, a withdrawal is refused. The module ends with a clean ``bulkhead aud
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -107,10 +108,12 @@ def liquidations(devnet: dict[str, Any], key: str) -> list[Any]:
 
 
 def refused(proc: Any, *needles: str) -> str:
-    """A refused CLI call: exit 1 (an operation the venue refused), the reason named."""
+    """A refused CLI call: exit 1 (an operation the venue refused), the reason named, and
+    nothing on stderr but the error itself (no library warnings)."""
     text = proc.stdout + proc.stderr
     assert proc.returncode == 1, text
     assert any(n in text for n in needles), text
+    assert "warn" not in proc.stderr.lower() and proc.stderr.startswith("error:"), proc.stderr
     return text
 
 
@@ -288,6 +291,8 @@ def test_liq_03_withdrawal_refused_while_a_liquidation_is_pending(
 
 def test_audit_is_clean_after_the_oracle_and_race_cases(cli: Cli) -> None:
     audit_clean(cli)
+    listed = cli.run("positions", "--json")
+    assert json.loads(listed.stdout) and listed.stderr == ""  # no warnings around the JSON
     checked = cli.json("audit")["summary"]["invariants"]
     # Not vacuous: the trades, and both liquidations above
     # were valued from the chain (I7–I9), and every credit's conversion checked (I10).
