@@ -136,9 +136,13 @@ def test_lock_reaches_finalized_only_after_finality(released_finality: SolanaEnv
 
 def test_src04_lock_dropped_before_finality_never_appears(fresh_solana_env: SolanaEnv) -> None:
     env, trader = fresh_solana_env, fresh_solana_env.traders[0]
-    rpc(env.url, "bulkhead_holdFinality", True)
+    held = rpc(env.url, "bulkhead_holdFinality", True)
+    # A slot past the held finalized one first: on a young (or starved) clock the processed
+    # slot can still equal the finalized one, and a lock landing there would already be final.
+    rpc(env.url, "bulkhead_advanceSlots", 1)
     signature = asyncio.run(_lock(env, trader, 7_000_000))
     slot = asyncio.run(_slot_of(env, signature))
+    assert slot > held
     rpc(env.url, "bulkhead_advanceSlots", 2)
     assert len(asyncio.run(_events(env, Finality.SAFE, slot))) == 1
     assert rpc(env.url, "getSignatureStatuses", [signature])["value"][0] is not None
