@@ -133,7 +133,7 @@ class VaultClient(ContractClient):
         sigs = [[bytes(x) for x in bundle] for _, bundle in items]
         receipt = await self._transact(
             "settleBatch", lambda c: c.functions.settleBatch(args, sigs), timeout_s=timeout_s,
-            extra_gas=lambda gas: gas // 2 + 60_000 * len(items))
+            extra_gas=lambda gas: gas // 10 + 100_000)
         events = self._receipt_events(receipt)
         return SettleBatchOutcome(
             "0x" + bytes(receipt["transactionHash"]).hex(), int(receipt["blockNumber"]),

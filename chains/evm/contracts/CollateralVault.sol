@@ -21,6 +21,11 @@ import {AttesterRegistry} from "./AttesterRegistry.sol";
 /// settled in parts; `settled` never exceeds the measured amount. Each settlementId executes once.
 /// @dev Storage order: lock storage, then settlement storage, then the registry's. Append only.
 contract CollateralVault is AttesterRegistry, EIP712, ReentrancyGuard, Pausable {
+    /// @notice Gas a batch item must have before it starts, about twice the costliest
+    /// settlement: a batch short of it reverts whole instead of letting the item run out of gas
+    /// in its frame and be skipped, so an estimate is exact and a small margin suffices.
+    uint256 public constant BATCH_ITEM_GAS = 300_000;
+
     using SafeERC20 for IERC20;
 
     uint8 public constant SETTLEMENT_VERSION = 1;
@@ -104,6 +109,7 @@ contract CollateralVault is AttesterRegistry, EIP712, ReentrancyGuard, Pausable 
     error RecipientNotLockOwner(address recipient, address owner);
     error NoSeizeRecipient();
     error SettleBatchMismatch(uint256 settlements, uint256 signatureSets);
+    error BatchOutOfGas(uint256 index, uint256 gasLeft);
     error OnlySelf();
 
     event SeizeRecipientSet(address indexed recipient);
@@ -207,6 +213,8 @@ contract CollateralVault is AttesterRegistry, EIP712, ReentrancyGuard, Pausable 
     {
         if (s.length != sigs.length) revert SettleBatchMismatch(s.length, sigs.length);
         for (uint256 i = 0; i < s.length; ++i) {
+            uint256 left = gasleft();
+            if (left < BATCH_ITEM_GAS) revert BatchOutOfGas(i, left);
             try this.settleFromBatch(s[i], sigs[i]) {
                 ++done;
             } catch (bytes memory reason) {

@@ -66,11 +66,6 @@ import {VenueRiskModule} from "./VenueRiskModule.sol";
 contract IsolatedMarginVenue is VenueCore, AttesterRegistry, EIP712, Pausable {
     uint8 public constant ATTESTATION_VERSION = 1;
     uint256 public constant WINDOW = 1 days;
-    /// @notice Gas a batch item must have before it starts (about twice the costliest credit):
-    /// a batch too short of gas for its next item reverts whole instead of letting the item run
-    /// out of gas inside its frame and be skipped. So an estimate is exact for the whole batch
-    /// and a relayer can send it with a small margin, which lets blocks pack more batches.
-    uint256 public constant BATCH_ITEM_GAS = 500_000;
 
     bytes32 public constant LOCK_ATTESTATION_TYPEHASH = keccak256(
         "LockAttestation(uint8 version,uint64 srcChainId,bytes32 srcVault,bytes32 lockId,"
@@ -151,7 +146,6 @@ contract IsolatedMarginVenue is VenueCore, AttesterRegistry, EIP712, Pausable {
     error QueuedUntil(bytes32 key, uint48 releaseAt);
     error WindowFull(uint256 used, uint256 amount, uint256 cap, uint256 nextWindow);
     error BatchLengthMismatch(uint256 attestations, uint256 signatureSets);
-    error BatchOutOfGas(uint256 index, uint256 gasLeft);
     error NotPauser(address account);
     error LaneIsPaused(bytes32 laneAssetKey);
 

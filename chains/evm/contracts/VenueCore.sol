@@ -41,6 +41,13 @@ import {PriceOracle} from "./PriceOracle.sol";
 ///    market's bounds for the mark, the lane's bounds for a collateral price. Collateral prices
 ///    use the position's market's max age for the class.
 abstract contract VenueCore {
+    /// @notice Gas a batch item (credit or liquidation) must have before it starts, about twice
+    /// the costliest one: a batch too short of gas for its next item reverts whole instead of
+    /// letting the item run out of gas inside its frame and be skipped. So an estimate is exact
+    /// for the whole batch and a sender can add a small margin, which lets blocks pack more
+    /// batches (a block packs transactions by their gas limit).
+    uint256 public constant BATCH_ITEM_GAS = 500_000;
+
     uint8 public constant KIND_RELEASE = 1;
     uint8 public constant KIND_SEIZE = 2;
     /// @notice Bound on the locks backing one position, so a liquidation's loops stay bounded.
@@ -242,6 +249,7 @@ abstract contract VenueCore {
     /// @notice A batch entry point was called by someone other than the contract itself.
     error OnlySelf();
     error LiquidationBatchMismatch(uint256 positions, uint256 fractions);
+    error BatchOutOfGas(uint256 index, uint256 gasLeft);
     event OracleSet(address indexed oracle);
     event RiskUpdaterSet(address indexed riskUpdater);
     event MarketSet(bytes32 indexed market, MarketParams params);

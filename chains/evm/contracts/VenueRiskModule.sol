@@ -237,6 +237,8 @@ contract VenueRiskModule is VenueCore {
             revert LiquidationBatchMismatch(positionKeys.length, fractionsPpm.length);
         }
         for (uint256 i = 0; i < positionKeys.length; ++i) {
+            uint256 left = gasleft();
+            if (left < BATCH_ITEM_GAS) revert BatchOutOfGas(i, left);
             // The venue's own entry (this code runs as the venue): one frame per item.
             (bool ok, bytes memory reason) = address(this).call(
                 abi.encodeCall(this.liquidateFromBatch, (positionKeys[i], fractionsPpm[i]))

@@ -743,6 +743,32 @@ def test_vault_settlements_release_seize_partial_and_replay(chain: Chain) -> Non
     )
 
 
+def test_a_settle_batch_short_of_gas_for_its_next_item_reverts_whole(chain: Chain) -> None:
+    """As for credits: the vault reverts a batch whose next item would start with less than
+    BATCH_ITEM_GAS rather than let that item run out of gas in its frame and be skipped."""
+    vault, usdc = chain.vault, chain.usdc
+    chain.send(usdc.functions.approve(vault.address, 500), sender=TRADER)
+    receipt = chain.send(vault.functions.lock(
+        usdc.address, 500, unique32("pk"), SRC_CHAIN, chain.venue.address, TRADER), sender=TRADER)
+    [locked] = logs(vault, "Locked", receipt)
+    domain = Domain(CHAIN_ID, vault.address)
+    items = [Settlement(
+        src_chain_id=CHAIN_ID, src_vault=bytes.fromhex(address_to_bytes32(vault.address)[2:]),
+        lock_id=locked["args"]["nonce"].to_bytes(32), amount=100, kind=SettlementKind.RELEASE,
+        recipient=bytes.fromhex(address_to_bytes32(TRADER)[2:]), settlement_id=unique32("sid"),
+        attester_set_index=0) for _ in range(2)]
+    batch = vault.functions.settleBatch([as_tuple(x) for x in items],
+                                        [sigs(x, domain, MEMBERS[:3]) for x in items])
+    need = batch.estimate_gas({"from": DEPLOYER})
+    with pytest.raises(ContractLogicError) as info:
+        batch.call({"from": DEPLOYER, "gas": need - 60_000})
+    assert decode_revert(info.value.data, [VAULT_ABI]).startswith("BatchOutOfGas(1, ")
+    receipt = chain.w3.eth.wait_for_transaction_receipt(
+        batch.transact({"from": DEPLOYER, "gas": need}), timeout=10, poll_latency=0.02)
+    assert receipt["status"] == 1 and len(logs(vault, "Settled", receipt)) == 2
+    assert logs(vault, "SettlementSkipped", receipt) == []
+
+
 # ----- throughput -----------------------------------------------------------------------------
 
 
