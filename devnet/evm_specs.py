@@ -212,20 +212,23 @@ def _default_limits(decimals: int) -> dict[str, int]:
     }
 
 
-def evm_lanes(manifest: Mapping[str, Any], **limits: int) -> list[LaneSpec]:
+def evm_lanes(manifest: Mapping[str, Any], *, ceilings: Mapping[str, int] | None = None,
+              **limits: int) -> list[LaneSpec]:
     """One lane per (vault, asset) of an EVM collateral-chain manifest from this module;
-    ``limits`` (ceiling, cap, large_threshold, delay_s) override the devnet defaults."""
+    ``ceilings`` (symbol -> base units) size each asset's accountant ceiling, and ``limits``
+    (ceiling, cap, large_threshold, delay_s) override the devnet defaults for every asset."""
     lanes = []
     for vault in manifest["vaults"]:
         for symbol, asset in manifest["assets"].items():
             decimals = int(asset["decimals"])
+            sized = {"ceiling": ceilings[symbol]} if ceilings and symbol in ceilings else {}
             lanes.append(
                 LaneSpec(
                     src_chain_id=int(manifest["chain_id"]),
                     src_vault=address_to_bytes32(vault),
                     src_asset=address_to_bytes32(asset["address"]),
                     decimals=decimals,
-                    **{**_default_limits(decimals), **limits},
+                    **{**_default_limits(decimals), **sized, **limits},
                     price_feed=_SYMBOL_FEEDS.get(symbol, ""),
                 )
             )

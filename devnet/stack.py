@@ -153,9 +153,14 @@ async def _deploy(procs: dict[str, ManagedProcess], opts: DevnetOptions) -> dict
                       traders=sol_traders, mint_per_trader=MINT_SOLANA),
     )
     sol_section, sol_extra = _split_solana(sol)
-    lanes = [*evm_lanes(evm_a), solana_lane(
+    # Each lane's accountant ceiling is sized by the deployment: all the token this devnet
+    # ever minted on that chain (every trader's mint), so no credit, however well signed, can
+    # outgrow what the vault could ever hold (I1); `bulkhead admin ceiling set` changes it.
+    supply = {symbol: amount * len(TRADERS) for symbol, amount in MINT_EVM.items()}
+    lanes = [*evm_lanes(evm_a, ceilings=supply), solana_lane(
         CHAIN_IDS[SOLANA], bytes(Pubkey.from_string(sol_section["vaults"][0])),
-        bytes(Pubkey.from_string(sol_section["assets"]["USDC"]["address"])))]
+        bytes(Pubkey.from_string(sol_section["assets"]["USDC"]["address"])),
+        ceiling=MINT_SOLANA * len(TRADERS))]
     await register_lanes(procs[EVM_B].url, deployer_key=deployer,
                          venue=evm_b["contracts"]["venue"], lanes=lanes)
     names = [f"att-{i + 1}" for i in range(ATTESTERS)]

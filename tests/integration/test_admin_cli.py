@@ -29,6 +29,8 @@ from chains.evm.bridge_codec import LockStatus
 from chains.evm.locker import lock_on_evm
 from chains.evm.venue import VenueClient
 from chains.evm.venue_base import CreditOutcome
+from devnet.keys import TRADERS
+from devnet.stack import MINT_EVM, MINT_SOLANA
 from shared.chain import ChainKind, ChainRef
 from shared.errors import TxRejected
 from shared.ids import address_to_bytes32
@@ -234,6 +236,10 @@ def test_lanes_show_pause_resume_and_refused_inputs(devnet: dict[str, Any], cli:
     assert int(usdc["held"]) >= int(usdc["outstanding"]) and not usdc["paused"]
     assert int(usdc["headroom"]) == min(int(usdc["ceiling"]) - int(usdc["outstanding"]),
                                         int(usdc["held"]) - int(usdc["outstanding"]))
+    # Ceilings sized by the deployment: all the devnet minted on that chain (the USDC one on
+    # evm-a was changed by the limits test above).
+    assert int(lanes[("evm-a", "WETH")]["ceiling"]) == MINT_EVM["WETH"] * len(TRADERS)
+    assert int(lanes[("solana", "USDC")]["ceiling"]) == MINT_SOLANA * len(TRADERS)
 
     paused = admin_json(cli, "lanes", "pause", "--chain", "evm-a", "--asset", "USDC")
     assert paused["changed"] and paused["paused"]
