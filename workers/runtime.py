@@ -120,7 +120,7 @@ class Services:
         ``/metrics`` exports (replacements, re-pricings, budget exhaustion...)."""
         level = "error" if event.kind == "budget_exhausted" else (
             "warning" if event.kind in ("replaced", "repriced", "gap_filled",
-                                        "replace_refused") else "debug")
+                                        "replace_refused", "displaced") else "debug")
         getattr(log, level)(f"tx_{event.kind}", chain=event.chain, sender=event.sender,
                             nonce=event.nonce, tx=event.tx_hash, max_fee_wei=event.max_fee_wei,
                             tip_wei=event.tip_wei, detail=event.detail)

@@ -517,6 +517,19 @@ def api(
 
 
 def main() -> None:
+    """The ``bulkhead`` command. Library log lines go to stderr at ``BULKHEAD_LOG_LEVEL``
+    (default WARNING), never to stdout, where ``--json`` output must be the JSON alone; the
+    worker, beat and API commands configure their own logging on top of this."""
+    import os
+    import sys
+
+    from workers.logs import configure_logging
+
+    level = os.environ.get("BULKHEAD_LOG_LEVEL", "WARNING")
+    try:
+        configure_logging(json=False, level=level, stream=sys.stderr)
+    except InputError:
+        configure_logging(json=False, level="WARNING", stream=sys.stderr)
     app()
 
 

@@ -51,6 +51,7 @@ _PRICE_MARKERS = ("base fee", "underpriced", "fee too low", "feecap", "fee cap",
 _NONCE_MARKERS = ("nonce too low", "nonce has already been used", "already imported")
 _KNOWN_MARKERS = ("already known", "known transaction")
 _MAX_REPRICES = 8
+_MAX_RESENDS = 3  # a call displaced by another process's transaction is sent again this often
 _POLL_S = 0.05
 
 
@@ -99,6 +100,7 @@ class _Pending:
     tip: int
     sent_block: int
     hashes: list[str] = field(default_factory=list)
+    resent: int = 0  # times the call was sent again after another process took its nonce
 
 
 def _known_error_abis() -> list[list[dict[str, Any]]]:
@@ -259,9 +261,16 @@ class TxSender:
                 text = refused.text.lower()
                 if any(m in text for m in _KNOWN_MARKERS):
                     return refused.tx_hash, max_fee, tip, nonce
-                if any(m in text for m in _NONCE_MARKERS):
-                    nonce = await self._guard(self.w3.eth.get_transaction_count(self.address,
-                                                                                "pending"))
+                ours = any(p.nonce == nonce for p in self._pending.values())
+                if any(m in text for m in _NONCE_MARKERS) or (
+                        "replacement" in text and not ours):
+                    # Taken: mined, or (a replacement refused for a nonce this sender never
+                    # used) pending from another process with this key. Never bid to replace
+                    # another process's transaction: move past its nonce.
+                    chain_nonce = await self._guard(self.w3.eth.get_transaction_count(
+                        self.address, "pending"))
+                    nonce = max(chain_nonce, nonce + 1) if not any(
+                        m in text for m in _NONCE_MARKERS) else chain_nonce
                     self._emit("nonce_resync", nonce, detail=refused.text)
                     continue
                 if not any(m in text for m in _PRICE_MARKERS):
@@ -368,7 +377,7 @@ class TxSender:
                 if receipt is not None:
                     return self._settle(pending, receipt)
                 if head - pending.sent_block >= self.fees.replace_after_blocks:
-                    await self._replace_or_detect(pending, head)
+                    pending = await self._replace_or_detect(pending, head)
             if time.monotonic() > deadline:
                 raise ChainError(f"{self.chain}: {tx_hash} not mined within {timeout_s}s "
                                  f"({len(pending.hashes)} fee levels tried)")
@@ -398,17 +407,26 @@ class TxSender:
             raise TxRejected(self.chain, tx_hash, "reverted on chain")
         return receipt
 
-    async def _replace_or_detect(self, pending: _Pending, head: int) -> None:
+    async def _replace_or_detect(self, pending: _Pending, head: int) -> _Pending:
+        """Replace a transaction not mined for ``replace_after_blocks`` blocks; if another
+        process with this key had a transaction mined at its nonce instead, ours never ran:
+        send the same call again at a fresh nonce. Returns what to wait for now."""
         mined_nonce = int(await self._guard(self.w3.eth.get_transaction_count(self.address,
                                                                                 "latest")))
         if mined_nonce > pending.nonce:
             receipt = await self._any_receipt(pending)
             if receipt is not None:
-                return
+                return pending
             for h in pending.hashes:
                 self._pending.pop(h, None)
-            raise TxRejected(self.chain, pending.hashes[-1],
-                             f"nonce {pending.nonce} was used by another transaction")
+            if pending.resent >= _MAX_RESENDS:
+                raise TxRejected(self.chain, pending.hashes[-1],
+                                 f"nonce {pending.nonce} was used by another transaction")
+            self._emit("displaced", pending.nonce, pending.hashes[-1], pending.max_fee,
+                       pending.tip, "another transaction took this nonce; sent again")
+            fresh = self._pending[await self.send(pending.call, gas=pending.gas)]
+            fresh.resent = pending.resent + 1
+            return fresh
         if pending.gas is not None:
             latest = await self._guard(self.w3.eth.get_block("latest"))
             if pending.gas > int(latest["gasLimit"]):
@@ -422,7 +440,7 @@ class TxSender:
             if max_fee > self.fees.max_fee_wei:
                 if pending.max_fee >= self.fees.max_fee_wei:
                     pending.sent_block = head  # keep waiting at the cap
-                    return
+                    return pending
                 max_fee = self.fees.max_fee_wei
                 tip = min(tip, max_fee)
             tx = await self._build(pending.call, pending.gas, pending.nonce, max_fee, tip)
@@ -434,18 +452,19 @@ class TxSender:
                 if any(m in text for m in _KNOWN_MARKERS):
                     new_hash = refused.tx_hash
                 elif any(m in text for m in _NONCE_MARKERS):
-                    return  # mined meanwhile: the next poll finds the receipt
+                    return pending  # mined meanwhile: the next poll finds the receipt
                 else:
                     pending.sent_block = head
                     self._emit("replace_refused", pending.nonce, None, max_fee, tip,
                                refused.text)
-                    return
+                    return pending
             pending.max_fee, pending.tip, pending.sent_block = max_fee, tip, head
             if new_hash not in pending.hashes:
                 pending.hashes.append(new_hash)
             self._pending[new_hash] = pending
         self._emit("replaced", pending.nonce, new_hash, max_fee, tip,
                    f"not mined after {self.fees.replace_after_blocks} blocks")
+        return pending
 
     async def _cancel(self, pending: _Pending, head: int) -> None:
         """Replace a transaction that can never be mined (it no longer fits a block) with a

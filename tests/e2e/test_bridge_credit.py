@@ -4,6 +4,7 @@ the named position on the venue on evm-b."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -123,6 +124,47 @@ def test_rpl_01_resubmitting_a_credited_lock_is_a_typed_noop(devnet: dict[str, A
     events = [e for e in venue(devnet).events.Credited().get_logs(from_block=0)
               if e.args.lockId == lock_id and e.args.srcChainId == 31337]
     assert len(events) == 1
+
+
+def test_operator_credits_on_the_relayer_key_at_once_get_a_typed_outcome(
+        devnet: dict[str, Any], cli: Cli, fleet: WorkerFleet) -> None:
+    """Four ``bulkhead credit --lock`` processes sending with the relayer's key at the same
+    moment (the relayer is down, its quorums pile up): each credits its lock, none fails on a
+    nonce taken by another (the sending layer re-reads the pending nonce); the relayer, back,
+    finds them consumed and skips them typed. Every lock is credited once."""
+    import subprocess
+    import sys
+
+    import redis
+
+    fleet.kill("relayer")
+    client = redis.Redis.from_url(devnet["redis_url"])
+    try:
+        backlog = client.xlen("bh:ready")
+        locks = [cli.json("lock", "--chain", "evm-a", "--asset", "USDC", "--amount", "2",
+                          "--position", key_for(devnet, "alice", f"race-{i}".encode()))
+                 for i in range(4)]
+        txs = {lk["tx_id"] for lk in locks}
+        wait_for(lambda: client.xlen("bh:ready") >= backlog + len(locks), 90, "quorums ready")
+        rows = [r for r in cli.json("locks", "--no-sync") if r["tx_id"] in txs]
+        procs = [subprocess.Popen([sys.executable, "-m", "bulkhead", "credit", "--lock",
+                                   r["key"], "--json"], env=cli.env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for r in rows]
+        outcomes = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=90)
+            # The sending layer may log a re-priced or re-synced send (a warning line); the
+            # command itself must succeed with a typed outcome, no error.
+            assert proc.returncode == 0 and "error:" not in err, out + err
+            outcomes.append(json.loads(out)["outcome"])
+        assert outcomes == ["credited"] * len(rows), outcomes
+    finally:
+        fleet.restart("relayer")
+    credited(cli, txs, fleet)
+    wait_for(lambda: client.xlen("bh:ready") <= backlog, 60, "the relayer to clear its backlog")
+    events = venue(devnet).events.Credited().get_logs(from_block=0)
+    keys = [(e.args.srcChainId, e.args.lockId) for e in events]
+    assert len(keys) == len(set(keys))
 
 
 def test_lim_01_cap_large_transfer_delay_and_refusal(devnet: dict[str, Any], cli: Cli,

@@ -135,6 +135,33 @@ def test_another_process_on_the_same_key_costs_a_resync_not_a_failure(
     assert any(e.kind == "nonce_resync" for e in events)
 
 
+def test_a_nonce_pending_from_another_process_is_passed_never_bid_over(
+        anvil: ManagedProcess) -> None:
+    """Two processes on one key send at the same nonce while neither is mined: the second is
+    refused as an underpriced replacement. It must take the next nonce, not out-bid (and so
+    drop) the other process's transaction; both are mined."""
+    events: list[SendEvent] = []
+
+    async def body() -> list[int]:
+        mine = await TxSender.connect(anvil.url, KEY, on_event=events.append)
+        other = await TxSender.connect(anvil.url, KEY)
+        try:
+            first = await other.send(_Transfer(_sink()))  # pending, same nonce as mine's next
+            second = await mine.send(_Transfer(_sink(), value=2))  # another call, same nonce
+            waiters = asyncio.ensure_future(asyncio.gather(other.wait(first, timeout_s=20),
+                                                           mine.wait(second, timeout_s=20)))
+            await _mine_until(anvil.url, waiters)
+            receipts = await waiters
+            return [int(r["status"]) for r in receipts]
+        finally:
+            await mine.aclose()
+            await other.aclose()
+
+    assert asyncio.run(body()) == [1, 1]
+    assert not any(e.kind == "repriced" for e in events)
+    assert any(e.kind == "nonce_resync" for e in events)
+
+
 def test_a_price_above_the_cap_is_a_typed_refusal_and_nothing_is_sent(
         anvil: ManagedProcess) -> None:
     async def body() -> int:
