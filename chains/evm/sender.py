@@ -17,7 +17,11 @@ at most once per ``price_ttl_s``. Three things keep a transaction landing under 
   node accepts a replacement only with higher fees); any of its hashes may be the one mined.
   A dropped transaction is covered by the same path.
 - **Nonce repair.** ``nonce too low`` (another process sent with this key) re-reads the pending
-  nonce and sends again; a nonce this sender reserved but could not send is filled with a
+  nonce and sends again; so does a fresh send refused as an underpriced *replacement* (another
+  process's transaction is pending at that nonce: it is never out-bid and dropped). A
+  transaction of ours displaced at its nonce anyway (another process's was mined there) never
+  ran, so :meth:`TxSender.wait` sends the same call again at a fresh nonce (``displaced``, at
+  most ``_MAX_RESENDS`` times). A nonce this sender reserved but could not send is filled with a
   0-value self-transfer so later transactions are not stuck behind a gap.
 
 Limits: no bid above ``max_fee`` per gas, and at most ``budget_wei_per_hour`` of fees (mined
