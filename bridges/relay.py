@@ -101,23 +101,6 @@ class RelayService:
         """Items per batch now: ``batch_gas`` over the observed gas per item, 1..max_batch."""
         return max(1, min(self.max_batch, self.batch_gas // max(1, self._gas_per_item)))
 
-    async def relay_ready(self, *, count: int = 2_000) -> RelayReport:
-        """Credit every item on the ready stream that has a verified quorum (one pass: what is
-        ready now, its batches sent back to back and their receipts awaited together).
-
-        Raises:
-            RpcUnavailable, ChainError: a batch failed (its entries stay unacknowledged and are
-                claimed again; the other batches' outcomes are recorded first).
-        """
-        report = RelayReport()
-        batches = await self._take(report, count=count, busy=set())
-        results = await asyncio.gather(*(self._submit_acked(b, report) for b in batches),
-                                       return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-        return report
-
     async def stream(self, *, more: Callable[[], bool], poll_s: float = 0.2,
                      max_in_flight: int = 8, count: int = 2_000) -> RelayReport:
         """Send ready credits as they come, without waiting for earlier batches to be mined.
@@ -208,18 +191,6 @@ class RelayService:
         for record in self.store.awaiting_credit():
             if record.state == LockState.HELD:
                 await self._release_if_due(record.key, record.event.height, report)
-        return report
-
-    async def relay_pending(self) -> RelayReport:
-        """One full pass: held locks due for release, then everything on the ready stream."""
-        report = await self.release_held()
-        streamed = await self.relay_ready()
-        report.credited += streamed.credited
-        report.already += streamed.already
-        report.queued += streamed.queued
-        report.skipped += streamed.skipped
-        report.waiting += streamed.waiting
-        report.tx_hashes += streamed.tx_hashes
         return report
 
     def _verified(self, key: str, digests: set[str]) -> Verified | None:

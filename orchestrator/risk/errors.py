@@ -21,6 +21,10 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
 from shared.errors import OrchestratorError
 
 __all__ = [
@@ -38,6 +42,7 @@ __all__ = [
     "RiskError",
     "StalePrice",
     "TooFewSources",
+    "validated_model",
 ]
 
 
@@ -140,3 +145,17 @@ class InvalidMarkInput(RiskError, ValueError):
     def __init__(self, field: str, value: object, reason: str) -> None:
         self.field, self.value, self.reason = field, value, reason
         super().__init__(f"mark input {field}={value!r}: {reason}")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated_model(model: type[M], data: dict[str, Any]) -> M:
+    """Build ``model`` from a mapping, turning pydantic's error into :class:`InvalidRiskParams`
+    naming the first offending field (dotted path, or ``"params"`` for a rule across fields)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "params"
+        raise InvalidRiskParams(field, first.get("input"), first["msg"]) from exc

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orchestrator.risk.errors import InvalidMarkInput, InvalidRiskParams, TooFewSources
+from orchestrator.risk.errors import InvalidMarkInput, TooFewSources, validated_model
 
 __all__ = [
     "MAX_SOURCES",
@@ -162,12 +162,7 @@ class MarkParams(BaseModel):
             InvalidRiskParams: naming the first offending field (``"params"`` for a rule
                 across fields).
         """
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or "params"
-            raise InvalidRiskParams(field, first.get("input"), first["msg"]) from exc
+        return validated_model(cls, data)
 
 
 @dataclass(frozen=True, slots=True)

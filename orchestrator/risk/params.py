@@ -12,9 +12,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from orchestrator.risk.errors import InvalidRiskParams
+from orchestrator.risk.errors import validated_model
 from orchestrator.risk.mark import MarkParams
 
 __all__ = [
@@ -141,12 +141,7 @@ class RiskParams(BaseModel):
             InvalidRiskParams: naming the first offending field (dotted path, or ``"params"``
                 for a rule across fields).
         """
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or "params"
-            raise InvalidRiskParams(field, first.get("input"), first["msg"]) from exc
+        return validated_model(cls, data)
 
     def max_price_age_s(self, op_class: OpClass) -> int:
         """Largest accepted age of a price for ``op_class`` (seconds of chain time)."""

@@ -59,9 +59,13 @@ class SlowVenue:
 
 
 class EagerPool(RedisSignaturePool):
-    """Re-claims entries at once (as if every batch took longer than the idle limit to mine)."""
+    """Re-claims entries at once (as if every batch took longer than the idle limit to mine),
+    and counts the reads, so a test can wait on the stream having polled again."""
+
+    reads = 0
 
     def read_ready(self, count: int = 1_000, min_idle_ms: int = 0) -> Any:
+        self.reads += 1
         return super().read_ready(count, 0)
 
 
@@ -100,8 +104,15 @@ def test_a_quorum_ready_during_a_batch_in_flight_goes_out_without_waiting_for_it
         await asyncio.wait_for(venue.sent_event.wait(), 10)
         assert venue.sent[1] == [venue_lock_key(late)]
         assert not any(g.done() for g in venue.pending)  # the first one was still in flight
-        # Their entries are re-claimed on every poll while unmined: never sent again.
-        await asyncio.sleep(0.3)
+        # Their entries are re-claimed on every poll while unmined: never sent again, however
+        # many polls go by (wait for three more reads of the stream, each re-claiming them).
+        polled = pool.reads
+
+        async def polled_again() -> None:
+            while pool.reads < polled + 3:
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(polled_again(), 10)
         assert len(venue.sent) == 2
         venue.mine()
         return await asyncio.wait_for(streaming, 10)

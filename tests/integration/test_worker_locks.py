@@ -2,11 +2,11 @@
 
 import subprocess
 import sys
-import time
 
 import pytest
 import redis
 
+from tests.support.stack import wait_for
 from workers.mutex import only_one_running
 
 pytestmark = pytest.mark.integration
@@ -20,13 +20,20 @@ def test_exclusive_and_released(redis_url: str) -> None:
         assert again
 
 
-def test_lock_of_a_killed_holder_is_taken_over(redis_url: str) -> None:
-    code = ("import redis, os, signal; from workers.mutex import only_one_running\n"
-            f"c = redis.Redis.from_url({redis_url!r})\n"
-            "with only_one_running(c, 'k', ttl_s=300) as held:\n"
-            "    assert held; os.kill(os.getpid(), signal.SIGKILL)\n")
-    proc = subprocess.run([sys.executable, "-c", code], check=False)
+def die_holding(code: str) -> None:
+    """Run ``code`` in a process of its own that is SIGKILLed (by itself, at the latest after
+    ``code``) while holding what it took."""
+    proc = subprocess.run([sys.executable, "-c", "import os, signal, redis\n" + code
+                           + "os.kill(os.getpid(), signal.SIGKILL)\n"], check=False)
     assert proc.returncode == -9
+
+
+def test_lock_of_a_killed_holder_is_taken_over(redis_url: str) -> None:
+    die_holding("from workers.mutex import only_one_running\n"
+                f"c = redis.Redis.from_url({redis_url!r})\n"
+                "with only_one_running(c, 'k', ttl_s=300) as held:\n"
+                "    assert held\n"
+                "    os.kill(os.getpid(), signal.SIGKILL)\n")
     client = redis.Redis.from_url(redis_url)
     assert client.get("bh:run:k") is not None  # still there: the TTL alone would block 300 s
     with only_one_running(client, "k") as held:
@@ -62,12 +69,9 @@ def test_a_plan_lease_dies_with_its_holder(redis_url: str) -> None:
     one on another host only when the TTL runs out."""
     from workers.stores.claims import RedisClaims
 
-    code = ("import os, signal, redis; from workers.stores.claims import RedisClaims\n"
-            f"c = RedisClaims(redis.Redis.from_url({redis_url!r}))\n"
-            "assert c.claim('dead', 300_000) and c.hold(['dead2'], 300_000) == [True]\n"
-            "os.kill(os.getpid(), signal.SIGKILL)\n")
-    proc = subprocess.run([sys.executable, "-c", code], check=False)
-    assert proc.returncode == -9
+    die_holding("from workers.stores.claims import RedisClaims\n"
+                f"c = RedisClaims(redis.Redis.from_url({redis_url!r}))\n"
+                "assert c.claim('dead', 300_000) and c.hold(['dead2'], 300_000) == [True]\n")
     client = redis.Redis.from_url(redis_url)
     assert client.pttl("bh:plan:dead") > 200_000  # the TTL alone would block minutes
     live = RedisClaims(client)
@@ -76,7 +80,5 @@ def test_a_plan_lease_dies_with_its_holder(redis_url: str) -> None:
 
     client.set("bh:plan:far", "another-host:7", px=200)
     assert not live.claim("far", 15_000)
-    deadline = time.monotonic() + 10
-    while client.exists("bh:plan:far") and time.monotonic() < deadline:  # the TTL runs out
-        time.sleep(0.05)
+    wait_for(lambda: not client.exists("bh:plan:far"), 10, "the far holder's TTL to run out")
     assert live.claim("far", 15_000)

@@ -40,6 +40,7 @@ from orchestrator.risk.mark import (
 )
 from tests.integration.evm.conftest import DEPLOYER_KEY, OTHER
 from tests.support.chain import rpc
+from tests.unit.risk.constants import MARK_PARAMS
 
 pytestmark = pytest.mark.integration
 
@@ -51,16 +52,7 @@ PYTH_MISSING = keccak(text="pyth:never-published")
 CHAINLINK, PYTH = 0, 1
 R = SourceReason
 ABIS = [load_artifact(n).abi for n in ("MarkOracle", "MockPyth", "MockV3Aggregator")]
-P = MarkParams(
-    min_sources=2,
-    max_deviation_ppm=20_000,
-    max_conf_ppm=10_000,
-    ema_cap_ppm=0,
-    ema_alpha_ppm=500_000,
-    poke_max_age_s=120,
-    min_price_e8=100 * E8,
-    max_price_e8=100_000 * E8,
-)
+P = MARK_PARAMS
 _ids = itertools.count(1)
 
 

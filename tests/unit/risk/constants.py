@@ -3,6 +3,7 @@
 from typing import Any
 
 from orchestrator.risk import CollateralLot, CollateralParams, Position, PriceTick, RiskParams
+from orchestrator.risk.mark import MarkParams
 
 USD = 10**18  # usd_e18
 E8 = 10**8  # price_e8
@@ -56,3 +57,17 @@ def ticks(prices: dict[str, int], at: int = NOW) -> dict[str, PriceTick]:
 ALICE_ETH_10X_LONG_AT_2000 = Position("0x" + "a1" * 32, 3, 10 * UNIT, 2_000 * E8, usdc(2_000))
 # Same owner, same asset and oracle, 2x (LIQ-02).
 ALICE_ETH_2X_LONG_AT_2000 = Position("0x" + "a2" * 32, 7, 10 * UNIT, 2_000 * E8, usdc(10_000))
+
+
+# The mark rule both the pure tests and the contract tests judge: 2 sources at least, 2 %
+# deviation, 1 % Pyth confidence, no EMA cap, bounds 100..100,000 USD.
+MARK_PARAMS = MarkParams(
+    min_sources=2,
+    max_deviation_ppm=20_000,
+    max_conf_ppm=10_000,
+    ema_cap_ppm=0,
+    ema_alpha_ppm=500_000,
+    poke_max_age_s=120,
+    min_price_e8=100 * E8,
+    max_price_e8=100_000 * E8,
+)

@@ -28,22 +28,13 @@ from orchestrator.risk import (
     source_states,
 )
 from orchestrator.risk.mark import ema_band, normalize_e8
-from tests.unit.risk.constants import ETH_USD
+from tests.unit.risk.constants import ETH_USD, MARK_PARAMS
 
 E8 = 10**8
 NOW = 1_700_000_000
 AGE = 60
 R = SourceReason
-P = MarkParams(
-    min_sources=2,
-    max_deviation_ppm=20_000,
-    max_conf_ppm=10_000,
-    ema_cap_ppm=0,
-    ema_alpha_ppm=500_000,
-    poke_max_age_s=120,
-    min_price_e8=100 * E8,
-    max_price_e8=100_000 * E8,
-)
+P = MARK_PARAMS
 
 
 def params(**update: Any) -> MarkParams:
