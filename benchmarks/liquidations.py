@@ -223,15 +223,16 @@ def worker_timeline(logs: Path, origin_ms: int | None) -> dict[str, Any]:
 
 def tick_block_of(w3b: Web3, oracle: str, from_block: int, publish_time: int,
                   price_e8: int) -> int:
-    """The evm-b block with the crash tick's ``PriceUpdated`` (ETH-USD, that publish time)."""
+    """The evm-b block where the crash tick became the mark (ETH-USD's ``EmaUpdated`` at that
+    publish time and price)."""
     contract = w3b.eth.contract(address=Web3.to_checksum_address(oracle),
-                                abi=load_artifact("PriceOracle").abi)
+                                abi=load_artifact("MarkOracle").abi)
     eth = market_id("ETH-USD")
-    for e in contract.events.PriceUpdated().get_logs(from_block=from_block):
-        if bytes(e.args.market) == eth and int(e.args.publishTime) == publish_time \
-                and int(e.args.priceE8) == price_e8:
+    for e in contract.events.EmaUpdated().get_logs(from_block=from_block):
+        if bytes(e.args.id) == eth and int(e.args.publishTime) == publish_time \
+                and int(e.args.markE8) == price_e8:
             return int(e.blockNumber)
-    raise RuntimeError("the crash tick's PriceUpdated was not found")
+    raise RuntimeError("the crash tick's EmaUpdated was not found")
 
 
 def host_ms(clock: BlockClock, chain: str, block: int, origin: int | None) -> float | None:

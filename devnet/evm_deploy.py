@@ -30,9 +30,11 @@ from typing import Any
 
 from eth_account import Account
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from bridges.quorum import AttesterSet
 from chains.evm.artifacts import load_artifact
+from chains.evm.oracle import OracleClient
 from chains.evm.sender import TxSender
 from chains.evm.venue_codec import (
     CollateralConfig,
@@ -46,9 +48,19 @@ from devnet.evm_specs import (
     VenueMarkets,
     market_id,
 )
+from orchestrator.risk.mark import MarkParams, SourceKind
 from shared.errors import DevnetError
+from shared.settings import RetrySettings
 
-__all__ = ["deploy_collateral_chain", "deploy_venue_chain", "register_lanes", "seed_prices"]
+__all__ = [
+    "deploy_collateral_chain",
+    "deploy_venue_chain",
+    "pyth_id",
+    "register_lanes",
+    "seed_prices",
+]
+
+_PYTH_VALID_S = 60  # MockPyth's getPrice window (the oracle reads getPriceUnsafe and judges age)
 
 
 def _attester_set(attesters: Sequence[str], threshold: int | None) -> AttesterSet | None:
@@ -118,28 +130,57 @@ def _market_calls(
 
 
 async def seed_prices(
-    rpc_url: str, *, feeder_key: str, oracle: str, prices: Mapping[str, int]
+    rpc_url: str, *, feeder_key: str, oracle: str, feeds: str, prices: Mapping[str, int]
 ) -> int:
-    """Publish ``{oracle market name: price_e8}`` at the chain's latest block time (after any
-    earlier publish of the same markets). Returns the publish time used.
+    """Publish ``{oracle id name: price_e8}`` to every source of each id at the chain's latest
+    block time (after any earlier publish of the same ids). Returns the publish time used.
 
     Raises:
-        TxRejected: the key is not the oracle's feeder, or a market already has a price at or
-        after that time.
+        TxRejected: the key is not the publisher's feeder, or an id already has a publish at
+        or after that time.
     """
-    sender = await TxSender.connect(rpc_url, feeder_key)
+    client = await OracleClient.connect(rpc_url, oracle, chain="venue", retry=RetrySettings(),
+                                        feeder_key=feeder_key, feeds=feeds)
     try:
-        contract = sender.w3.eth.contract(
-            to_checksum_address(oracle), abi=load_artifact("PriceOracle").abi
-        )
-        now = int((await sender.w3.eth.get_block("latest"))["timestamp"])
-        await _call_all(
-            sender,
-            [contract.functions.setPrice(market_id(n), p, now) for n, p in prices.items()],
-        )
+        now = await client.chain_time()
+        await client.publish(dict(prices), now)
     finally:
-        await sender.aclose()
+        await client.aclose()
     return now
+
+
+def _source_plan(markets: VenueMarkets) -> dict[str, tuple[str, tuple[Any, ...]]]:
+    """The mocks each oracle id reads: a MockV3Aggregator per Chainlink decimals, and one
+    MockPyth for the chain (fee 0), all starting at the id's seed price."""
+    plan: dict[str, tuple[str, tuple[Any, ...]]] = {"pyth": ("MockPyth", (_PYTH_VALID_S, 0))}
+    for spec in markets.oracle_ids():
+        for decimals in markets.mark.chainlink_decimals:
+            answer = spec.price_e8 * 10**decimals // 10**8
+            plan[f"chainlink{decimals}:{spec.name}"] = ("MockV3Aggregator", (decimals, answer))
+    return plan
+
+
+def pyth_id(name: str) -> bytes:
+    """The devnet's Pyth price id of an oracle id name."""
+    return keccak(text=f"pyth:{name}")
+
+
+def _mark_calls(oracle: Any, markets: VenueMarkets, sources: Mapping[str, str]) -> list[Any]:
+    """configure(id, sources, params) on the MarkOracle for every id the venue reads."""
+    mark, calls = markets.mark, []
+    for spec in markets.oracle_ids():
+        listed = [(SourceKind.CHAINLINK, sources[f"chainlink{d}:{spec.name}"], bytes(32))
+                  for d in mark.chainlink_decimals]
+        listed.append((SourceKind.PYTH, sources["pyth"], pyth_id(spec.name)))
+        params = MarkParams(
+            min_sources=mark.min_sources, max_deviation_ppm=mark.max_deviation_ppm,
+            max_conf_ppm=mark.max_conf_ppm, ema_cap_ppm=mark.ema_cap_ppm,
+            ema_alpha_ppm=mark.ema_alpha_ppm, poke_max_age_s=spec.poke_max_age_s,
+            min_price_e8=spec.min_price_e8, max_price_e8=spec.max_price_e8)
+        calls.append(oracle.functions.configure(
+            market_id(spec.name), [(int(k), to_checksum_address(f), i) for k, f, i in listed],
+            params.as_tuple()))
+    return calls
 
 
 async def register_lanes(
@@ -216,6 +257,7 @@ async def _deploy_chain(
     markets: VenueMarkets | None = None,
     risk_updater: str | None = None,
     pauser: str | None = None,
+    feeder: str | None = None,
 ) -> dict[str, Any]:
     _check_mints(mint_per_trader, symbols)
     attester_set = _attester_set(attesters, threshold)
@@ -230,6 +272,14 @@ async def _deploy_chain(
         plan["vault"] = ("CollateralVault", (sender.address,))
         plan.update(extra)
         addresses = await _deploy_all(sender, plan)
+        sources: dict[str, str] = {}
+        if "oracle" in addresses and feeder is not None:
+            # The publisher needs the oracle's address; the sources only the seed prices.
+            second = _source_plan(markets) if markets is not None else {}
+            second["feeds"] = ("FeedPublisher", (sender.address, to_checksum_address(feeder),
+                                                 addresses["oracle"]))
+            sources = await _deploy_all(sender, second)
+            addresses["feeds"] = sources.pop("feeds")
 
         vault = sender.w3.eth.contract(
             to_checksum_address(addresses["vault"]), abi=load_artifact("CollateralVault").abi
@@ -250,6 +300,11 @@ async def _deploy_chain(
             if attester_set is not None:
                 calls.append(_rotate_call(venue, attester_set))
             calls += _lane_calls(venue, lanes)
+            if markets is not None:
+                oracle = sender.w3.eth.contract(
+                    to_checksum_address(addresses["oracle"]), abi=load_artifact("MarkOracle").abi
+                )
+                calls += _mark_calls(oracle, markets, sources)
             calls += _market_calls(
                 venue, addresses["oracle"], risk_updater or sender.address, markets
             )
@@ -332,8 +387,10 @@ async def deploy_venue_chain(
     risk_updater: str | None = None,
     pauser: str | None = None,
 ) -> dict[str, Any]:
-    """Deploy evm-b: PriceOracle (``feeder`` holds FEEDER_ROLE), IsolatedMarginVenue, and a
-    CollateralVault with a registered USDC (6), minted to every trader.
+    """Deploy evm-b: MarkOracle, its sources (:func:`_source_plan`: Chainlink and Pyth mocks
+    per oracle id, configured per :class:`MarkSpec`), the FeedPublisher (``feeder`` holds its
+    FEEDER_ROLE), IsolatedMarginVenue, and a CollateralVault with a registered USDC (6),
+    minted to every trader.
 
     Args:
         attesters: EVM addresses of attester set 0, installed on the venue and on the vault.
@@ -342,8 +399,9 @@ async def deploy_venue_chain(
         lanes: source lane assets the venue credits (:func:`evm_lanes`, :func:`solana_lane`).
         markets: trading configuration (None: a venue without oracle, markets or collateral
             prices). Each lane's collateral is priced from it.
-        feeder_key: the feeder's key (its address must be ``feeder``): seeds the oracle with
-            ``markets``' prices. Without it the oracle stays empty until a feeder publishes.
+        feeder_key: the feeder's key (its address must be ``feeder``): publishes ``markets``'
+            prices to every source (the Pyth one included) and seeds each mark's EMA. Without
+            it the Chainlink mocks hold their deploy-time prices and the Pyth one none.
         risk_updater: the RISK role (sets buffers); defaults to the deployer.
         pauser: the accountant's address, allowed to pause lanes (none: only the owner).
 
@@ -364,7 +422,7 @@ async def deploy_venue_chain(
         chain_id=chain_id,
         symbols=("USDC",),
         extra={
-            "oracle": ("PriceOracle", (admin, to_checksum_address(feeder))),
+            "oracle": ("MarkOracle", (admin,)),
             "venue": ("IsolatedMarginVenue", (admin,)),
         },
         traders=traders,
@@ -376,9 +434,10 @@ async def deploy_venue_chain(
         markets=markets,
         risk_updater=risk_updater,
         pauser=pauser,
+        feeder=feeder,
     )
     if feeder_key is not None and prices:
-        await seed_prices(
-            rpc_url, feeder_key=feeder_key, oracle=manifest["contracts"]["oracle"], prices=prices
-        )
+        contracts = manifest["contracts"]
+        await seed_prices(rpc_url, feeder_key=feeder_key, oracle=contracts["oracle"],
+                          feeds=contracts["feeds"], prices=prices)
     return manifest

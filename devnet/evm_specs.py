@@ -22,7 +22,9 @@ __all__ = [
     "FEE_BPS",
     "TOKENS",
     "LaneSpec",
+    "MarkSpec",
     "MarketSpec",
+    "OracleIdSpec",
     "PriceFeedSpec",
     "VenueMarkets",
     "evm_lanes",
@@ -48,6 +50,7 @@ DEFAULT_LARGE_TOKENS = 10**6
 DEFAULT_DELAY_S = 300
 SOLANA_DECIMALS = 6
 _UINT128 = 2**128 - 1
+DEFAULT_POKE_MAX_AGE_S = 600  # a collateral-only id: the markets' default liquidation max age
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,12 +157,50 @@ class PriceFeedSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class MarkSpec:
+    """How the devnet marks every oracle id (docs/mark.md): one Chainlink ``MockV3Aggregator``
+    per entry of ``chainlink_decimals`` plus one Pyth price on the chain's ``MockPyth`` (three
+    sources), and the rule's parameters. The bounds of an id are the widest of the market and
+    collateral bounds that use it (the venue still applies its own), its poke max age the
+    longest liquidation max age of the markets on it (600 s for a collateral-only id).
+
+    The EMA cap is off on the devnet (``ema_cap_ppm`` 0): its scenario files move the price by
+    up to a third in one tick on purpose, and a cap would hold the mark back from a crash the
+    tests want liquidated; the contract and its tests carry the cap for deployments that want
+    it. The default Pyth confidence published is 5 bp of the price."""
+
+    min_sources: int = 2
+    max_deviation_ppm: int = 30_000
+    max_conf_ppm: int = 10_000
+    ema_cap_ppm: int = 0
+    ema_alpha_ppm: int = 200_000
+    chainlink_decimals: tuple[int, ...] = (8, 18)
+    conf_ppm: int = 500
+
+    @property
+    def sources(self) -> int:
+        return len(self.chainlink_decimals) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class OracleIdSpec:
+    """One oracle id the devnet configures on its MarkOracle: seed price and widest bounds."""
+
+    name: str
+    price_e8: int
+    min_price_e8: int
+    max_price_e8: int
+    poke_max_age_s: int
+
+
+@dataclass(frozen=True, slots=True)
 class VenueMarkets:
-    """Markets, collateral feeds and the feed of lanes that name none."""
+    """Markets, collateral feeds, the feed of lanes that name none, and how ids are marked."""
 
     markets: tuple[MarketSpec, ...] = ()
     collateral: tuple[PriceFeedSpec, ...] = ()
     default_collateral: str = "USDC"
+    mark: MarkSpec = MarkSpec()
 
     def __post_init__(self) -> None:
         for spec in self.markets:
@@ -182,6 +223,25 @@ class VenueMarkets:
             if prices.setdefault(name, price) != price:
                 raise DevnetError(f"two seed prices for {name}: {prices[name]} and {price}")
         return prices
+
+    def oracle_ids(self) -> list[OracleIdSpec]:
+        """Every oracle id the markets and collateral feeds read, with its seed price, the
+        widest bounds of its users and the longest liquidation max age (for ``poke``)."""
+        prices = self.seed_prices()
+        users: dict[str, list[tuple[int, int, int]]] = {}
+        for m in self.markets:
+            users.setdefault(m.oracle_name, []).append(
+                (m.min_price_e8, m.max_price_e8, m.max_age_liq_s))
+        for f in self.collateral:
+            users.setdefault(f.name, []).append((f.min_price_e8, f.max_price_e8, 0))
+        out = []
+        for name, rows in users.items():
+            if name not in prices:
+                raise DevnetError(f"oracle id {name!r} has no seed price")
+            out.append(OracleIdSpec(name, prices[name], min(r[0] for r in rows),
+                                    max(r[1] for r in rows),
+                                    max(r[2] for r in rows) or DEFAULT_POKE_MAX_AGE_S))
+        return out
 
     def lane_price(self, lane: LaneSpec) -> CollateralConfig:
         """The collateral price of a lane. Raises: DevnetError for an unknown feed."""

@@ -67,7 +67,7 @@ class Feeder:
 
     async def run(self, plan: Mapping[str, Sequence[int]]) -> list[PushedTick]:
         """Publish ``plan[market][i]`` for every market at tick ``i``; returns every tick."""
-        last = {m: (p[1] if (p := await self.oracle.price_of(m)) else 0) for m in plan}
+        last = {m: await self.oracle.last_published(m) for m in plan}
         pushed: list[PushedTick] = []
         for index in range(max((len(p) for p in plan.values()), default=0)):
             started = time.monotonic()

@@ -296,8 +296,8 @@ class Journey:
 
         cfg = self.settings.chain(self.settings.venue_chain)
         oracle = self.w3.eth.contract(address=cfg.contracts["oracle"],
-                                      abi=load_artifact("PriceOracle").abi)
-        price, _ = await oracle.functions.getPrice(market_id("ETH-USD")).call()
+                                      abi=load_artifact("MarkOracle").abi)
+        price, _, _ = await oracle.functions.getMark(market_id("ETH-USD"), 2**256 - 1).call()
         return int(price)
 
     async def wait_liquidation(self, key: bytes, start: int, *, full: bool) -> Any:

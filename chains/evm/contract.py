@@ -41,7 +41,7 @@ __all__ = [
 T = TypeVar("T")
 E = TypeVar("E")
 _SIZE_LIMIT = 2**127  # |size_e18| must stay below it (the venue stores int128)
-_ERROR_ABIS = ("IsolatedMarginVenue", "CollateralVault")
+_ERROR_ABIS = ("IsolatedMarginVenue", "CollateralVault", "MarkOracle")
 _GAS_LIMIT_TTL_S = 5.0  # a congested chain may lower its gas limit: re-read it often
 
 

@@ -22,7 +22,8 @@ from shared.ids import Bytes32Hex
 
 __all__ = ["LockReceipt", "lock_on_evm"]
 
-_ERROR_SOURCES = ("CollateralVault", "TestToken", "FeeToken", "PriceOracle", "IsolatedMarginVenue")
+_ERROR_SOURCES = ("CollateralVault", "TestToken", "FeeToken", "MarkOracle", "FeedPublisher",
+                  "IsolatedMarginVenue")
 
 
 def _known_error_abis() -> list[list[dict[str, Any]]]:

@@ -1,17 +1,19 @@
-"""The venue chain's ``PriceOracle`` seen from Python (I/O): the chain's clock, the latest
-price of a market, ``setPrice`` as the FEEDER role, and the ``PriceUpdated`` logs (the tick
-history's source). The risk worker reads through it; the devnet feeder publishes through it.
+"""The venue chain's mark price seen from Python (I/O): ``MarkOracle`` (the median of several
+Chainlink and Pyth sources per oracle id, docs/mark.md) and, on the devnet, ``FeedPublisher``
+(the feeder's seam that writes each source's mock). The chain's clock, the mark of an id for a
+max age, every source's state, the mark's ``EmaUpdated`` history (the tick history's source)
+and, as the FEEDER role, a publish to every source of an id at once (or one price per source).
 
-Time (I14): the oracle refuses a publish time that is not strictly after the market's last one
+Time (I14): the publisher refuses a publish time that is not strictly after the id's last one
 or that is after the block's; callers stamp prices with :meth:`OracleClient.chain_time`.
 
 Library errors stop at this edge: transport failures are :class:`RpcUnavailable` (reads are
-retried with tenacity), refusals :class:`TxRejected` naming the oracle's custom error.
+retried with tenacity), refusals :class:`TxRejected` naming the contract's custom error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,19 +26,24 @@ from chains.evm.artifacts import load_artifact
 from chains.evm.codec import decode_revert
 from chains.evm.rpc import RpcEndpoints
 from chains.evm.sender import TxSender
-from shared.errors import ConfigError, InputError
+from shared.errors import ConfigError, InputError, TxRejected
 from shared.positions import market_id
 from shared.settings import RetrySettings, Settings
 
-__all__ = ["PRICE_UPDATED_TOPIC0", "OracleClient", "PriceUpdate"]
+__all__ = ["EMA_UPDATED_TOPIC0", "OracleClient", "PriceUpdate", "SourceRow"]
 
 T = TypeVar("T")
-PRICE_UPDATED_TOPIC0 = "0x" + keccak(text="PriceUpdated(bytes32,uint256,uint64)").hex()
+EMA_UPDATED_TOPIC0 = "0x" + keccak(text="EmaUpdated(bytes32,uint256,uint256,uint64)").hex()
+_U256 = 2**256 - 1
+_I64 = 2**63 - 1
+CHAINLINK, PYTH = 0, 1  # MarkOracle.SourceKind
+_POKE_GAS = 400_000  # a poke of up to 3 sources: ~125k used, ~107k free needed per read
 
 
 @dataclass(frozen=True, slots=True)
 class PriceUpdate:
-    """One ``PriceUpdated`` log of the oracle: ``oracle_id`` = keccak256(feed name)."""
+    """One mark of an oracle id as poked (``EmaUpdated``): ``oracle_id`` = keccak256(name),
+    ``publish_time_s`` the oldest publish time of the sources the mark used."""
 
     oracle_id: bytes
     price_e8: int
@@ -45,51 +52,82 @@ class PriceUpdate:
     log_index: int
 
 
+@dataclass(frozen=True, slots=True)
+class SourceRow:
+    """One source of an oracle id as judged for a max age (``MarkOracle.sourceStates``):
+    ``kind`` 0 Chainlink / 1 Pyth, ``reason`` the contract's code (0 ok, 1 stale, 2 future,
+    3 bound, 4 confidence, 5 deviation, 6 unreadable, 7 non-positive)."""
+
+    kind: int
+    feed: str
+    price_e8: int
+    time_s: int
+    reason: int
+
+
 class OracleClient:
-    """``PriceOracle`` on the venue chain: reads through tenacity, sends as the feeder."""
+    """``MarkOracle`` (and the devnet's ``FeedPublisher``) on the venue chain: reads through
+    tenacity, sends as the feeder."""
 
     def __init__(self, rpc_url: str, oracle: str, *, chain: str, retry: RetrySettings,
-                 sender: TxSender | None = None) -> None:
-        if not is_hex_address(oracle):
-            raise ConfigError(f"chains.{chain}.contracts.oracle", f"not an address: {oracle!r}")
+                 sender: TxSender | None = None, feeds: str | None = None,
+                 conf_ppm: int = 500) -> None:
+        for name, value in (("oracle", oracle), ("feeds", feeds)):
+            if value is not None and not is_hex_address(value):
+                raise ConfigError(f"chains.{chain}.contracts.{name}", f"not an address: {value!r}")
         self.chain, self.url, self.address = chain, rpc_url, to_checksum_address(oracle)
-        self._retry, self._sender = retry, sender
+        self.feeds = to_checksum_address(feeds) if feeds is not None else None
+        self._retry, self._sender, self._conf_ppm = retry, sender, conf_ppm
         self._rpc = RpcEndpoints(chain, [rpc_url], retry)
         self._w3 = self._rpc.current
-        self._abi = load_artifact("PriceOracle").abi
+        self._abi = load_artifact("MarkOracle").abi
+        self._feeds_abi = load_artifact("FeedPublisher").abi
         self._contract = self._w3.eth.contract(address=self.address, abi=self._abi)
+        self._sources: dict[bytes, list[tuple[int, str, bytes]]] = {}
 
     @classmethod
     async def connect(cls, rpc_url: str, oracle: str, *, chain: str, retry: RetrySettings,
-                      feeder_key: str | None = None) -> OracleClient:
-        """Connect (with a feeder key: able to publish) and check the oracle has code.
+                      feeder_key: str | None = None, feeds: str | None = None,
+                      ) -> OracleClient:
+        """Connect (with a feeder key and the publisher: able to publish) and check the oracle
+        (and the publisher) have code.
 
         Raises:
-            RpcUnavailable: the endpoint did not answer. ConfigError: no contract there.
+            RpcUnavailable: the endpoint did not answer. ConfigError: no contract there, or a
+                feeder key without a publisher.
         """
+        if feeder_key and feeds is None:
+            raise ConfigError(f"chains.{chain}.contracts.feeds",
+                              "publishing needs the devnet's FeedPublisher; not configured")
         sender = (await TxSender.connect(rpc_url, feeder_key, chain=chain,
                                          timeout_s=retry.timeout_s) if feeder_key else None)
-        self = cls(rpc_url, oracle, chain=chain, retry=retry, sender=sender)
+        self = cls(rpc_url, oracle, chain=chain, retry=retry, sender=sender, feeds=feeds)
         try:
-            code = await self._read("getCode", lambda: self._w3.eth.get_code(self.address))
+            for name, address in (("oracle", self.address), ("feeds", self.feeds)):
+                if address is None:
+                    continue
+                code = await self._read("getCode", self._get_code(address))
+                if not code:
+                    raise ConfigError(f"chains.{chain}.contracts.{name}", f"no code at {address}")
         except BaseException:
             await self.aclose()
             raise
-        if not code:
-            await self.aclose()
-            raise ConfigError(f"chains.{chain}.contracts.oracle", f"no code at {self.address}")
         return self
+
+    def _get_code(self, address: str) -> Callable[[], Awaitable[Any]]:
+        return lambda: self._w3.eth.get_code(address)
 
     @classmethod
     async def from_settings(cls, settings: Settings, *,
                             feeder_key: str | None = None) -> OracleClient:
-        """The venue chain's oracle as configured (``chains.<venue_chain>.contracts.oracle``)."""
+        """The venue chain's oracle as configured (``chains.<venue_chain>.contracts.oracle``,
+        and ``.feeds`` the publisher when it is there)."""
         cfg = settings.chain(settings.venue_chain)
         if "oracle" not in cfg.contracts:
             raise ConfigError(f"chains.{settings.venue_chain}.contracts.oracle", "not configured")
         return await cls.connect(str(cfg.rpc_urls[0]), cfg.contracts["oracle"],
                                  chain=settings.venue_chain, retry=settings.retry,
-                                 feeder_key=feeder_key)
+                                 feeder_key=feeder_key, feeds=cfg.contracts.get("feeds"))
 
     async def aclose(self) -> None:
         await self._rpc.aclose()
@@ -109,25 +147,69 @@ class OracleClient:
     async def block_number(self) -> int:
         return int(await self._read("blockNumber", lambda: self._w3.eth.block_number))
 
-    async def price_of(self, market: str | bytes) -> tuple[int, int] | None:
-        """(price_e8, publish_time_s) of an oracle market (a name or its 32-byte id); None if
-        nothing was ever published for it."""
+    async def price_of(self, market: str | bytes, max_age_s: int | None = None
+                       ) -> tuple[int, int] | None:
+        """(mark_e8, publish_time_s) of an oracle id (a name or its 32-byte id) for an
+        operation of ``max_age_s`` (None: any age, as the venue's views read it); None when
+        there is no mark (fewer valid sources than the minimum, or an unknown id)."""
+        got = await self.mark_of(market, _U256 if max_age_s is None else max_age_s)
+        return None if got is None else (got[0], got[1])
+
+    async def mark_of(self, market: str | bytes, max_age_s: int
+                      ) -> tuple[int, int, int] | None:
+        """(mark_e8, publish_time_s, valid_sources) of ``getMark``; None when refused
+        (``TooFewSources``, ``UnknownOracle``)."""
         oracle_id = _oracle_id(market)
 
-        async def call() -> tuple[int, int] | None:
+        async def call() -> tuple[int, int, int] | None:
             try:
-                price, published = await self._contract.functions.getPrice(oracle_id).call()
+                mark, published, valid = await self._contract.functions.getMark(
+                    oracle_id, max_age_s).call()
             except ContractLogicError as exc:
-                if decode_revert(_revert_data(exc), [self._abi]).startswith("NoPrice("):
+                reason = decode_revert(_revert_data(exc), [self._abi])
+                if reason.startswith(("TooFewSources(", "UnknownOracle(")):
                     return None
                 raise
-            return int(price), int(published)
+            return int(mark), int(published), int(valid)
 
-        return await self._read("getPrice", call)
+        return await self._read("getMark", call)
+
+    async def sources(self, market: str | bytes) -> list[tuple[int, str, bytes]]:
+        """(kind, feed address, pyth id) of every source of an id, in the oracle's order
+        (cached: a reconfiguration needs a new client)."""
+        oracle_id = _oracle_id(market)
+        if oracle_id not in self._sources:
+            rows = await self._read("sources", lambda: self._contract.functions.sources(
+                oracle_id).call())
+            self._sources[oracle_id] = [(int(k), to_checksum_address(f), bytes(i))
+                                        for k, f, i in rows]
+        return self._sources[oracle_id]
+
+    async def source_states(self, market: str | bytes, max_age_s: int) -> list[SourceRow]:
+        """Every source of an id as judged for ``max_age_s`` (never refused for bad sources);
+        [] for an unknown id."""
+        oracle_id = _oracle_id(market)
+        listed = await self.sources(oracle_id)
+        if not listed:
+            return []
+        rows = await self._read("sourceStates", lambda: self._contract.functions.sourceStates(
+            oracle_id, max_age_s).call())
+        return [SourceRow(kind, feed, int(p), int(t), int(r))
+                for (kind, feed, _), (p, t, r) in zip(listed, rows, strict=True)]
+
+    async def last_published(self, market: str | bytes) -> int:
+        """The publisher's last publish time of an id (0: never; no publisher: 0)."""
+        if self.feeds is None:
+            return 0
+        contract = self._w3.eth.contract(address=self.feeds, abi=self._feeds_abi)
+        oracle_id = _oracle_id(market)
+        return int(await self._read("lastPublish", lambda: contract.functions.lastPublish(
+            oracle_id).call()))
 
     async def price_updates(self, start: int, end: int, oracle_ids: Iterable[bytes], *,
                             max_block_range: int = 2_000) -> list[PriceUpdate]:
-        """``PriceUpdated`` logs of ``oracle_ids`` in blocks ``start..end``, in chain order."""
+        """The marks of ``oracle_ids`` poked in blocks ``start..end`` (``EmaUpdated``), in
+        chain order."""
         if start < 0 or end < start:
             raise InputError("range", f"need 0 <= start <= end, got {start}..{end}")
         ids = sorted({bytes(i) for i in oracle_ids})
@@ -137,7 +219,7 @@ class OracleClient:
         found: list[PriceUpdate] = []
         for lo in range(start, end + 1, max_block_range):
             params: Any = {"fromBlock": lo, "toBlock": min(lo + max_block_range - 1, end),
-                           "address": self.address, "topics": [PRICE_UPDATED_TOPIC0, topic1]}
+                           "address": self.address, "topics": [EMA_UPDATED_TOPIC0, topic1]}
             logs = await self._read(f"getLogs({lo})", self._get_logs(params))
             found += [u for raw in logs if (u := self._decode(raw)) is not None]
         return sorted(found, key=lambda u: (u.block_number, u.log_index))
@@ -150,38 +232,82 @@ class OracleClient:
         if raw.get("removed") or str(raw.get("address", "")).lower() != self.address.lower():
             return None
         topics = [bytes(t) for t in raw.get("topics") or []]
-        if len(topics) != 2 or "0x" + topics[0].hex() != PRICE_UPDATED_TOPIC0:
+        if len(topics) != 2 or "0x" + topics[0].hex() != EMA_UPDATED_TOPIC0:
             return None
-        price, published = abi_decode(["uint256", "uint64"], bytes(raw["data"]))
+        price, _ema, published = abi_decode(["uint256", "uint256", "uint64"], bytes(raw["data"]))
         return PriceUpdate(topics[1], int(price), int(published), int(raw["blockNumber"]),
                            int(raw["logIndex"]))
 
     # ----- sends -------------------------------------------------------------------------------
 
-    async def publish(self, prices: Mapping[str, int], publish_time_s: int
+    async def publish(self, prices: Mapping[str, int | Sequence[int]], publish_time_s: int,
+                      *, confs: Mapping[str, Sequence[int]] | None = None,
                       ) -> dict[str, tuple[str, int]]:
-        """Publish ``{market: price_e8}`` at ``publish_time_s`` (pipelined, one tx each);
+        """Publish at ``publish_time_s`` (pipelined, one tx per id) and poke each mark;
         returns ``{market: (tx hash, block)}`` once all are mined. Not idempotent.
 
+        A price is one int for every source of the id, or a sequence with one per source in
+        the oracle's order (0: that source keeps its last value, a frozen feed). ``confs``
+        gives Pyth confidences per source (default: ``conf_ppm`` of the price; ignored for
+        Chainlink sources).
+
         Raises:
-            ConfigError: no feeder key. InputError: a price that is not a positive int.
-            TxRejected: refused (``PublishTimeNotIncreasing``, ``PublishTimeInFuture``, not the
-                feeder...). RpcUnavailable: the node failed while waiting for a receipt.
+            ConfigError: no feeder key. InputError: a price that is not a positive int, or the
+                wrong number of per-source prices. TxRejected: refused
+                (``PublishTimeNotIncreasing``, ``PublishTimeInFuture``, not the feeder...).
+                RpcUnavailable: the node failed while waiting for a receipt.
         """
-        if self._sender is None:
-            raise ConfigError("feeder_key", "publishing a price needs the oracle feeder's key")
-        for market, price in prices.items():
-            if isinstance(price, bool) or not isinstance(price, int) or not 0 < price < 2**256:
-                raise InputError("price_e8", f"{market}: must be a positive int, got {price!r}")
-        contract = self._sender.w3.eth.contract(address=self.address, abi=self._abi)
-        hashes = {m: await self._sender.send(
-            contract.functions.setPrice(market_id(m), p, publish_time_s))
-            for m, p in prices.items()}
+        if self._sender is None or self.feeds is None:
+            raise ConfigError("feeder_key", "publishing a price needs the feeder's key")
+        plan = {m: await self._per_source(m, p, (confs or {}).get(m)) for m, p in prices.items()}
+        contract = self._sender.w3.eth.contract(address=self.feeds, abi=self._feeds_abi)
+        hashes = {}
+        for m, (ps, cs) in plan.items():
+            call = contract.functions.publish(market_id(m), ps, cs, publish_time_s)
+            hashes[m] = await self._sender.send(call, gas=await self._limit(call))
         mined = {}
         for market, tx_hash in hashes.items():
             receipt = await self._sender.wait(tx_hash)
             mined[market] = (tx_hash, int(receipt["blockNumber"]))
         return mined
+
+    async def _limit(self, call: Any) -> int:
+        """The estimate plus a fifth plus a whole poke (``_POKE_GAS``): an estimate made in
+        the block of the last poke sees ``PokeTooSoon`` (cheap, skipped) where the mined
+        transaction, one block later, runs the poke and needs every source read's full
+        allowance available (``ReadGasTooLow``). Unused gas is not paid for."""
+        assert self._sender is not None
+        try:
+            gas = int(await call.estimate_gas({"from": self._sender.address}))
+        except ContractLogicError as exc:
+            abis = [self._feeds_abi, self._abi]
+            raise TxRejected(self.chain, None, decode_revert(_revert_data(exc), abis)) from exc
+        return gas + gas // 5 + _POKE_GAS
+
+    async def _per_source(self, market: str, price: int | Sequence[int],
+                          confs: Sequence[int] | None) -> tuple[list[int], list[int]]:
+        listed = await self.sources(market)
+        if not listed:
+            raise InputError("market", f"{market}: no sources configured on the oracle")
+        prices = [price] * len(listed) if isinstance(price, int) else list(price)
+        if len(prices) != len(listed):
+            raise InputError("price_e8", f"{market}: {len(prices)} prices for "
+                             f"{len(listed)} sources")
+        for p in prices:
+            if isinstance(p, bool) or not isinstance(p, int) or not 0 <= p <= _I64:
+                raise InputError("price_e8", f"{market}: must be a positive int, got {p!r}")
+        if not any(prices):
+            raise InputError("price_e8", f"{market}: every source held (all prices 0)")
+        if confs is None:
+            # ROUNDING: floor; Chainlink sources carry no confidence.
+            confs = [p * self._conf_ppm // 1_000_000 if k == PYTH else 0
+                     for (k, _, _), p in zip(listed, prices, strict=True)]
+        confs = list(confs)
+        if len(confs) != len(listed) or any(
+                isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < 2**64
+                for c in confs):
+            raise InputError("conf_e8", f"{market}: one uint64 per source, got {confs!r}")
+        return prices, confs
 
 
 def _oracle_id(market: str | bytes) -> bytes:

@@ -49,7 +49,8 @@ from shared.errors import ChainError, FeeBudgetExhausted, RpcUnavailable, TxReje
 
 __all__ = ["FeePolicy", "SendEvent", "TxSender"]
 
-_ERROR_SOURCES = ("CollateralVault", "TestToken", "FeeToken", "PriceOracle", "IsolatedMarginVenue")
+_ERROR_SOURCES = ("CollateralVault", "TestToken", "FeeToken", "MarkOracle", "FeedPublisher",
+                  "IsolatedMarginVenue")
 _GWEI = 10**9
 _PRICE_MARKERS = ("base fee", "underpriced", "fee too low", "feecap", "fee cap", "max fee")
 _NONCE_MARKERS = ("nonce too low", "nonce has already been used", "already imported")

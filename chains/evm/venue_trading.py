@@ -205,7 +205,7 @@ class VenueTrading(VenueContract):
         return await self._send("setCollateral", args, timeout_s)
 
     async def set_oracle(self, oracle: str, *, timeout_s: float = 60) -> str:
-        """Owner: the PriceOracle the venue reads. Returns the tx hash."""
+        """Owner: the MarkOracle the venue reads. Returns the tx hash."""
         return await self._send("setOracle", (address_arg(oracle),), timeout_s)
 
     async def set_risk_updater(self, account: str, *, timeout_s: float = 60) -> str:

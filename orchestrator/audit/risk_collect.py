@@ -3,8 +3,9 @@
 The rules are in :mod:`orchestrator.audit.risk_rules`. Everything comes from the venue chain,
 never from Redis: the venue's ``Traded``, ``Liquidated``, ``Shortfall``, ``Credited``,
 ``CreditQueued``, ``QueuedCreditReleased``, ``SettlementRequested`` and ``InsuranceFunded``
-logs, the oracle's ``PriceUpdated`` logs (replayed in log order, so the price in effect at any
-operation is known even when it was published earlier in the same block), and the venue's
+logs, the mark each operation read recomputed by the pure rule from the oracle's sources
+(:class:`_Marks`: their state at the block before, then the publisher's and the oracle's logs
+replayed in log order, so a price published earlier in the same block counts), and the venue's
 state at the block BEFORE each operation, read with ``eth_call`` at that block number
 (``positionOf``, ``marketOf``, ``positionLocks``, ``collateralOf``, ``collateralConfigOf``).
 A lock's lane and position (``lockCredit``) never change, so they are read at the head.
@@ -14,7 +15,6 @@ The lock store's records are read only as the JSON documents I10 inspects for fl
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,12 +40,15 @@ from orchestrator.audit.risk_rules import (
     Seizure,
     Touch,
 )
+from orchestrator.risk.errors import TooFewSources
+from orchestrator.risk.mark import MarkParams, SourceKind, SourceReading, compute_mark
 from shared.locks import LockRecord
 from shared.settings import Settings
 
 __all__ = ["collect_risk"]
 
 KIND_RELEASE, KIND_SEIZE = 1, 2
+_PYTH_EXPO = -8  # FeedPublisher.PYTH_EXPO
 _VENUE = "IsolatedMarginVenue"
 _VENUE_EVENTS = ("Credited", "CreditQueued", "QueuedCreditReleased", "SettlementRequested",
                  "Traded", "Liquidated", "Shortfall")
@@ -71,21 +74,79 @@ class _Credit:
     decimals: int
 
 
-class _Prices:
-    """Every ``PriceUpdated`` per feed, to answer "which price was in effect at (block, log)"."""
+class _Marks:
+    """The mark an operation read, recomputed with the pure rule
+    (:func:`orchestrator.risk.mark.compute_mark`) for the operation's class (its max age) at
+    its block time, from the sources in effect at (block, log): their readings, the oracle's
+    parameters and EMA at the block before (``eth_call`` at that height), then the
+    ``SourcesPublished`` writes of the devnet's publisher and the ``EmaUpdated`` pokes earlier
+    in the same block, replayed in log order. Sources written by anything else within the
+    operation's own block are not seen (on the devnet only the publisher writes them)."""
 
-    def __init__(self, updates: Sequence[Any]) -> None:
-        self._by_feed: dict[str, list[tuple[tuple[int, int], int, int]]] = defaultdict(list)
-        for e in updates:
-            self._by_feed[_hex(e["args"]["market"])].append(
-                (_at(e), int(e["args"]["priceE8"]), int(e["args"]["publishTime"])))
-        for rows in self._by_feed.values():
-            rows.sort()
+    def __init__(self, raw: EvmEventReader, oracle: str | None, published: Sequence[Any],
+                 pokes: Sequence[Any]) -> None:
+        self.raw, self.oracle = raw, oracle
+        self._published: dict[tuple[str, int], list[Any]] = defaultdict(list)
+        self._pokes: dict[tuple[str, int], list[Any]] = defaultdict(list)
+        for e in published:
+            self._published[(_hex(e["args"]["id"]), int(e["blockNumber"]))].append(e)
+        for e in pokes:
+            self._pokes[(_hex(e["args"]["id"]), int(e["blockNumber"]))].append(e)
+        self._cache: dict[tuple[Any, ...], Any] = {}
 
-    def at(self, feed: str, where: tuple[int, int]) -> tuple[int | None, int | None]:
-        rows = self._by_feed.get(feed, [])
-        i = bisect_left(rows, (where,))
-        return (rows[i - 1][1], rows[i - 1][2]) if i else (None, None)
+    async def _call(self, name: str, *args: Any, block: int) -> Any:
+        key = (name, args, block)
+        if key not in self._cache:
+            self._cache[key] = await self.raw.call(str(self.oracle), "MarkOracle", name, *args,
+                                                   block=block)
+        return self._cache[key]
+
+    async def at(self, feed: str, where: tuple[int, int], max_age_s: int
+                 ) -> tuple[int | None, int | None]:
+        """(mark_e8, publish_time) the venue read at ``where`` for ``max_age_s``; (None,
+        None) when there was no mark (too few valid sources, or no oracle)."""
+        if self.oracle is None:
+            return None, None
+        height, log_index = where
+        oid = bytes.fromhex(feed[2:])
+        readings = [SourceReading.from_tuple(t)
+                    for t in await self._call("readSources", oid, block=height - 1)]
+        if not readings:
+            return None, None
+        params = MarkParams.validated(dict(zip(
+            MarkParams.model_fields, await self._call("params", oid, block=height - 1),
+            strict=True)))
+        ema_e8 = int((await self._call("ema", oid, block=height - 1))[0])
+        for e in self._published.get((feed, height), []):
+            if int(e["logIndex"]) < log_index:
+                readings = _overlay(readings, e["args"])
+        for e in self._pokes.get((feed, height), []):
+            if int(e["logIndex"]) < log_index:
+                ema_e8 = int(e["args"]["emaE8"])
+        try:
+            got = compute_mark(readings, params, await self.raw.timestamp(height), max_age_s,
+                               ema_e8, oracle_id=feed)
+        except TooFewSources:
+            return None, None
+        return got.mark_e8, got.publish_time_s
+
+
+def _overlay(readings: Sequence[SourceReading], args: Mapping[str, Any]) -> list[SourceReading]:
+    """The readings after one ``SourcesPublished``: a price of 0 leaves its source as it was;
+    Chainlink answers scale by the feed's decimals as the publisher does (floor down)."""
+    out, t = list(readings), int(args["publishTime"])
+    for i, (price, conf) in enumerate(zip(args["pricesE8"], args["confsE8"], strict=True)):
+        if not price or i >= len(out):
+            continue
+        r = out[i]
+        if r.kind is SourceKind.PYTH:
+            out[i] = SourceReading.pyth(int(price), int(conf), _PYTH_EXPO, t)
+        else:
+            decimals = -r.expo if r.readable else 8
+            answer = (int(price) * 10 ** (decimals - 8) if decimals >= 8
+                      else int(price) // 10 ** (8 - decimals))
+            out[i] = SourceReading.chainlink(answer, decimals, t)
+    return out
 
 
 class _Reader:
@@ -119,8 +180,8 @@ class _Reader:
                           p.full_ratio_ppm, p.cooldown_s)
         return view, p.min_price_e8, p.max_price_e8
 
-    async def lanes(self, key: bytes, block: int, prices: _Prices,
-                    where: tuple[int, int]) -> tuple[Lane, ...]:
+    async def lanes(self, key: bytes, block: int, prices: _Marks,
+                    where: tuple[int, int], max_age_s: int) -> tuple[Lane, ...]:
         seen: dict[tuple[int, str], Lane] = {}
         for lock in await self._view("positionLocks", key, block=block):
             c = await self.credit(bytes(lock))
@@ -133,7 +194,7 @@ class _Reader:
             cfg = collateral_config_from_tuple(
                 await self._view("collateralConfigOf", c.src_chain_id, asset, block=block))
             feed = _hex(cfg.oracle_id)
-            price, publish = prices.at(feed, where)
+            price, publish = await prices.at(feed, where, max_age_s)
             seen[lane] = Lane(c.src_chain_id, c.src_asset, amount18, cfg.haircut_ppm,
                               FeedRead(feed, price, publish, cfg.min_price_e8, cfg.max_price_e8))
         return tuple(seen.values())
@@ -149,17 +210,18 @@ def _kind_of_trade(a: Mapping[str, Any]) -> OpKind:
     return OpKind.OPEN if before == 0 else OpKind.INCREASE
 
 
-async def _op(reader: _Reader, prices: _Prices, kind: OpKind, key: bytes, market: bytes | None,
+async def _op(reader: _Reader, prices: _Marks, kind: OpKind, key: bytes, market: bytes | None,
               where: tuple[int, int], tx: str, exact: bool, **fields: Any) -> RiskOp:
     height = where[0]
     pre_market, before = await reader.position(key, height - 1)
     market = market or pre_market
     view, lo, hi = await reader.market(market, height - 1)
-    price, publish = prices.at(view.oracle_id, where)
+    max_age = view.max_age_liq_s if kind == OpKind.LIQUIDATE else view.max_age_user_s
+    price, publish = await prices.at(view.oracle_id, where, max_age)
     return RiskOp(kind=kind, position_key=_hex(key), tx_id=tx, height=height,
                   log_index=where[1], timestamp=await reader.raw.timestamp(height),
                   before=before, market=view, mark=FeedRead(view.oracle_id, price, publish, lo, hi),
-                  lanes=await reader.lanes(key, height - 1, prices, where), exact=exact, **fields)
+                  lanes=await reader.lanes(key, height - 1, prices, where, max_age), exact=exact, **fields)
 
 
 async def _touches(reader: _Reader, logs: Mapping[str, list[Any]]) -> list[Touch]:
@@ -182,7 +244,7 @@ def _exact(touches: Sequence[Touch], key: str, tx: str, where: tuple[int, int]) 
                    and t.log_index < where[1] for t in touches)
 
 
-async def _ops(reader: _Reader, prices: _Prices, logs: Mapping[str, list[Any]],
+async def _ops(reader: _Reader, prices: _Marks, logs: Mapping[str, list[Any]],
                touches: Sequence[Touch]) -> list[RiskOp]:
     by_tx: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
     for name in ("Traded", "Liquidated", "Shortfall", "SettlementRequested"):
@@ -256,9 +318,11 @@ async def collect_risk(settings: Settings, raw: EvmEventReader, end: int,
     _, venue = settings.venue()
     start = min(cfg.deployment_height, end)
     logs = {name: await raw.events(venue, _VENUE, name, start, end) for name in _VENUE_EVENTS}
-    oracle = cfg.contracts.get("oracle")
-    prices = _Prices(await raw.events(oracle, "PriceOracle", "PriceUpdated", start, end)
-                     if oracle else [])
+    oracle, feeds = cfg.contracts.get("oracle"), cfg.contracts.get("feeds")
+    prices = _Marks(
+        raw, oracle,
+        await raw.events(feeds, "FeedPublisher", "SourcesPublished", start, end) if feeds else [],
+        await raw.events(oracle, "MarkOracle", "EmaUpdated", start, end) if oracle else [])
     reader = _Reader(raw, venue)
     touches = await _touches(reader, logs)
     funded = await raw.events(venue, _VENUE, "InsuranceFunded", start, end)

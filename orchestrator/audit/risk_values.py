@@ -70,7 +70,7 @@ class Touch:
 
 @dataclass(frozen=True, slots=True)
 class FeedRead:
-    """The oracle state of one feed in effect at an operation (replayed ``PriceUpdated``)."""
+    """The mark of one oracle id an operation read (recomputed by the audit from its sources)."""
 
     oracle_id: str
     price_e8: int | None  # None: never published before the operation

@@ -97,9 +97,9 @@ class TopUpKeeper:
             cfg = await self.venue.collateral_config_of(credit.src_chain_id, credit.src_asset)
             if cfg.oracle_id == bytes(32):
                 continue  # unpriced lane: the venue refuses to value it
-            quote = await self.oracle.price_of(cfg.oracle_id)
+            quote = await self.oracle.price_of(cfg.oracle_id, max_age_s)
             if quote is None:
-                continue  # never published: the venue cannot value it either
+                continue  # no mark for liquidations: the venue cannot value it either
             price, at = quote
             # INVARIANT (I9): the venue's rule for a liquidation-class collateral price.
             if not (0 <= now - at <= max_age_s and cfg.min_price_e8 < price < cfg.max_price_e8):

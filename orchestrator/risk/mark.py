@@ -127,6 +127,24 @@ class SourceReading:
     def unreadable(cls, kind: SourceKind) -> SourceReading:
         return cls(kind, 0, 0, expo=0, readable=False)
 
+    @classmethod
+    def from_tuple(cls, t: Sequence[Any]) -> SourceReading:
+        """From the contract's ``Reading`` struct (kind, readable, answer, conf, expo, time).
+
+        Raises:
+            InvalidMarkInput: a field out of its range or of the wrong type.
+        """
+        if len(t) != 6:
+            raise InvalidMarkInput("reading", t, "must have 6 fields")
+        kind, readable, answer, conf, expo, time_s = t
+        if kind not in (0, 1):
+            raise InvalidMarkInput("kind", kind, "must be 0 (Chainlink) or 1 (Pyth)")
+        return cls(SourceKind(kind), answer, time_s, expo=expo, conf=conf, readable=readable)
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        """The contract's ``Reading`` struct."""
+        return (int(self.kind), self.readable, self.answer, self.conf, self.expo, self.time_s)
+
 
 class MarkParams(BaseModel):
     """Parameters of one mark (all integers; ``_ppm``: 1_000_000 = 100%, ``_e8``: USD 1e8).
@@ -163,6 +181,11 @@ class MarkParams(BaseModel):
                 across fields).
         """
         return validated_model(cls, data)
+
+    def as_tuple(self) -> tuple[int, ...]:
+        """The contract's ``Params`` struct, field for field (``configure``/``computeMark``)."""
+        return (self.min_sources, self.max_deviation_ppm, self.max_conf_ppm, self.ema_cap_ppm,
+                self.ema_alpha_ppm, self.poke_max_age_s, self.min_price_e8, self.max_price_e8)
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,7 @@ _CALL = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)\((?P<args>[^)]*)\)")
 _CODES = {"StepTooLarge": RefusalCode.STEP_TOO_LARGE, "StalePrice": RefusalCode.PRICE_INVALID,
           "PriceOutOfBounds": RefusalCode.PRICE_INVALID,
           "PriceUnavailable": RefusalCode.PRICE_INVALID,
+          "TooFewSources": RefusalCode.PRICE_INVALID, "ReadGasTooLow": RefusalCode.PRICE_INVALID,
           "CollateralNotPriced": RefusalCode.PRICE_INVALID}
 
 

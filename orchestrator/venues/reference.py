@@ -1,4 +1,4 @@
-"""The reference venue (``IsolatedMarginVenue`` + its ``PriceOracle``) as a VenueAdapter (I/O).
+"""The reference venue (``IsolatedMarginVenue`` + its ``MarkOracle``) as a VenueAdapter (I/O).
 
 Registered as the built-in venue ``reference`` (:mod:`orchestrator.venues.registry`).
 
@@ -58,6 +58,8 @@ from shared.messages import LockAttestation
 from shared.settings import RetrySettings, Settings
 
 __all__ = ["ReferenceVenue", "open_reference_venue", "position_snapshot"]
+
+_ANY_AGE = 2**256 - 1  # getMark max age of a view: the venue values positions at any age
 
 log = structlog.get_logger(__name__)
 Lane = tuple[int, bytes]  # (source chain id, source asset)
@@ -305,9 +307,11 @@ class ReferenceVenue:
         return amounts, configs
 
     async def _quotes(self, at: Any, oracle: str, feeds: Sequence[str]) -> dict[str, PriceQuote]:
-        """Prices of ``feeds``; a feed the oracle never priced (NoPrice) is left out."""
-        get_price = _fns("PriceOracle")["getPrice"]
-        answers = await at([Call(oracle, get_price, (bytes.fromhex(f[2:]),)) for f in feeds])
+        """Marks of ``feeds`` at any age (as the venue's views read them); a feed without a
+        mark (fewer valid sources than its minimum) is left out."""
+        get_mark = _fns("MarkOracle")["getMark"]
+        answers = await at([Call(oracle, get_mark, (bytes.fromhex(f[2:]), _ANY_AGE))
+                            for f in feeds])
         return {f: PriceQuote(f, int(a[0]), int(a[1]))
                 for f, a in zip(feeds, answers, strict=True) if not isinstance(a, Reverted)}
 

@@ -141,7 +141,7 @@ def _open_many(devnet: ReferenceDevnet, n: int) -> list[str]:
         nonce = devnet.w3.eth.get_transaction_count(TRADER)
         data = [devnet.venue.encode_abi("open", args=[k, ETH, (1 + i % 4) * 10**17])
                 for i, k in enumerate(keys)]
-        txs = [{"from": TRADER, "to": devnet.venue.address, "data": d, "gas": hex(400_000),
+        txs = [{"from": TRADER, "to": devnet.venue.address, "data": d, "gas": hex(700_000),
                 "nonce": hex(nonce + i)} for i, d in enumerate(data)]
         for i in range(0, n, 200):
             _batch_send(devnet.url, txs[i:i + 200])

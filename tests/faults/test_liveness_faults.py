@@ -117,14 +117,14 @@ def _publish_while_stalled(cli: Cli, devnet: dict[str, Any], market: str, price:
     b = devnet["chains"]["evm-b"]
     w3 = Web3(Web3.HTTPProvider(b["rpc_urls"][0]))
     oracle = w3.eth.contract(address=b["contracts"]["oracle"],
-                             abi=load_artifact("PriceOracle").abi)
+                             abi=load_artifact("MarkOracle").abi)
     want = int(Decimal(price) * 10**8)
     proc = subprocess.Popen([sys.executable, "-m", "bulkhead", "price", "--market", market,
                              "--set", price, "--json"], env=cli.env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         def landed() -> bool:
-            if oracle.functions.getPrice(market_id(market)).call()[0] == want:
+            if oracle.functions.getMark(market_id(market), 2**256 - 1).call()[0] == want:
                 return True
             rpc(b["rpc_urls"][0], "evm_mine")
             return False

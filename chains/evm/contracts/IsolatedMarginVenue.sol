@@ -578,7 +578,7 @@ contract IsolatedMarginVenue is VenueCore, AttesterRegistry, EIP712, Pausable {
 
     // ----- risk settings (run in the module) -----------------------------------------------
 
-    /// @notice The PriceOracle the venue reads (owner): `VenueRiskModule.setOracle`.
+    /// @notice The MarkOracle the venue reads (owner): `VenueRiskModule.setOracle`.
     function setOracle(address) external onlyOwner {
         _delegate();
     }

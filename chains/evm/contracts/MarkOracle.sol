@@ -97,7 +97,7 @@ contract MarkOracle is AccessControl {
 
     struct Ema {
         uint128 emaE8; // 0 = not seeded
-        uint64 lastPoke; // block time of the last poke
+        uint64 lastPoke; // block number of the last poke (one poke per block)
     }
 
     mapping(bytes32 id => Params) private _params;
@@ -118,7 +118,7 @@ contract MarkOracle is AccessControl {
     error DuplicateSource(uint256 index);
     error InvalidBounds(uint256 minPriceE8, uint256 maxPriceE8);
     error ParamOutOfRange(string name, uint256 value);
-    error PokeTooSoon(bytes32 id, uint64 lastPoke);
+    error PokeTooSoon(bytes32 id, uint64 lastPokeBlock);
     error ReadGasTooLow(uint256 gasLeft, uint256 needed);
 
     constructor(address admin) {
@@ -188,7 +188,7 @@ contract MarkOracle is AccessControl {
         return _sources[id];
     }
 
-    function ema(bytes32 id) external view returns (uint128 emaE8, uint64 lastPoke) {
+    function ema(bytes32 id) external view returns (uint128 emaE8, uint64 lastPokeBlock) {
         Ema memory e = _ema[id];
         return (e.emaE8, e.lastPoke);
     }
@@ -238,18 +238,19 @@ contract MarkOracle is AccessControl {
     }
 
     /// @notice Permissionless: recompute the mark of `id` with `pokeMaxAge` and step the EMA
-    /// toward it (the first poke seeds it). At most one poke per block time, so repeated pokes
+    /// toward it (the first poke seeds it). At most one poke per block (by number: a devnet can
+    /// mine two blocks in one second), so repeated pokes
     /// in one block cannot drag the EMA.
     function poke(bytes32 id) external returns (uint256 markE8, uint256 emaE8) {
         Params memory p = _configured(id);
         Ema memory e = _ema[id];
-        if (e.lastPoke >= block.timestamp) revert PokeTooSoon(id, e.lastPoke);
+        if (e.lastPoke >= block.number) revert PokeTooSoon(id, e.lastPoke);
         MarkResult memory r = _compute(id, readSources(id), p, uint64(block.timestamp),
             p.pokeMaxAge, e.emaE8);
         markE8 = r.markE8;
         emaE8 = emaStep(e.emaE8, markE8, p.emaAlphaPpm);
         // markE8 < maxPriceE8 < 2**128 and the EMA stays between marks: the cast is exact.
-        _ema[id] = Ema(uint128(emaE8), uint64(block.timestamp));
+        _ema[id] = Ema(uint128(emaE8), uint64(block.number));
         emit EmaUpdated(id, markE8, emaE8, r.publishTime);
     }
 

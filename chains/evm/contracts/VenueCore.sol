@@ -5,7 +5,7 @@ import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {SignedMath} from "@openzeppelin/contracts/utils/math/SignedMath.sol";
 
-import {PriceOracle} from "./PriceOracle.sol";
+import {MarkOracle} from "./MarkOracle.sol";
 
 /// @title VenueCore
 /// @notice Storage, types, events, errors and the integer risk rules shared by
@@ -20,7 +20,7 @@ import {PriceOracle} from "./PriceOracle.sol";
 /// in the module. Append storage only.
 ///
 /// Fixed-point rules (DESIGN §3; the Python risk core implements exactly the same integers):
-///  * USD values `usdE18` (1 USD = 1e18). Prices `priceE8` from `PriceOracle`: USD per ONE whole
+///  * USD values `usdE18` (1 USD = 1e18). Prices `priceE8` from `MarkOracle`: USD per ONE whole
 ///    unit of the market's base asset or of the collateral asset. Sizes `sizeE18` are signed
 ///    (long > 0). Rates are ppm (1e6 = 100 %).
 ///  * Collateral value C = sum over the position's collateral entries (srcChainId, srcAsset) of
@@ -93,7 +93,7 @@ abstract contract VenueCore {
     }
 
     /// @notice Owner-set parameters of one market (the buffer is set apart by the risk role).
-    /// @param oracleId the PriceOracle market id of the mark price.
+    /// @param oracleId the MarkOracle id of the mark price.
     /// @param imrPpm initial margin rate; @param mmrPpm maintenance margin rate, with
     /// 0 < mmrPpm and mmrPpm + bufferMaxPpm <= imrPpm <= 1e6, so MM <= IM always holds: a position
     /// that meets IM is never liquidatable at the same price.
@@ -185,7 +185,7 @@ abstract contract VenueCore {
     uint256 public settlementSequence;
 
     // ----- trading storage ------------------------------------------------------------------
-    /// @notice The PriceOracle the venue reads (owner-set).
+    /// @notice The MarkOracle the venue reads (owner-set).
     address public oracle;
     /// @notice The RISK role: the only account that may set markets' buffers (owner-set).
     address public riskUpdater;
@@ -322,8 +322,10 @@ abstract contract VenueCore {
 
     // ----- prices ---------------------------------------------------------------------------
 
-    /// @dev The oracle's latest (price, publishTime) of `oracleId`, valid for `maxAge` and
-    /// strictly inside (minPrice, maxPrice). Views pass maxAge = type(uint256).max and no bounds.
+    /// @dev The mark of `oracleId` for an operation whose freshness is `maxAge` (the median of
+    /// the MarkOracle's valid sources, docs/mark.md), strictly inside (minPrice, maxPrice).
+    /// Views pass maxAge = type(uint256).max and no bounds. The oracle's own refusals
+    /// (`TooFewSources`, `ReadGasTooLow`) are passed on unchanged, so callers see why.
     function _price(bytes32 oracleId, uint256 maxAge, uint256 minPrice, uint256 maxPrice)
         internal
         view
@@ -331,12 +333,16 @@ abstract contract VenueCore {
     {
         address o = oracle;
         if (o == address(0)) revert OracleNotSet();
-        try PriceOracle(o).getPrice(oracleId) returns (uint256 p, uint64 t) {
+        try MarkOracle(o).getMark(oracleId, maxAge) returns (uint256 p, uint64 t, uint256) {
             (priceE8, publishTime) = (p, t);
-        } catch {
-            revert PriceUnavailable(oracleId);
+        } catch (bytes memory reason) {
+            if (reason.length < 4) revert PriceUnavailable(oracleId);
+            assembly ("memory-safe") {
+                revert(add(reason, 32), mload(reason))
+            }
         }
-        // INVARIANT (I9, ORA-01): stale or bound-stuck prices are never used.
+        // INVARIANT (I9, ORA-01): stale or bound-stuck prices are never used. The oracle has
+        // already judged each source by maxAge; the venue re-checks the mark it got.
         if (block.timestamp - publishTime > maxAge) revert StalePrice(oracleId, publishTime, maxAge);
         if (priceE8 <= minPrice || priceE8 >= maxPrice) revert PriceOutOfBounds(oracleId, priceE8);
     }

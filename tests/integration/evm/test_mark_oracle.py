@@ -56,28 +56,6 @@ P = MARK_PARAMS
 _ids = itertools.count(1)
 
 
-def params_tuple(p: MarkParams) -> tuple[int, ...]:
-    return (
-        p.min_sources,
-        p.max_deviation_ppm,
-        p.max_conf_ppm,
-        p.ema_cap_ppm,
-        p.ema_alpha_ppm,
-        p.poke_max_age_s,
-        p.min_price_e8,
-        p.max_price_e8,
-    )
-
-
-def reading_tuple(r: SourceReading) -> tuple[Any, ...]:
-    return (int(r.kind), r.readable, r.answer, r.conf, r.expo, r.time_s)
-
-
-def from_chain(t: Sequence[Any]) -> SourceReading:
-    kind, readable, answer, conf, expo, time_s = t
-    return SourceReading(SourceKind(kind), answer, time_s, expo=expo, conf=conf, readable=readable)
-
-
 def send(w3: Web3, fn: Any, sender: str = DEPLOYER) -> Any:
     receipt = w3.eth.wait_for_transaction_receipt(
         fn.transact({"from": sender}), timeout=10, poll_latency=0.02
@@ -159,7 +137,7 @@ class Env:
     def configure(
         self, oid: bytes, sources: list[tuple[int, str, bytes]], p: MarkParams = P
     ) -> Any:
-        return self.send(self.oracle.functions.configure(oid, sources, params_tuple(p)))
+        return self.send(self.oracle.functions.configure(oid, sources, p.as_tuple()))
 
     def mark(self, max_age: int, oid: bytes = ETH) -> tuple[int, int, int]:
         mark_e8, publish_time, valid = self.oracle.functions.getMark(oid, max_age).call()
@@ -188,13 +166,13 @@ def env(anvil_a: ManagedProcess) -> Env:
 
 
 def test_configure_is_admin_only(env: Env) -> None:
-    fn = env.oracle.functions.configure(keccak(text="x"), env.sources(), params_tuple(P))
+    fn = env.oracle.functions.configure(keccak(text="x"), env.sources(), P.as_tuple())
     refused = env.refused(fn, sender=OTHER)
     assert refused.startswith(f"AccessControlUnauthorizedAccount({OTHER}, 0x{'00' * 32})")
 
 
 def test_configuration_is_validated_with_typed_errors(env: Env) -> None:
-    good, src = params_tuple(P), env.sources()
+    good, src = P.as_tuple(), env.sources()
     oid = keccak(text="validation")
 
     def refused(sources: Any, p: tuple[int, ...] = good) -> str:
@@ -221,8 +199,8 @@ def test_configuration_is_stored_and_announced(env: Env) -> None:
     oid = keccak(text="announced")
     receipt = env.configure(oid, env.sources())
     (event,) = env.oracle.events.MarkConfigured().process_receipt(receipt)
-    assert event["args"]["id"] == oid and tuple(event["args"]["params"].values()) == params_tuple(P)
-    assert tuple(env.oracle.functions.params(oid).call()) == params_tuple(P)
+    assert event["args"]["id"] == oid and tuple(event["args"]["params"].values()) == P.as_tuple()
+    assert tuple(env.oracle.functions.params(oid).call()) == P.as_tuple()
     assert len(env.oracle.functions.sources(oid).call()) == 3
     assert env.refused(env.oracle.functions.getMark(keccak(text="nope"), 60)).startswith(
         "UnknownOracle("
@@ -239,7 +217,7 @@ def test_three_fresh_sources_give_their_median(
     env.publish(n, (2_000 * E8, 5), (2_010 * E8, 0), (2_005 * E8, 2 * E8, 3))
     assert env.mark(60) == (2_005 * E8, n - 5, 3)
     # the Python rule over the same on-chain readings gives the same mark
-    readings = [from_chain(t) for t in env.oracle.functions.readSources(ETH).call()]
+    readings = [SourceReading.from_tuple(t) for t in env.oracle.functions.readSources(ETH).call()]
     assert [r.expo for r in readings] == [-8, -18, -8]
     py = compute_mark(readings, P, n, 60)
     assert (py.mark_e8, py.publish_time_s, py.valid_sources) == env.mark(60)
@@ -351,7 +329,7 @@ def test_poke_seeds_and_steps_the_ema_and_the_cap_clamps_the_mark(env: Env) -> N
     receipt = env.send(env.oracle.functions.poke(oid), sender=OTHER)  # permissionless
     (event,) = env.oracle.events.EmaUpdated().process_receipt(receipt)
     assert (event["args"]["markE8"], event["args"]["emaE8"]) == (2_005 * E8, 2_005 * E8)
-    assert tuple(env.oracle.functions.ema(oid).call()) == (2_005 * E8, n + 1)
+    assert tuple(env.oracle.functions.ema(oid).call()) == (2_005 * E8, receipt["blockNumber"])
     assert env.refused(env.oracle.functions.poke(oid)).startswith("PokeTooSoon(")
     print(f"poke gas used: {receipt['gasUsed']}")
 
@@ -442,7 +420,7 @@ def same_on_both_sides(
 ) -> MarkResult | TooFewSources:
     """``computeMark`` by eth_call and ``compute_mark`` agree (result or refusal)."""
     fn = env.oracle.functions.computeMark(
-        ETH, [reading_tuple(r) for r in rs], params_tuple(p), now, max_age, ema
+        ETH, [r.as_tuple() for r in rs], p.as_tuple(), now, max_age, ema
     )
     try:
         expected = compute_mark(rs, p, now, max_age, ema)

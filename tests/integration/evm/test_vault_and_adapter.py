@@ -15,6 +15,7 @@ from chains.evm.adapter import EvmAdapter
 from chains.evm.artifacts import load_artifact
 from chains.evm.codec import LOCKED_TOPIC0, parse_locked_log
 from chains.evm.locker import LockReceipt, lock_on_evm
+from chains.evm.oracle import OracleClient
 from chains.evm.sender import TxSender
 from chains.finality import final_head
 from devnet.process import free_port
@@ -318,34 +319,34 @@ def test_failover_skips_a_dead_endpoint(evm_a: Deployed) -> None:
 
 def test_venue_chain_deploys_oracle_and_venue(evm_b: Deployed) -> None:
     manifest = evm_b.manifest
-    assert set(manifest["contracts"]) == {"vault", "oracle", "venue"}
+    assert set(manifest["contracts"]) == {"vault", "oracle", "feeds", "venue"}
     assert evm_b.settings.chain_id == 31338 and list(manifest["assets"]) == ["USDC"]
     salt = b"\x01" * 32
 
-    async def check() -> tuple[bytes, tuple[int, int]]:
+    async def check() -> tuple[bytes, tuple[int, int] | None, list[int]]:
         sender = await TxSender.connect(evm_b.url, FEEDER_KEY)
+        oracle = await OracleClient.connect(
+            evm_b.url, manifest["contracts"]["oracle"], chain="evm-b", retry=RetrySettings(),
+            feeder_key=FEEDER_KEY, feeds=manifest["contracts"]["feeds"])
         try:
             venue = sender.w3.eth.contract(
                 manifest["contracts"]["venue"], abi=load_artifact("IsolatedMarginVenue").abi
             )
             key = await venue.functions.positionKeyOf(TRADER, salt).call()
-            oracle = sender.w3.eth.contract(
-                manifest["contracts"]["oracle"], abi=load_artifact("PriceOracle").abi
-            )
-            now = (await sender.w3.eth.get_block("latest"))["timestamp"]
-            market = keccak(text="ETH-USD")
-            await sender.wait(
-                await sender.send(oracle.functions.setPrice(market, 3_000 * 10**8, now))
-            )
+            # I14: the publisher only moves time forward and never past the block
+            now = await oracle.chain_time()
+            await oracle.publish({"ETH-USD": 3_000 * 10**8}, now)
             with pytest.raises(TxRejected, match="PublishTimeNotIncreasing"):
-                await sender.send(oracle.functions.setPrice(market, 1, now))
+                await oracle.publish({"ETH-USD": 1}, now)
             with pytest.raises(TxRejected, match="PublishTimeInFuture"):
-                await sender.send(oracle.functions.setPrice(market, 1, now + 3_600))
-            return key, tuple(await oracle.functions.getPrice(market).call())
+                await oracle.publish({"ETH-USD": 1}, now + 3_600)
+            states = await oracle.source_states("ETH-USD", 60)
+            return key, await oracle.price_of("ETH-USD", 60), [s.reason for s in states]
         finally:
             await sender.aclose()
+            await oracle.aclose()
 
-    key, price = asyncio.run(check())
+    key, price, reasons = asyncio.run(check())
     expected = keccak(
         encode(
             ["uint256", "address", "address", "bytes32"],
@@ -353,4 +354,5 @@ def test_venue_chain_deploys_oracle_and_venue(evm_b: Deployed) -> None:
         )
     )
     assert key == expected
-    assert price[0] == 3_000 * 10**8
+    assert price is not None and price[0] == 3_000 * 10**8
+    assert reasons == [0, 0, 0]  # two Chainlink mocks and the Pyth one, all valid

@@ -159,8 +159,7 @@ def mirror_settle(
 class Env(VenueChain):
     # prices
     def price(self, oracle_id: bytes) -> tuple[int, int]:
-        p, t = self.oracle.functions.getPrice(oracle_id).call()
-        return int(p), int(t)
+        return self.mark(oracle_id)
 
     def publish(self, eth: int | None = None, usdc: int | None = None) -> int:
         """Publish ETH-USD / USDC (None: the current value again) at a fresh publishTime."""
@@ -419,24 +418,22 @@ def test_ora01_release_needs_im_and_a_fresh_price_liquidation_accepts_an_older_o
     m = env.assert_margin(pk)
     assert 0 < m.maintenance_usd_e18 and m.equity_usd_e18 < m.maintenance_usd_e18
     env.advance(params.max_age_user_s + 1)
-    assert env.refused(release(pk, SRC, VAULT, lock_id_bytes, 1)) == (
-        f"StalePrice(0x{ETH.hex()}, {t0}, {params.max_age_user_s})"
-    )
-    assert env.refused(env.venue.functions.increase(pk, 1)).startswith("StalePrice(")
+    # every source of the mark is stale for a user action: no mark (none of 3 valid, min 2)
+    no_mark = f"TooFewSources(0x{ETH.hex()}, 0, 2)"
+    assert env.refused(release(pk, SRC, VAULT, lock_id_bytes, 1)) == no_mark
+    assert env.refused(env.venue.functions.increase(pk, 1)) == no_mark
+    assert env.mark(ETH, params.max_age_liq_s) == (2_800 * E8, t0)
     env.venue.functions.liquidate(pk, PPM).call({"from": OTHER})  # accepted for liquidation
     env.advance(params.max_age_liq_s - params.max_age_user_s)  # now older than 600 s
-    assert env.refused(env.venue.functions.liquidate(pk, PPM), sender=OTHER) == (
-        f"StalePrice(0x{ETH.hex()}, {t0}, {params.max_age_liq_s})"
-    )
+    assert env.refused(env.venue.functions.liquidate(pk, PPM), sender=OTHER) == no_mark
 
-    # a price stuck on a bound is invalid for both classes
+    # a price stuck on a bound is invalid for both classes: every source sits on it
     env.publish(eth=params.min_price_e8)
-    stuck = f"PriceOutOfBounds(0x{ETH.hex()}, {params.min_price_e8})"
-    assert env.refused(env.venue.functions.liquidate(pk, PPM), sender=OTHER) == stuck
-    assert env.refused(release(pk, SRC, VAULT, lock_id_bytes, 1)) == stuck
+    assert env.refused(env.venue.functions.liquidate(pk, PPM), sender=OTHER) == no_mark
+    assert env.refused(release(pk, SRC, VAULT, lock_id_bytes, 1)) == no_mark
     env.publish(eth=2_800 * E8, usdc=1)  # the collateral's feed at its lower bound
     assert env.refused(env.venue.functions.liquidate(pk, PPM), sender=OTHER) == (
-        f"PriceOutOfBounds(0x{USDC_FEED.hex()}, 1)"
+        f"TooFewSources(0x{USDC_FEED.hex()}, 0, 2)"
     )
     env.publish(usdc=E8)
     receipt = env.send(env.venue.functions.liquidate(pk, PPM), sender=OTHER)
@@ -690,8 +687,8 @@ def test_liq03_release_racing_a_price_drop_is_rechecked_at_execution(env: Env) -
         # the feeder's update lands first in the block (sent first, higher tip); the trader's
         # release, checked against the old price, executes after it
         tip = {"maxFeePerGas": 200 * 10**9}
-        tx_price = env.oracle.functions.setPrice(ETH, 2_990 * E8, env.now()).transact(
-            {"from": FEEDER, "gas": 200_000, "maxPriorityFeePerGas": 50 * 10**9, **tip})
+        tx_price = env.publish_call(ETH, 2_990 * E8, env.now()).transact(
+            {"from": FEEDER, "gas": 900_000, "maxPriorityFeePerGas": 50 * 10**9, **tip})
         tx_release = release.transact({"from": TRADER, "gas": 600_000,
                                        "maxPriorityFeePerGas": 10**9, **tip})
         rpc(env.url, "evm_mine")

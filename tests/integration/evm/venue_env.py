@@ -57,7 +57,9 @@ USDC = bytes.fromhex(address_to_bytes32("0x" + "c6" * 20)[2:])
 ETH = market_id("ETH-USD")
 USDC_FEED = market_id("USDC")
 VENUE_ABI = load_artifact("IsolatedMarginVenue").abi
-ORACLE_ABI = load_artifact("PriceOracle").abi
+ORACLE_ABI = load_artifact("MarkOracle").abi
+FEEDS_ABI = load_artifact("FeedPublisher").abi
+ANY_AGE = 2**256 - 1
 RETRY = RetrySettings(max_attempts=2, initial_s=0.05, max_s=0.1, timeout_s=10)
 CHAIN_B = ChainRef("evm-b", ChainKind.EVM, CHAIN_ID)
 
@@ -81,6 +83,7 @@ class VenueChain:
     url: str
     venue: Contract
     oracle: Contract
+    feeds: Contract
 
     receipt_timeout_s: ClassVar[float] = 10
 
@@ -96,7 +99,7 @@ class VenueChain:
         with pytest.raises(ContractLogicError) as info:
             fn.call({"from": sender})
         assert isinstance(info.value.data, str), info.value
-        return decode_revert(info.value.data, [VENUE_ABI, ORACLE_ABI])
+        return decode_revert(info.value.data, [VENUE_ABI, ORACLE_ABI, FEEDS_ABI])
 
     def logs(self, event: str, receipt: Any) -> list[Any]:
         return list(self.venue.events[event]().process_receipt(receipt, errors=DISCARD))
@@ -109,15 +112,25 @@ class VenueChain:
         rpc(self.url, "evm_mine")
 
     def set_prices(self, values: dict[bytes, int]) -> int:
-        """Publish ``values`` (oracle id -> e8 price, as the feeder), all at one publishTime
-        later than every current one; returns that time."""
-        last = max(int(self.oracle.functions.getPrice(i).call()[1]) for i in values)
+        """Publish ``values`` (oracle id -> e8 price, as the feeder) to every source of each
+        id, all at one publishTime later than every current one; returns that time."""
+        last = max(int(self.feeds.functions.lastPublish(i).call()) for i in values)
         if self.now() <= last:
             self.advance(1)
         t = self.now()
         for oracle_id, value in values.items():
-            self.send(self.oracle.functions.setPrice(oracle_id, value, t), sender=FEEDER)
+            self.send(self.publish_call(oracle_id, value, t), sender=FEEDER)
         return t
+
+    def publish_call(self, oracle_id: bytes, value: int, t: int) -> Any:
+        """The publisher's call writing ``value`` to every source of ``oracle_id`` at ``t``."""
+        n = len(self.oracle.functions.sources(oracle_id).call())
+        return self.feeds.functions.publish(oracle_id, [value] * n, [0] * n, t)
+
+    def mark(self, oracle_id: bytes, max_age: int = ANY_AGE) -> tuple[int, int]:
+        """(mark_e8, publish_time) of an id for ``max_age`` (reverts TooFewSources)."""
+        mark, t, _ = self.oracle.functions.getMark(oracle_id, max_age).call()
+        return int(mark), int(t)
 
     def signatures(self, attestation: LockAttestation) -> list[bytes]:
         """3 of the 4 members' signatures over the venue's domain, by ascending address."""
@@ -155,7 +168,8 @@ def deployed_venue(cls: type[V], tmp: Path, lanes: Sequence[LaneSpec], *,
         w3 = Web3(Web3.HTTPProvider(proc.url, request_kwargs={"timeout": http_timeout_s}))
         contracts = manifest["contracts"]
         chain = cls(w3, proc.url, w3.eth.contract(address=contracts["venue"], abi=VENUE_ABI),
-                    w3.eth.contract(address=contracts["oracle"], abi=ORACLE_ABI))
+                    w3.eth.contract(address=contracts["oracle"], abi=ORACLE_ABI),
+                    w3.eth.contract(address=contracts["feeds"], abi=FEEDS_ABI))
         chain.send(chain.venue.functions.fundInsurance(INSURANCE_SEED), sender=DEPLOYER)
         yield chain
     finally:

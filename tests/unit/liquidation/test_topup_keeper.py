@@ -74,8 +74,12 @@ class FakeOracle:
     def __init__(self, at: int | None = NOW) -> None:
         self.at = at
 
-    async def price_of(self, oracle_id: bytes) -> tuple[int, int] | None:
-        return None if self.at is None else (E8, self.at)
+    async def price_of(self, oracle_id: bytes, max_age_s: int | None = None
+                       ) -> tuple[int, int] | None:
+        """As MarkOracle.getMark: no mark once every source is older than the max age."""
+        if self.at is None or (max_age_s is not None and NOW - self.at > max_age_s):
+            return None
+        return E8, self.at
 
 
 async def now() -> int:
