@@ -1,11 +1,13 @@
-"""The devnet price feeder: push scripted paths to the venue chain's ``PriceOracle`` (I/O).
+"""The devnet price feeder: push scripted paths to every source of the venue chain's marks (I/O).
 
 :class:`Feeder` publishes a :class:`~orchestrator.risk.price_paths.Scenario`'s prices tick by
-tick through :class:`chains.evm.oracle.OracleClient` with the FEEDER key; ``bulkhead feed``,
+tick through :class:`chains.evm.oracle.OracleClient` with the FEEDER key, the same price to
+every source of a mark unless the scenario makes one misbehave (``faults``: a source that
+jumps, freezes, sits on a bound or reports a wide confidence); ``bulkhead feed``,
 ``bulkhead price --set`` and the demo drive it.
 
 Time (I14): every publish time is the venue chain's latest block timestamp, never the host's
-clock. The oracle refuses a publish time that is not strictly after the market's last one or
+clock. The publisher refuses a publish time that is not strictly after the market's last one or
 that is after the block's, so a tick waits until the chain's clock has moved past the last
 publish time of each market it updates; ``interval_s`` is only the wall-clock pause between
 ticks. All markets of one tick share a publish time and are pipelined into one block.
@@ -22,12 +24,12 @@ from typing import Any
 
 from chains.evm.oracle import OracleClient
 from orchestrator.actions.inputs import parse_amount
-from orchestrator.risk.price_paths import Scenario, scenario_from_text
+from orchestrator.risk.price_paths import Scenario, SourceTick, scenario_from_text, source_ticks
 from shared.errors import ChainError, InputError, RetryableError
 from shared.settings import Settings
 
 __all__ = ["Feeder", "PushedTick", "devnet_feeds", "feed_scenario", "keep_fresh",
-           "load_scenario", "set_price"]
+           "load_scenario", "set_price", "show_mark"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,17 +67,22 @@ class Feeder:
         self.oracle, self.interval_s, self.progress = oracle, interval_s, progress
         self.max_wait_s, self.poll_s = max_wait_s, poll_s
 
-    async def run(self, plan: Mapping[str, Sequence[int]]) -> list[PushedTick]:
-        """Publish ``plan[market][i]`` for every market at tick ``i``; returns every tick."""
+    async def run(self, plan: Mapping[str, Sequence[int | SourceTick]]) -> list[PushedTick]:
+        """Publish ``plan[market][i]`` for every market at tick ``i`` (an int to every source
+        of the market, a :class:`SourceTick` source by source); returns every tick."""
         last = {m: await self.oracle.last_published(m) for m in plan}
         pushed: list[PushedTick] = []
         for index in range(max((len(p) for p in plan.values()), default=0)):
             started = time.monotonic()
-            prices = {m: p[index] for m, p in plan.items() if index < len(p)}
-            now = await self._chain_time_after(max(last[m] for m in prices))
-            mined = await self.oracle.publish(prices, now)
-            for market, price in prices.items():
+            ticks = {m: p[index] for m, p in plan.items() if index < len(p)}
+            now = await self._chain_time_after(max(last[m] for m in ticks))
+            mined = await self.oracle.publish(
+                {m: t.prices_e8 if isinstance(t, SourceTick) else t for m, t in ticks.items()},
+                now, conf_ppm={m: t.conf_ppm for m, t in ticks.items()
+                               if isinstance(t, SourceTick)})
+            for market, value in ticks.items():
                 last[market] = now
+                price = value.price_e8 if isinstance(value, SourceTick) else value
                 tick = PushedTick(index, market, price, now, *mined[market])
                 pushed.append(tick)
                 if self.progress is not None:
@@ -112,7 +119,11 @@ async def feed_scenario(settings: Settings, feeder_key: str, scenario: Scenario,
         for feed in scenario.feeds:
             if feed.start_price_e8 is None and (found := await oracle.price_of(feed.market)):
                 current[feed.market] = found[0]
-        plan = scenario.prices(current)
+        plan: dict[str, list[int | SourceTick]] = {}
+        for market, prices in scenario.prices(current).items():
+            faults = next(f.faults for f in scenario.feeds if f.market == market)
+            plan[market] = (source_ticks(prices, faults, len(await oracle.sources(market)))
+                            if faults else list(prices))
         feeder = Feeder(oracle, progress=progress,
                         interval_s=scenario.interval_s if interval_s is None else interval_s)
         return await feeder.run(plan)
@@ -145,6 +156,31 @@ async def set_price(settings: Settings, feeder_key: str, *, market: str,
     finally:
         await oracle.aclose()
     return {"market": market, "price_e8": price_e8, "publish_time": tick.publish_time_s}
+
+
+_REASONS = ("ok", "stale", "future", "bound", "confidence", "deviation", "unreadable",
+            "nonpositive")  # MarkOracle.Reason
+
+
+async def show_mark(settings: Settings, *, market: str, max_age_s: int) -> dict[str, Any]:
+    """The mark of ``market`` for an operation of ``max_age_s`` and every source as judged
+    for it (kind, normalised price, age on the chain's clock, reason): what ``bulkhead price``
+    prints without ``--set``. ``mark_e8`` None: fewer valid sources than the minimum."""
+    oracle = await OracleClient.from_settings(settings)
+    try:
+        now = await oracle.chain_time()
+        mark = await oracle.mark_of(market, max_age_s)
+        rows = await oracle.source_states(market, max_age_s)
+    finally:
+        await oracle.aclose()
+    if not rows:
+        raise InputError("market", f"{market}: no sources configured on the oracle")
+    return {"market": market, "max_age_s": max_age_s,
+            "mark_e8": mark[0] if mark else None, "publish_time": mark[1] if mark else None,
+            "valid_sources": mark[2] if mark else sum(r.reason == 0 for r in rows),
+            "sources": [{"kind": "pyth" if r.kind == 1 else "chainlink", "feed": r.feed,
+                         "price_e8": r.price_e8, "age_s": now - r.time_s if r.time_s else None,
+                         "reason": _REASONS[r.reason]} for r in rows]}
 
 
 def devnet_feeds() -> list[str]:

@@ -285,7 +285,7 @@ class Services:
 
     @cached_property
     def oracle(self) -> OracleClient:
-        """The venue chain's PriceOracle (read-only), shared by the top-up and buffer steps."""
+        """The venue chain's MarkOracle (read-only), shared by the top-up and buffer steps."""
         return self.run(OracleClient.from_settings(self.settings))
 
     @cached_property

@@ -3,7 +3,7 @@ write the manifest the workers read (the docker-compose ``deployer`` service).
 
 What it deploys is the **reference / test stack** of ``chains/devnet``: on every EVM
 collateral chain mintable test tokens (USDC, WETH, FEE) and a ``CollateralVault``; on the
-venue chain a ``PriceOracle``, the ``IsolatedMarginVenue`` and a vault; on Solana a test USDC
+venue chain a ``MarkOracle`` with its feeds, the ``IsolatedMarginVenue`` and a vault; on Solana a test USDC
 mint, the attesters' SPL multisig and the vault token account. The attester set installed
 everywhere is the one in the settings (``attesters.members``: EVM ``address`` and
 ``solana_pubkey`` of each member, ``attesters.threshold``); every lane gets the devnet's

@@ -112,7 +112,7 @@ def feed(
     every: Annotated[float, typer.Option(
         help="--keep-fresh: the age (s) at which a price is re-stamped")] = 20.0,
 ) -> None:
-    """Publish a scripted price path to the venue chain's PriceOracle, tick by tick."""
+    """Publish a scripted price path to every source of the venue chain's marks, tick by tick."""
     from devnet.feeder import feed_scenario
 
     if keep_fresh:

@@ -283,15 +283,23 @@ def trade_reduce(
 @app.command("price")
 def price(
     market: Annotated[str, typer.Option(help="Market / feed name, e.g. ETH-USD")],
-    value: Annotated[str, typer.Option("--set", help="New price in USD, e.g. 1650.25")],
+    value: Annotated[str | None, typer.Option(
+        "--set", help="New price in USD, e.g. 1650.25, to every source (omit: show the mark)")
+    ] = None,
+    max_age: Annotated[int, typer.Option(
+        help="Without --set: judge the sources for this max age in s (60: a user action)")] = 60,
     as_json: JsonOpt = False,
 ) -> None:
-    """Publish a price as the devnet oracle's feeder (scripted paths for tests and the demo)."""
-    from devnet.feeder import set_price
+    """Publish a price to every source as the devnet's feeder, or (without ``--set``) show
+    the mark and each source's price, age and verdict."""
+    from devnet.feeder import set_price, show_mark
 
     cfg = settings()
-    row = guarded(lambda: asyncio.run(set_price(cfg, feeder_key(cfg, None), market=market,
-                                                price=value)))
+    if value is None:
+        row = guarded(lambda: asyncio.run(show_mark(cfg, market=market, max_age_s=max_age)))
+    else:
+        row = guarded(lambda: asyncio.run(set_price(cfg, feeder_key(cfg, None), market=market,
+                                                    price=value)))
     emit_row("price", row, as_json)
 
 

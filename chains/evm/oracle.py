@@ -241,15 +241,15 @@ class OracleClient:
     # ----- sends -------------------------------------------------------------------------------
 
     async def publish(self, prices: Mapping[str, int | Sequence[int]], publish_time_s: int,
-                      *, confs: Mapping[str, Sequence[int]] | None = None,
+                      *, conf_ppm: Mapping[str, Sequence[int | None]] | None = None,
                       ) -> dict[str, tuple[str, int]]:
         """Publish at ``publish_time_s`` (pipelined, one tx per id) and poke each mark;
         returns ``{market: (tx hash, block)}`` once all are mined. Not idempotent.
 
         A price is one int for every source of the id, or a sequence with one per source in
-        the oracle's order (0: that source keeps its last value, a frozen feed). ``confs``
-        gives Pyth confidences per source (default: ``conf_ppm`` of the price; ignored for
-        Chainlink sources).
+        the oracle's order (0: that source keeps its last value, a frozen feed). ``conf_ppm``
+        gives each Pyth source's confidence relative to its price (None or absent: the
+        client's default; Chainlink sources carry none).
 
         Raises:
             ConfigError: no feeder key. InputError: a price that is not a positive int, or the
@@ -259,7 +259,8 @@ class OracleClient:
         """
         if self._sender is None or self.feeds is None:
             raise ConfigError("feeder_key", "publishing a price needs the feeder's key")
-        plan = {m: await self._per_source(m, p, (confs or {}).get(m)) for m, p in prices.items()}
+        plan = {m: await self._per_source(m, p, (conf_ppm or {}).get(m))
+                for m, p in prices.items()}
         contract = self._sender.w3.eth.contract(address=self.feeds, abi=self._feeds_abi)
         hashes = {}
         for m, (ps, cs) in plan.items():
@@ -285,7 +286,7 @@ class OracleClient:
         return gas + gas // 5 + _POKE_GAS
 
     async def _per_source(self, market: str, price: int | Sequence[int],
-                          confs: Sequence[int] | None) -> tuple[list[int], list[int]]:
+                          conf_ppm: Sequence[int | None] | None) -> tuple[list[int], list[int]]:
         listed = await self.sources(market)
         if not listed:
             raise InputError("market", f"{market}: no sources configured on the oracle")
@@ -298,15 +299,14 @@ class OracleClient:
                 raise InputError("price_e8", f"{market}: must be a positive int, got {p!r}")
         if not any(prices):
             raise InputError("price_e8", f"{market}: every source held (all prices 0)")
-        if confs is None:
-            # ROUNDING: floor; Chainlink sources carry no confidence.
-            confs = [p * self._conf_ppm // 1_000_000 if k == PYTH else 0
-                     for (k, _, _), p in zip(listed, prices, strict=True)]
-        confs = list(confs)
-        if len(confs) != len(listed) or any(
-                isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < 2**64
-                for c in confs):
-            raise InputError("conf_e8", f"{market}: one uint64 per source, got {confs!r}")
+        ppm = list(conf_ppm) if conf_ppm is not None else [None] * len(listed)
+        if len(ppm) != len(listed) or any(
+                c is not None and (isinstance(c, bool) or not isinstance(c, int)
+                                   or not 0 <= c <= 10**6) for c in ppm):
+            raise InputError("conf_ppm", f"{market}: one ppm (or None) per source, got {ppm!r}")
+        # ROUNDING: floor; Chainlink sources carry no confidence.
+        confs = [p * (self._conf_ppm if c is None else c) // 1_000_000 if k == PYTH else 0
+                 for (k, _, _), p, c in zip(listed, prices, ppm, strict=True)]
         return prices, confs
 
 

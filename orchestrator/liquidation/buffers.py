@@ -2,8 +2,10 @@
 
 Flow per risk tick (DESIGN §3 "buffer = clamp(k * sigma * sqrt(horizon), 0, buffer_max)"):
 
-1. :meth:`BufferUpdater.observe` scans the oracle's ``PriceUpdated`` logs since each market's
-   cursor and records every observation ``(market, price_e8, publish_time)`` in a
+1. :meth:`BufferUpdater.observe` scans the mark's history since each market's cursor (the
+   oracle's ``EmaUpdated`` logs: one mark per poke, at most one per block, so the buffer
+   follows the median of the sources, never one feed) and records every observation
+   ``(market, mark_e8, publish_time)`` in a
    :class:`TickHistory` (in Redis: one sorted set per market, scored by publish time,
    deduplicated by publish time, capped to the newest ``cap`` ticks). The chain is the record: after a restart
    the history is already there, and after a Redis loss it is rebuilt from the logs (the last

@@ -31,6 +31,11 @@ after another, each from the previous one's last price::
     path = "crash"
     steps = 1
     pct_ppm = 450000
+    [[feeds.faults]]             # optional: one source misbehaves (SourceFault)
+    source = 2                   # the Pyth source of the devnet's three
+    kind = "jump"                # jump | freeze | fixed | conf
+    from_tick = 11
+    ppm = -300000
 
 :func:`scenario_from_text` / :func:`parse_scenario` refuse a bad file with :class:`InputError`
 naming the field (``feeds.0.segments.1.crash.pct_ppm``).
@@ -42,6 +47,7 @@ import json
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -57,6 +63,8 @@ __all__ = [
     "FeedPlan",
     "Scenario",
     "Segment",
+    "SourceFault",
+    "SourceTick",
     "SpikeSegment",
     "TrendSegment",
     "calm",
@@ -66,6 +74,7 @@ __all__ = [
     "path_prices",
     "scenario_from_text",
     "segment_prices",
+    "source_ticks",
     "spike",
     "splitmix64",
     "trend",
@@ -226,15 +235,96 @@ Segment = Annotated[CalmSegment | TrendSegment | CrashSegment | SpikeSegment,
                     Field(discriminator="path")]
 
 
+class SourceFault(BaseModel):
+    """One source of a feed misbehaving for ``ticks`` ticks from tick ``from_tick`` (ticks
+    count the feed's published prices from 0; ``ticks`` None: to the end). ``source`` is its
+    index in the oracle's source order (the devnet's: Chainlink 8 decimals, Chainlink 18,
+    Pyth). Kinds:
+
+    - ``jump``   the source reports ``floor(price * (1e6 + ppm) / 1e6)`` (``ppm`` > -1e6);
+    - ``freeze`` the source keeps its last value (nothing is written to it);
+    - ``fixed``  the source reports ``price_e8`` (e.g. sits on a bound);
+    - ``conf``   a Pyth source reports a confidence of ``ppm`` of the price.
+    """
+
+    model_config = _FROZEN
+    source: int = Field(ge=0, lt=8)
+    kind: Literal["jump", "freeze", "fixed", "conf"]
+    from_tick: int = Field(default=0, ge=0, le=MAX_STEPS)
+    ticks: int | None = Field(default=None, ge=1, le=MAX_STEPS)
+    ppm: int | None = Field(default=None, gt=-PPM, le=10 * PPM)
+    price_e8: int | None = Field(default=None, gt=0, le=MAX_PRICE_E8)
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> Self:
+        need = {"jump": "ppm", "conf": "ppm", "fixed": "price_e8", "freeze": None}[self.kind]
+        for name in ("ppm", "price_e8"):
+            given = getattr(self, name) is not None
+            if given != (name == need):
+                raise ValueError(f"a {self.kind} fault {'needs' if not given else 'takes no'} "
+                                 f"{name}")
+        if self.kind == "conf" and self.ppm is not None and self.ppm <= 0:
+            raise ValueError("a conf fault needs ppm > 0")
+        return self
+
+    def covers(self, tick: int) -> bool:
+        return self.from_tick <= tick and (self.ticks is None or tick < self.from_tick + self.ticks)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceTick:
+    """One tick written source by source: ``prices_e8[i]`` for source ``i`` (0: left as it
+    is) and ``conf_ppm[i]`` its Pyth confidence relative to its price (None: the default)."""
+
+    price_e8: int  # the path's price, what the honest sources report
+    prices_e8: tuple[int, ...]
+    conf_ppm: tuple[int | None, ...]
+
+
+def source_ticks(prices: Sequence[int], faults: Sequence[SourceFault], sources: int
+                 ) -> list[int | SourceTick]:
+    """The path's prices with ``faults`` applied: a plain int where every source reports
+    the path's price, a :class:`SourceTick` where one or more misbehave.
+
+    Raises:
+        InputError: a fault names a source beyond ``sources``.
+    """
+    for i, fault in enumerate(faults):
+        if fault.source >= sources:
+            raise InputError(f"faults.{i}.source",
+                             f"source {fault.source} of a feed with {sources} sources")
+    out: list[int | SourceTick] = []
+    for tick, price in enumerate(prices):
+        active = [f for f in faults if f.covers(tick)]
+        if not active:
+            out.append(price)
+            continue
+        per, conf = [price] * sources, [None] * sources
+        for f in active:
+            if f.kind == "jump" and f.ppm is not None:
+                # ROUNDING: floor, never below 1 (a source never reports 0 as a price).
+                per[f.source] = max(1, price * (PPM + f.ppm) // PPM)
+            elif f.kind == "freeze":
+                per[f.source] = 0
+            elif f.kind == "fixed" and f.price_e8 is not None:
+                per[f.source] = f.price_e8
+            elif f.kind == "conf":
+                conf[f.source] = f.ppm
+        out.append(SourceTick(price, tuple(per), tuple(conf)))
+    return out
+
+
 class FeedPlan(BaseModel):
     """One market's path: ``start`` (decimal USD, <= 8 decimals) or ``start_e8``, or neither
-    (start from the oracle's current price, which is then not published again)."""
+    (start from the oracle's current price, which is then not published again); ``faults``
+    make single sources misbehave along it (:class:`SourceFault`)."""
 
     model_config = _FROZEN
     market: str = Field(min_length=1, max_length=64)
     start: str | None = None
     start_e8: int | None = Field(default=None, gt=0, le=MAX_PRICE_E8)
     segments: list[Segment] = Field(min_length=1)
+    faults: list[SourceFault] = Field(default_factory=list, max_length=32)
 
     @model_validator(mode="after")
     def _one_start(self) -> Self:

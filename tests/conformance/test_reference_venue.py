@@ -1,6 +1,6 @@
 """The conformance suite against the reference venue on a real anvil, plus its bulk read figure.
 
-evm-b is deployed as the devnet deploys it (``deploy_venue_chain``: PriceOracle, venue, the
+evm-b is deployed as the devnet deploys it (``deploy_venue_chain``: MarkOracle and its feeds, venue, the
 default ETH-USD market and USDC / WETH collateral feeds) with test attester set 0 (3 of 4).
 Collateral is credited through the adapter's own ``credit`` with attestations signed by 3 of
 the 4 test attester keys, as the bridge's relayer would; trades are opened by the owner and

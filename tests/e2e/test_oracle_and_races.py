@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from eth_account import Account
 from web3 import Web3
-from web3.exceptions import ContractLogicError
 
 from bulkhead.local.fleet import WorkerFleet
 from chains.evm.artifacts import load_artifact
@@ -295,6 +295,41 @@ def test_liq_03_withdrawal_refused_while_a_liquidation_is_pending(
                     ok=False), "LiquidationPending")
     prices(devnet)  # recovered: no further step
     audit_clean(cli)
+
+
+def test_ora_02_one_bad_source_in_a_crash_never_sets_the_mark(
+        devnet: dict[str, Any], cli: Cli, fleet: WorkerFleet,  # noqa: F811
+        tmp_path: Path) -> None:
+    """A crash of 9 % on the honest sources while the Pyth source alone reports 45 % lower
+    (``bulkhead feed --scenario`` with a source fault): the mark follows the honest median,
+    the position truly underwater at 2,730 is liquidated, the one that would only be
+    underwater on the bad source's price is untouched, and the source is shown as deviating."""
+    rows = fund(cli, fleet, devnet, {b"src-under": "320", b"src-safe": "1000"})
+    under, safe = rows[b"src-under"]["position"], rows[b"src-safe"]["position"]
+    prices(devnet)
+    cli.json("trade", "open", "--position", under, "--size", "1")
+    cli.json("trade", "open", "--position", safe, "--size", "1")
+    scenario = tmp_path / "bad-source.toml"
+    scenario.write_text('interval_s = 0\n[[feeds]]\nmarket = "ETH-USD"\n'
+                        '[[feeds.segments]]\npath = "crash"\nsteps = 1\npct_ppm = 90000\n'
+                        '[[feeds.faults]]\nsource = 2\nkind = "jump"\nppm = -450000\n')
+    (tick,) = [json.loads(line) for line in cli.run(
+        "feed", "--scenario", str(scenario), "--json").stdout.splitlines() if line.strip()]
+    assert tick["price_e8"] == 2730 * 10**8
+    mark, published, valid = oracle(devnet).functions.getMark(ETH, 60).call()
+    assert (mark, published, valid) == (2730 * 10**8, tick["publish_time_s"], 2)
+    states = oracle(devnet).functions.sourceStates(ETH, 60).call()
+    assert [int(s[2]) for s in states] == [0, 0, 5]  # ok, ok, deviation
+    assert int(states[2][0]) == 2730 * 10**8 * 550_000 // 10**6  # what it reported
+
+    wait_for(lambda: liquidations(devnet, under), 60, "the truly underwater position liquidated")
+    (event,) = liquidations(devnet, under)
+    assert event.args.markE8 == 2730 * 10**8
+    risk_ticks(devnet, 3)  # the worker screened the bad source's crash several times
+    assert liquidations(devnet, safe) == []
+    _, equity, _, maintenance, _ = venue(devnet).functions.marginOf(raw(safe)).call()
+    assert equity >= maintenance > 0
+    prices(devnet)  # every source honest again
 
 
 def test_audit_is_clean_after_the_oracle_and_race_cases(cli: Cli) -> None:

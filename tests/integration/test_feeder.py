@@ -1,6 +1,6 @@
 """The price feeder and the volatility buffer on a real devnet (anvil evm-b, redis).
 
-- ``bulkhead feed`` pushes a 45 % crash to the real PriceOracle, chain-time stamped, and the
+- ``bulkhead feed`` pushes a 45 % crash to every source of the real MarkOracle, chain-time stamped, and the
   oracle reads it back; a scenario file feeds two markets in lockstep.
 - ``bulkhead price --set`` publishes one price through the same oracle client.
 - TickHistory records the real oracle's ticks in Redis (deduplicated, kept across a restart,
@@ -127,6 +127,16 @@ def test_price_command_publishes_once_at_chain_time(cli: Cli) -> None:  # noqa: 
     (price, published), now = run(read_back)
     assert (price, published) == (row["price_e8"], row["publish_time"])
     assert published <= now
+
+    # without --set: the mark and every source as judged for a user action
+    shown = cli.json("price", "--market", ETH)
+    assert (shown["mark_e8"], shown["publish_time"]) == (row["price_e8"], row["publish_time"])
+    assert [(s["kind"], s["price_e8"], s["reason"]) for s in shown["sources"]] == [
+        ("chainlink", row["price_e8"], "ok"), ("chainlink", row["price_e8"], "ok"),
+        ("pyth", row["price_e8"], "ok")]
+    assert shown["valid_sources"] == 3 and all(s["age_s"] >= 0 for s in shown["sources"])
+    bad = cli.run("price", "--market", "NOPE-USD", "--json", ok=False)
+    assert bad.returncode != 0 and "market" in bad.stderr + bad.stdout
 
 
 def test_calm_feeder_restamps_every_devnet_feed_and_never_moves_a_price(cli: Cli) -> None:  # noqa: F811

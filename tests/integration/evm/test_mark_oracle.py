@@ -11,7 +11,7 @@ inputs, and a read of the live feeds against the Python rule over the same readi
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 

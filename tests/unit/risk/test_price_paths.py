@@ -12,11 +12,14 @@ from hypothesis import strategies as st
 from devnet.feeder import load_scenario
 from orchestrator.risk.price_paths import (
     PPM,
+    SourceFault,
+    SourceTick,
     calm,
     crash,
     crash_target_e8,
     parse_scenario,
     path_prices,
+    source_ticks,
     spike,
     splitmix64,
     trend,
@@ -199,3 +202,44 @@ def test_path_prices_chain_segments() -> None:
         {"path": "crash", "steps": 1, "pct_ppm": 500_000},
         {"path": "spike", "steps": 2, "pct_ppm": 1_000_000}]}]})
     assert path_prices(1_000, scenario.feeds[0].segments) == [500, 1_000, 500]
+
+
+# ----- one source misbehaving (SourceFault) ------------------------------------------------------
+
+
+def test_source_faults_apply_per_tick_and_per_source() -> None:
+    faults = [SourceFault(source=2, kind="jump", from_tick=1, ticks=2, ppm=-300_000),
+              SourceFault(source=0, kind="freeze", from_tick=2),
+              SourceFault(source=1, kind="fixed", from_tick=3, price_e8=1),
+              SourceFault(source=2, kind="conf", from_tick=3, ppm=50_000)]
+    ticks = source_ticks([100, 200, 300, 400], faults, 3)
+    assert ticks[0] == 100  # nobody misbehaves: one price for every source
+    assert ticks[1] == SourceTick(200, (200, 200, 140), (None, None, None))
+    assert ticks[2] == SourceTick(300, (0, 300, 210), (None, None, None))  # 0: held
+    assert ticks[3] == SourceTick(400, (0, 1, 400), (None, None, 50_000))
+
+
+def test_a_jump_never_reports_zero() -> None:
+    fault = SourceFault(source=0, kind="jump", ppm=-999_999)
+    assert source_ticks([3], [fault], 2) == [SourceTick(3, (1, 3), (None, None))]
+
+
+@pytest.mark.parametrize(("fault", "field"), [
+    ({"source": 0, "kind": "jump"}, "needs ppm"),
+    ({"source": 0, "kind": "freeze", "ppm": 5}, "takes no ppm"),
+    ({"source": 0, "kind": "fixed", "ppm": 5, "price_e8": 1}, "takes no ppm"),
+    ({"source": 0, "kind": "conf", "ppm": -5}, "ppm > 0"),
+    ({"source": 9, "kind": "freeze"}, "source"),
+])
+def test_bad_faults_are_refused_naming_the_field(fault: dict[str, object], field: str) -> None:
+    data = {"feeds": [{"market": "ETH-USD", "start": "3000",
+                       "segments": [{"path": "calm", "steps": 2}], "faults": [fault]}]}
+    with pytest.raises(InputError) as info:
+        parse_scenario(data)
+    assert info.value.field.startswith("feeds.0.faults.0")
+    assert field in str(info.value)
+
+
+def test_a_fault_beyond_the_feeds_sources_is_refused() -> None:
+    with pytest.raises(InputError, match="source 3 of a feed with 3 sources"):
+        source_ticks([1], [SourceFault(source=3, kind="freeze")], 3)
