@@ -90,7 +90,7 @@ from workers.stores.locks import RedisLockStore
 
 N_LOCKS = 2_000
 FAST = DevnetOptions(block_time_s=1.0, slots_in_an_epoch=2, slot_ms=200, solana_finality_lag=10,
-                     detach=False)
+                     detach=False, buffer_markets=())
 LOCKS_PER_POSITION = 10  # under the venue's MAX_POSITION_LOCKS, with room for one more
 AMOUNT = 1_000_000  # 1 USDC (6 decimals); lock i locks AMOUNT + i base units
 SOLANA_IN_FLIGHT = 50

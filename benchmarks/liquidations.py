@@ -74,8 +74,10 @@ N_POSITIONS = 1_000
 LOCK_UNITS = 32 * 10**6  # 32 USDC per position
 SIZE_E18 = 10**17  # 0.1 ETH
 OPEN_PRICE, CRASH_PRICE = "3000", "1650"
+# The buffer is off here: the figure is the liquidation path alone, and a buffer push would
+# share the risk key with the liquidation batches.
 CLOCKS = DevnetOptions(block_time_s=0.5, slots_in_an_epoch=2, slot_ms=100, solana_finality_lag=10,
-                       detach=False)
+                       detach=False, buffer_markets=())
 STALL_S = 240.0
 KIND_SEIZE = 2
 

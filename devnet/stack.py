@@ -43,6 +43,10 @@ class DevnetOptions:
     slot_ms: int = 400
     solana_finality_lag: int = 32
     detach: bool = True  # False ties the processes to this one (tests)
+    # Markets whose EWMA volatility buffer the risk worker drives (``risk.buffer_markets`` in
+    # the manifest): every devnet market. Suites that check liquidation arithmetic against a
+    # fixed maintenance rate pass () and test the buffer on its own.
+    buffer_markets: tuple[str, ...] = ("ETH-USD",)
 
 
 def devnet_dir(home: Path) -> Path:
@@ -167,6 +171,7 @@ async def _deploy(procs: dict[str, ManagedProcess], opts: DevnetOptions) -> dict
     return {
         "redis_url": f"redis://127.0.0.1:{procs['redis'].port}/0",
         "chains": {EVM_A: evm_a, EVM_B: evm_b, SOLANA: sol_section},
+        "risk": {"buffer_markets": list(opts.buffer_markets)},
         "attesters": {
             "set_index": 0, "threshold": THRESHOLD,
             "members": [{"name": n, "address": a.address, "solana_pubkey": str(k.pubkey())}
@@ -175,7 +180,8 @@ async def _deploy(procs: dict[str, ManagedProcess], opts: DevnetOptions) -> dict
         "devnet": {
             "options": {"block_time_s": opts.block_time_s, "slot_ms": opts.slot_ms,
                         "slots_in_an_epoch": opts.slots_in_an_epoch,
-                        "solana_finality_lag": opts.solana_finality_lag},
+                        "solana_finality_lag": opts.solana_finality_lag,
+                        "buffer_markets": list(opts.buffer_markets)},
             "processes": {k: {"pid": p.pid, "port": p.port, "log": str(p.log_path)}
                           for k, p in procs.items()},
             "traders": {

@@ -182,7 +182,8 @@ class KeySettings(_Frozen):
 class RiskSettings(_Frozen):
     """Risk worker tuning. ``buffer_markets``: oracle markets whose EWMA volatility buffer the
     worker pushes to the venue (empty: the buffer stays what the venue owner set). Off by
-    default so a deployment opts in knowingly: a widening buffer raises every position's MM."""
+    default so a deployment opts in knowingly: a widening buffer raises every position's MM.
+    The local devnet opts in for its markets (its manifest's ``risk`` table)."""
 
     buffer_markets: list[Annotated[str, Field(min_length=1, max_length=32)]] = []
 
@@ -233,7 +234,7 @@ class _ManifestSource(PydanticBaseSettingsSource):
             data = json.loads(self._path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError("manifest", f"{self._path}: unreadable ({exc})") from exc
-        return {k: data[k] for k in ("chains", "redis_url", "attesters") if k in data}
+        return {k: data[k] for k in ("chains", "redis_url", "attesters", "risk") if k in data}
 
 
 def _home_dir() -> Path:

@@ -6,7 +6,10 @@
    ``solana``, and position B (1.5x long, same owner, same asset, same vault) with a lock on
    ``evm-a``; bob backs C (a short) on ``solana``. The live table follows every lock through
    ``seen -> finalized -> attested -> credited`` on the venue on ``evm-b``;
-3. the positions open at 3,000 USD/ETH; a scripted crash follows: first to the mark where A's
+3. the positions open at 3,000 USD/ETH; a calm stretch, then a volatile one (ETH swinging
+   +-0.4 % a tick) in which the risk worker widens the market's volatility buffer, fed from
+   the mark, to its cap, so maintenance is wider before the crash; a scripted crash follows:
+   first to the mark where A's
    E / MM is 0.8 (the risk worker liquidates A *partially*), then 3 % through A's bankruptcy
    price (a gap: A is liquidated *fully*, the loss beyond its collateral is a recorded shortfall
    paid by the insurance fund). A's collateral is seized on both source chains by the quorum;
@@ -40,8 +43,10 @@ from rich.live import Live
 from bulkhead.cli import views
 from bulkhead.local.demo_chart import write_ratio_chart
 from bulkhead.local.demo_report import (
+    BufferStory,
     PositionFate,
     RatioSeries,
+    buffer_report_table,
     crash_price_e8,
     gap_price_e8,
     lock_journey,
@@ -83,6 +88,8 @@ ATTESTERS = ["att-1", "att-2", "att-3", "att-4"]
 OPEN_PRICE_E8 = 3_000 * 10**8
 PARTIAL_AT_RATIO_PPM = 800_000  # the first crash tick: A at E / MM = 0.8 (a partial step)
 GAP_PPM = 30_000  # the second: 3 % through A's bankruptcy price
+CALM_TICKS = 3  # the calm stretch: +-5 ppm, the buffer stays within its hysteresis
+SWING_PPM = 4_000  # the volatile stretch: +-0.4 % a tick, until the buffer reaches its cap
 STEP_TIMEOUT_S = 90.0
 DEMO_CLOCKS = DevnetOptions(block_time_s=0.5, slots_in_an_epoch=2, slot_ms=100,
                             solana_finality_lag=10)
@@ -149,6 +156,7 @@ class Journey:
         self.w3: Any = None
         self.prices: dict[str, int] = {}  # what the feeder last published, per market
         self.stopping = asyncio.Event()
+        self.buffer: BufferStory | None = None
 
     def _key(self, p: PositionPlan) -> str:
         chain_id, venue = self.settings.venue()
@@ -172,6 +180,7 @@ class Journey:
                 await self.lock_all()
                 await self.open_all()
                 background.append(asyncio.create_task(self.sample_ratios()))
+                await self.volatility()
                 await self.crash()
                 await self.close_survivors()
             finally:
@@ -214,6 +223,37 @@ class Journey:
                                f"{format_amount(row['price_e8'] or 0, 8)} USD")
         self.t0 = time.monotonic()
         self.series.mark(0.0, "open at 3,000")
+
+    async def volatility(self) -> None:
+        """A calm stretch, then a volatile one: the risk worker feeds the EWMA volatility
+        buffer from the mark's history and widens the market's maintenance rate to its cap
+        before the crash comes (the crash prices below are computed with it)."""
+        from orchestrator.risk.price_paths import calm
+
+        market, buffer = await self.venue.market_of(_market_id())
+        story = BufferStory(mmr_ppm=market.mmr_ppm, cap_ppm=market.buffer_max_ppm)
+        for price in calm(OPEN_PRICE_E8, CALM_TICKS, amplitude_ppm=5, seed=1):
+            await self.set_price("ETH-USD", price)
+        await self.set_price("ETH-USD", OPEN_PRICE_E8)
+        _, story.calm_ppm = await self.venue.market_of(_market_id())
+        started = time.monotonic()
+        self.series.mark(started - self.t0, "volatile stretch")
+        self.console.print(f"calm stretch: buffer {story.calm_ppm} ppm; now ETH swings "
+                           f"+-{SWING_PPM} ppm a tick")
+        while buffer < market.buffer_max_ppm:
+            if time.monotonic() - started > STEP_TIMEOUT_S:
+                raise DemoFailed(f"the buffer stayed at {buffer} ppm through the volatility")
+            sign = 1 if story.volatile_ticks % 2 == 0 else -1
+            await self.set_price("ETH-USD", OPEN_PRICE_E8 * (10**6 + sign * SWING_PPM) // 10**6)
+            story.volatile_ticks += 1
+            _, buffer = await self.venue.market_of(_market_id())
+        story.widened_after_s = round(time.monotonic() - started, 1)
+        await self.set_price("ETH-USD", OPEN_PRICE_E8)
+        _, story.at_crash_ppm = await self.venue.market_of(_market_id())
+        self.buffer = story
+        self.console.print(f"the risk worker widened the buffer to {story.at_crash_ppm} ppm: "
+                           f"maintenance rate {story.mmr_ppm + story.at_crash_ppm} ppm instead "
+                           f"of {story.mmr_ppm} ppm")
 
     async def crash(self) -> None:
         a = bytes.fromhex(self.keys["A"][2:])
@@ -393,6 +433,7 @@ class Journey:
             for label, key in self.keys.items():
                 m = await self.venue.margin_of(bytes.fromhex(key[2:]))
                 self.series.add(label, t, ratio_ppm(m.equity_usd_e18, m.maintenance_usd_e18))
+            self.series.add_buffer(t, (await self.venue.market_of(_market_id()))[1])
             await self.pause(0.5)
 
     async def pause(self, seconds: float) -> bool:
@@ -422,6 +463,8 @@ class Journey:
         fates = [self.fates[p.label] for p in PLAN]
         self.console.print(locks_report_table(journeys))
         self.console.print(positions_report_table(fates))
+        if self.buffer is not None:
+            self.console.print(buffer_report_table(self.buffer))
         market, _ = await self.venue.market_of(_market_id())
         chart = write_ratio_chart(self.series, self.home / "margin_ratios.png",
                                   full_ratio_ppm=market.full_ratio_ppm)
@@ -429,7 +472,9 @@ class Journey:
         return {"locks": journeys, "positions": [f.to_dict() for f in fates],
                 "chart": str(chart),
                 "series": {k: [[t, r] for t, r in v] for k, v in self.series.points.items()},
-                "marks": self.series.marks}
+                "marks": self.series.marks,
+                "buffer": {**(self.buffer.to_dict() if self.buffer else {}),
+                           "series": [[t, b] for t, b in self.series.buffer]}}
 
 
 def _market_id() -> bytes:

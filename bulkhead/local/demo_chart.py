@@ -1,5 +1,6 @@
 """The demo's PNG chart: each position's margin ratio E / MM over time, with the liquidation line
-(ratio 1) and the demo's events marked. Writes a file; draws off screen (Agg backend)."""
+(ratio 1), the market's volatility buffer (right axis) and the demo's events marked. Writes a
+file; draws off screen (Agg backend)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,13 @@ def write_ratio_chart(series: RatioSeries, path: Path, *, full_ratio_ppm: int) -
         ticks = [-1, 0, 0.5, 1, 2, 5, 10, 20]
         ax.set_yticks(ticks, [str(t) for t in ticks])
         ax.set_title("Bulkhead demo: isolated positions through a price crash")
+        if series.buffer:
+            right = ax.twinx()
+            right.step([t for t, _ in series.buffer], [b / 10_000 for _, b in series.buffer],
+                       where="post", color="tab:olive", linewidth=1.2, alpha=0.8)
+            right.set_ylabel("volatility buffer (% added to MM)", color="tab:olive")
+            right.set_ylim(bottom=0)
+            ax.plot([], [], color="tab:olive", label="volatility buffer (right axis)")
         ax.legend(loc="upper right", fontsize=8)
         ax.grid(alpha=0.3)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -110,12 +110,53 @@ class RatioSeries:
 
     points: dict[str, list[tuple[float, int | None]]] = field(default_factory=dict)
     marks: list[tuple[float, str]] = field(default_factory=list)  # (t, label) events
+    buffer: list[tuple[float, int]] = field(default_factory=list)  # (t, market buffer ppm)
 
     def add(self, label: str, t_s: float, ratio: int | None) -> None:
         self.points.setdefault(label, []).append((round(t_s, 2), ratio))
 
     def mark(self, t_s: float, what: str) -> None:
         self.marks.append((round(t_s, 2), what))
+
+    def add_buffer(self, t_s: float, buffer_ppm: int) -> None:
+        self.buffer.append((round(t_s, 2), buffer_ppm))
+
+
+@dataclass
+class BufferStory:
+    """The market's volatility buffer through the demo: on chain after the calm stretch,
+    after the volatile one (at the crash) and its cap, with the MM rate they give (ppm)."""
+
+    mmr_ppm: int
+    cap_ppm: int
+    calm_ppm: int = 0
+    at_crash_ppm: int = 0
+    volatile_ticks: int = 0
+    widened_after_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mmr_ppm": self.mmr_ppm, "cap_ppm": self.cap_ppm, "calm_ppm": self.calm_ppm,
+                "at_crash_ppm": self.at_crash_ppm, "volatile_ticks": self.volatile_ticks,
+                "widened_after_s": self.widened_after_s}
+
+
+def _pct(ppm: int) -> str:
+    """A ppm rate as a percentage with 4 decimals, by integer arithmetic."""
+    return f"{ppm // 10_000}.{ppm % 10_000:04d} %"
+
+
+def buffer_report_table(story: BufferStory) -> Table:
+    table = Table(title="The volatility buffer (ETH-USD, fed from the mark)")
+    for col in ("stretch", "buffer (ppm)", "maintenance rate", "note"):
+        table.add_column(col)
+    table.add_row("calm", str(story.calm_ppm), _pct(story.mmr_ppm + story.calm_ppm),
+                  "prices re-stamped, no returns")
+    table.add_row("volatile, before the crash", str(story.at_crash_ppm),
+                  _pct(story.mmr_ppm + story.at_crash_ppm),
+                  f"{story.volatile_ticks} ticks of +-0.4 %; cap {story.cap_ppm} ppm reached "
+                  f"after {story.widened_after_s} s" if story.widened_after_s is not None
+                  else f"{story.volatile_ticks} ticks")
+    return table
 
 
 def _usdc(units: int) -> str:

@@ -52,5 +52,10 @@ def test_demo_runs_the_whole_story_and_reports_it(tmp_path: Path) -> None:
     # the chart's data: A fell below maintenance (ratio < 1) while B never did
     assert min(r for _, r in report["series"]["A"] if r is not None) < 1_000_000
     assert min(r for _, r in report["series"]["B"] if r is not None) > 1_000_000
+    # the volatility buffer, fed from the mark: ~0 while calm, at its cap before the crash
+    buffer = report["buffer"]
+    assert buffer["calm_ppm"] <= 1_000 and buffer["volatile_ticks"] >= 1
+    assert buffer["at_crash_ppm"] == buffer["cap_ppm"] > 0
+    assert max(b for _, b in buffer["series"]) == buffer["cap_ppm"]
     assert report["audit_clean"] is True
     assert report["elapsed_s"] < 300

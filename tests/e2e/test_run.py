@@ -20,8 +20,10 @@ import pytest
 from devnet.process import pid_alive
 from devnet.stack import running_processes
 from tests.integration.api.apiproc import free_port
+from tests.support.chain import key_for, rpc
+from tests.support.stack import Cli, wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(360)]
 
 
 def get_json(url: str) -> tuple[int, object]:
@@ -46,6 +48,30 @@ def descendants(pid: int) -> set[int]:
             out.add(child)
             todo.append(child)
     return out
+
+
+def readme_steps_after_idle(home: Path, feeder_log: Path) -> None:
+    cli = Cli(home)
+    devnet = json.loads((home / "devnet" / "manifest.json").read_text())
+    url = devnet["chains"]["evm-b"]["rpc_urls"][0]
+    rpc(url, "evm_increaseTime", hex(120))
+    rpc(url, "evm_mine")
+    seen = len(feeder_log.read_text().splitlines())
+    feeds = {"ETH-USD", "USDC"}
+
+    def restamped_all() -> bool:
+        lines = feeder_log.read_text().splitlines()[seen:]
+        return {json.loads(x)["market"] for x in lines if x.startswith("{")} >= feeds
+
+    wait_for(restamped_all, 90, "every feed re-stamped after the idle stretch")
+    key = key_for(devnet, "alice", b"readme-idle")
+    lock = cli.json("lock", "--chain", "evm-a", "--asset", "USDC", "--amount", "500",
+                    "--position", key)
+    wait_for(lambda: any(r["tx_id"] == lock["tx_id"] and r["state"] == "credited"
+                         for r in cli.json("locks", "--no-sync")), 120, "the lock credited")
+    cli.json("price", "--market", "ETH-USD", "--set", "3012.34")
+    opened = cli.json("trade", "open", "--position", key, "--size", "0.1")
+    assert int(opened["price_e8"]) == 301_234_000_000
 
 
 def test_run_serves_everything_and_shuts_down_cleanly(tmp_path: Path) -> None:
@@ -87,6 +113,11 @@ def test_run_serves_everything_and_shuts_down_cleanly(tmp_path: Path) -> None:
             restamped = {json.loads(x)["market"] for x in lines if x.startswith("{")}
             time.sleep(1)
         assert restamped, "the calm feeder re-stamped no price"
+
+        # The README's trading steps after the devnet sat idle past the user-action max age
+        # (60 s): the venue chain's clock jumps 120 s, the calm feeder re-stamps every feed,
+        # and a lock, `bulkhead price --set` and `bulkhead trade open` go through.
+        readme_steps_after_idle(tmp_path, feeder_log)
 
         os.killpg(proc.pid, signal.SIGINT)
         out, _ = proc.communicate(timeout=90)

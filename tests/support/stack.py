@@ -21,8 +21,11 @@ import pytest
 
 from devnet.stack import DevnetOptions, down, up
 
+# The e2e suites check liquidation arithmetic against the market's fixed maintenance rate, so
+# their devnet leaves the volatility buffer to the owner (0); the buffer is tested on its own
+# (tests/integration/test_feeder.py) and in the demo (tests/e2e/test_demo.py), where it is on.
 FAST = DevnetOptions(block_time_s=0.5, slots_in_an_epoch=2, slot_ms=100, solana_finality_lag=10,
-                     detach=False)
+                     detach=False, buffer_markets=())
 
 
 class Cli:
