@@ -19,6 +19,7 @@ from bulkhead.api import (
     dashboard,
     routes_health,
     routes_locks,
+    routes_marks,
     routes_metrics,
     routes_ops,
     routes_venue,
@@ -45,10 +46,11 @@ def create_app(settings: Settings, *, options: ApiOptions | None = None,
             yield
 
     app = FastAPI(title="Bulkhead", version=API_VERSION, lifespan=lifespan,
-                  description="Locks, attestations, positions and liquidations of a Bulkhead "
-                              "deployment; Prometheus metrics at /metrics; dashboard at /.")
-    for module in (routes_health, routes_metrics, routes_locks, routes_venue, routes_ops,
-                   dashboard):
+                  description="Locks, attestations, positions, marks and liquidations of a "
+                              "Bulkhead deployment; Prometheus metrics at /metrics; dashboard "
+                              "at /.")
+    for module in (routes_health, routes_metrics, routes_locks, routes_venue, routes_marks,
+                   routes_ops, dashboard):
         app.include_router(module.router)
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(OrchestratorError, _unavailable)

@@ -1,8 +1,8 @@
 """What the API's routes read from, opened once in the app's lifespan (I/O).
 
 ``ApiState`` bundles the lock store, the signature pool, the settlement store, a raw Redis
-client (queue depths, the risk worker's last screen), one adapter per chain and the venue
-reader. ``open_state`` builds the real ones from the settings; unit tests hand ``create_app``
+client (queue depths, the risk worker's last screen), one adapter per chain and the venue and
+mark readers. ``open_state`` builds the real ones from the settings; unit tests hand ``create_app``
 a factory that builds in-memory ones instead, so routes never know the difference.
 """
 
@@ -74,6 +74,7 @@ class ApiState:
     redis: RedisLike | None
     adapters: dict[str, ChainAdapter]
     venue: Any = None  # readers.VenueReader, or None when no venue is configured
+    marks: Any = None  # readers.MarkReader, or None when no venue is configured
     caches: dict[str, Cached[Any]] = field(default_factory=dict)
 
     def cache(self, name: str, ttl_s: float) -> Cached[Any]:
@@ -94,7 +95,7 @@ async def open_state(settings: Settings, options: ApiOptions) -> AsyncIterator[A
     """
     import redis
 
-    from bulkhead.api.readers import VenueReader
+    from bulkhead.api.readers import MarkReader, VenueReader
     from chains.factory import adapter_for
     from workers.stores.locks import RedisLockStore
 
@@ -102,20 +103,22 @@ async def open_state(settings: Settings, options: ApiOptions) -> AsyncIterator[A
     retry = settings.retry.model_copy(update={"max_attempts": 1,
                                               "timeout_s": options.read_timeout_s})
     adapters = {key: adapter_for(key, cfg, retry) for key, cfg in settings.chains.items()}
-    venue = None
+    venue = marks = None
     if settings.venue_chain in adapters and "venue" in settings.chain(
             settings.venue_chain).contracts:
         venue = VenueReader(settings, adapters[settings.venue_chain], options.read_timeout_s)
+        marks = MarkReader(settings, options.read_timeout_s * 2)
     store = RedisLockStore(url)
     pool = RedisSignaturePool(url)
     settlements = RedisSettlementStore(url)
     raw = redis.Redis.from_url(url, decode_responses=True, socket_timeout=options.read_timeout_s,
                                socket_connect_timeout=options.read_timeout_s)
     try:
-        yield ApiState(settings, options, store, pool, settlements, raw, adapters, venue)
+        yield ApiState(settings, options, store, pool, settlements, raw, adapters, venue, marks)
     finally:
-        if venue is not None:
-            await venue.aclose()
+        for reader in (venue, marks):
+            if reader is not None:
+                await reader.aclose()
         for adapter in adapters.values():
             await adapter.aclose()
         for closeable in (store, pool, raw, settlements):

@@ -57,6 +57,7 @@ class MetricsInput:
     tx_events: Mapping[str, int] | None = None  # "<chain>:<kind>" -> sending decisions
     workers_alive: Mapping[str, bool] | None = None
     lanes: Sequence[Mapping[str, Any]] | None = None  # the accountant's last books
+    marks: Sequence[Mapping[str, Any]] | None = None  # rows.mark_row per oracle name
 
 
 def queue_names(settings: Settings) -> list[str]:
@@ -109,6 +110,8 @@ class BulkheadCollector(Collector):
         yield from self._risk()
         yield from self._chains()
         yield from self._operations()
+        if self.data.marks is not None:
+            yield from _mark_metrics(self.data.marks)
 
     def _sources(self) -> Iterator[Metric]:
         g = GaugeMetricFamily("bulkhead_scrape_source_up",
@@ -248,3 +251,40 @@ def _lane_metrics(rows: Sequence[Mapping[str, Any]]) -> Iterator[Metric]:
         families["paused"].add_metric(at, 1.0 if row["paused"] else 0.0)
         families["checked_timestamp_seconds"].add_metric(at, int(row["at_ms"]) / 1000)
     yield from families.values()
+
+
+def _mark_metrics(rows: Sequence[Mapping[str, Any]]) -> Iterator[Metric]:
+    """Each mark and its sources as judged for a user action (the stricter max age):
+    ``bulkhead_mark_below_quorum`` = 1 means the venue refuses every user action priced by
+    that name (page on it); a source's age and deviation say which source is to blame."""
+    labels = ["market", "source", "kind"]
+    age = GaugeMetricFamily("bulkhead_mark_source_age_seconds",
+                            "Age of a mark source's price on the venue chain's clock",
+                            labels=labels)
+    deviation = GaugeMetricFamily("bulkhead_mark_source_deviation_ppm",
+                                  "|source price - mark| * 1e6 / mark, against the "
+                                  "user-action mark", labels=labels)
+    valid = GaugeMetricFamily("bulkhead_mark_source_valid",
+                              "1 if the source counts toward the user-action mark",
+                              labels=labels)
+    count = GaugeMetricFamily("bulkhead_mark_valid_sources",
+                              "Sources the user-action mark uses", labels=["market"])
+    minimum = GaugeMetricFamily("bulkhead_mark_min_sources",
+                                "Valid sources the oracle needs for a mark", labels=["market"])
+    below = GaugeMetricFamily("bulkhead_mark_below_quorum",
+                              "1 while fewer sources are valid than the minimum for a user "
+                              "action (no user action can be priced)", labels=["market"])
+    for row in rows:
+        market, user = str(row["market"]), row["user"]
+        for s in row["sources"]:
+            at = [market, str(s["source"]), str(s["kind"])]
+            if s["age_s"] is not None:
+                age.add_metric(at, int(s["age_s"]))
+            if s["deviation_ppm"] is not None:
+                deviation.add_metric(at, int(s["deviation_ppm"]))
+            valid.add_metric(at, 1 if s["reason"] == "ok" else 0)
+        count.add_metric([market], int(user["valid_sources"]))
+        minimum.add_metric([market], int(row["min_sources"]))
+        below.add_metric([market], 0 if int(user["valid_sources"]) >= int(row["min_sources"])
+                         else 1)
+    yield from (age, deviation, valid, count, minimum, below)

@@ -9,17 +9,25 @@ timeout, so a dead node makes ``/readyz`` answer 503 quickly instead of hanging 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
+from eth_utils.address import to_checksum_address
+
+from bulkhead.api.rows import MarkReading, mark_ages, mark_row
 from chains.base import ChainAdapter
+from chains.evm.artifacts import load_artifact
+from chains.evm.batch_calls import BatchReader, Call, Reverted, ViewFunction, view_functions
+from chains.evm.venue_codec import market_params_from_tuple
 from chains.finality import final_head
 from shared.chain import ChainKind, ChainRef, Finality
-from shared.errors import OrchestratorError
+from shared.errors import ChainError, OrchestratorError
+from shared.positions import market_id
 from shared.settings import Settings
 
-__all__ = ["Cached", "VenueReader", "chain_rows"]
+__all__ = ["Cached", "MarkReader", "VenueReader", "chain_rows", "read_marks"]
 
 T = TypeVar("T")
 
@@ -186,3 +194,106 @@ class VenueReader:
         for client in (self._venue, self._events):
             if client is not None:
                 await client.aclose()
+
+
+@functools.cache
+def _fns(artifact: str) -> dict[str, ViewFunction]:
+    return view_functions(load_artifact(artifact).abi)
+
+
+class MarkReader:
+    """The marks the venue reads (``MarkOracle`` through the venue's ``oracle()``), for
+    operators: per oracle name its minimum, the mark for a user action and for a liquidation
+    (the max ages of the venue's markets, :func:`rows.mark_ages`) and every source as judged
+    for each.
+
+    Everything is read at one block (two JSON-RPC batches and its timestamp), so ages are on
+    the clock the oracle judged by and a source's verdict, the mark and its count agree.
+    ``names`` default to the devnet's oracle names and ``markets`` to its venue markets.
+    """
+
+    def __init__(self, settings: Settings, timeout_s: float, *, attempts: int = 1,
+                 names: Sequence[str] | None = None,
+                 markets: Sequence[str] | None = None) -> None:
+        from devnet.evm_specs import DEFAULT_VENUE_MARKETS
+        from devnet.feeder import devnet_feeds
+
+        chain_id, self.venue = settings.venue()
+        cfg = settings.chain(settings.venue_chain)
+        retry = settings.retry.model_copy(update={"max_attempts": attempts})
+        self.chain = ChainRef(settings.venue_chain, ChainKind.EVM, chain_id)
+        self.reader = BatchReader(self.chain, [str(u) for u in cfg.rpc_urls], retry=retry)
+        self.timeout_s = timeout_s
+        self.names = list(devnet_feeds() if names is None else names)
+        self.markets = list([m.name for m in DEFAULT_VENUE_MARKETS.markets]
+                            if markets is None else markets)
+
+    async def rows(self) -> list[dict[str, Any]]:
+        """One :func:`rows.mark_row` per name, in name order.
+
+        Raises:
+            RpcUnavailable: the venue chain did not answer. ChainError: a view that never
+                reverts did, or the oracle has no mark configured for a name. TimeoutError:
+                no answer within ``timeout_s``.
+        """
+        return await bounded(self._read(), self.timeout_s)
+
+    async def _read(self) -> list[dict[str, Any]]:
+        height = await self.reader.block_number()
+        at = functools.partial(self.reader.call_many, block=height)
+        venue, oracle_fn = _fns("IsolatedMarginVenue"), _fns("MarkOracle")
+        first = self._strict(await at([Call(self.venue, venue["oracle"])] + [
+            Call(self.venue, venue["marketOf"], (market_id(m),)) for m in self.markets]))
+        oracle = str(first[0])
+        params = [market_params_from_tuple(a[0]) for a in first[1:]]
+        ages = mark_ages(self.names, [(p.oracle_id, p.max_age_user_s, p.max_age_liq_s)
+                                      for p in params])
+        per = 6
+        calls = []
+        for name in self.names:
+            oid, (user_s, liq_s) = market_id(name), ages[name]
+            calls += [Call(oracle, oracle_fn["params"], (oid,)),
+                      Call(oracle, oracle_fn["sources"], (oid,)),
+                      Call(oracle, oracle_fn["getMark"], (oid, user_s)),
+                      Call(oracle, oracle_fn["getMark"], (oid, liq_s)),
+                      Call(oracle, oracle_fn["sourceStates"], (oid, user_s)),
+                      Call(oracle, oracle_fn["sourceStates"], (oid, liq_s))]
+        answers = await at(calls)
+        block = await self.reader.request("eth_getBlockByNumber", [hex(height), False])
+        if not isinstance(block, dict) or "timestamp" not in block:
+            raise ChainError(f"{self.chain.key}: block {height} has no timestamp")
+        chain_time = int(block["timestamp"], 16)
+        rows = []
+        for i, name in enumerate(self.names):
+            p, listed, user, liq, user_states, liq_states = answers[i * per:(i + 1) * per]
+            self._strict([p, listed, user_states, liq_states], what=f"the mark of {name}")
+            if not listed or not int(p[0]):
+                raise ChainError(f"{self.chain.key}: oracle {oracle} has no mark configured "
+                                 f"for {name}")
+            rows.append(mark_row(MarkReading(
+                name, height, chain_time, int(p[0]), ages[name],
+                (None if isinstance(user, Reverted) else user,
+                 None if isinstance(liq, Reverted) else liq),
+                [(int(k), to_checksum_address(f), bytes(pid)) for k, f, pid in listed],
+                (user_states, liq_states))))
+        return rows
+
+    def _strict(self, answers: Sequence[Any], what: str = "a venue view") -> Sequence[Any]:
+        if any(isinstance(a, Reverted) for a in answers):
+            raise ChainError(f"{self.chain.key}: reading {what} reverted (is {self.venue} an "
+                             "IsolatedMarginVenue with a MarkOracle?)")
+        return answers
+
+    async def aclose(self) -> None:
+        await self.reader.aclose()
+
+
+async def read_marks(settings: Settings) -> list[dict[str, Any]]:
+    """Every mark once, retried under the settings' policy (the CLI's read)."""
+    retry = settings.retry
+    reader = MarkReader(settings, retry.timeout_s * retry.max_attempts * 4,
+                        attempts=retry.max_attempts)
+    try:
+        return await reader.rows()
+    finally:
+        await reader.aclose()

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bulkhead.api.deps import ApiState, get_state
 from bulkhead.api.metrics import BulkheadCollector, MetricsInput, queue_names, risk_screen
+from bulkhead.api.routes_marks import marks_now
 from bulkhead.api.routes_venue import chains_now, liquidations_now
 from shared.errors import OrchestratorError
 from workers.liveness import alive_workers, expected_workers
@@ -94,17 +95,21 @@ def _read_redis(state: ApiState) -> dict[str, Any]:
 
 async def gather(state: ApiState) -> MetricsInput:
     redis_part = await run_in_threadpool(_read_redis, state)
-    liquidations = None
+    liquidations = marks = None
     try:
         liquidations = await liquidations_now(state)
     except (OrchestratorError, TimeoutError, HTTPException):
         pass
+    try:
+        marks = await marks_now(state)
+    except (OrchestratorError, TimeoutError, HTTPException):
+        pass
     chains = await chains_now(state)
     sources = {"redis": "records" in redis_part,
-               "venue": liquidations is not None,
+               "venue": liquidations is not None, "marks": marks is not None,
                **{f"chain:{c['chain']}": bool(c["reachable"]) for c in chains}}
-    return MetricsInput(chains=chains, liquidations=liquidations, sources=sources,
-                        **redis_part)
+    return MetricsInput(chains=chains, liquidations=liquidations, marks=marks,
+                        sources=sources, **redis_part)
 
 
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics",

@@ -18,6 +18,8 @@ __all__ = [
     "LiquidationPage",
     "LockItem",
     "LockPage",
+    "MarkItem",
+    "MarkList",
     "Pipeline",
     "PositionItem",
     "PositionPage",
@@ -169,6 +171,50 @@ class ChainItem(BaseModel):
 
 class ChainList(BaseModel):
     items: list[ChainItem]
+
+
+class MarkAt(BaseModel):
+    """The mark for one operation class (its max price age)."""
+
+    max_age_s: int
+    mark_e8: Units | None = Field(description="None: fewer valid sources than the minimum "
+                                                "(the venue refuses operations of this class).")
+    publish_time: int | None = Field(description="Oldest publish time of the sources used.")
+    valid_sources: int
+    quorum: bool = Field(description="valid_sources >= min_sources.")
+
+
+class MarkSource(BaseModel):
+    source: str = Field(description="The feed, with the Pyth price id for a Pyth source.")
+    kind: str = Field(description="chainlink or pyth.")
+    feed: str
+    pyth_id: str | None
+    price_e8: Units | None = Field(description="Normalised to 8 decimals; None when the "
+                                               "source gave no positive price.")
+    time_s: int | None = Field(description="The source's publish time; None if unreadable.")
+    age_s: int | None = Field(description="chain_time - time_s (negative: in the future).")
+    reason: str = Field(description="Verdict for a user action: ok, stale, future, bound, "
+                                    "confidence, deviation, unreadable, nonpositive.")
+    reason_liquidation: str = Field(description="Verdict for a liquidation.")
+    deviation_ppm: int | None = Field(description="|price - mark| * 1e6 / mark (floor), "
+                                                  "against the user-action mark.")
+
+
+class MarkItem(BaseModel):
+    """One oracle name as the venue reads it (``bulkhead marks --json`` prints the same)."""
+
+    market: str
+    oracle_id: str
+    height: int = Field(description="The venue chain block everything was read at.")
+    chain_time: int = Field(description="That block's timestamp: the oracle's clock.")
+    min_sources: int
+    user: MarkAt
+    liquidation: MarkAt
+    sources: list[MarkSource]
+
+
+class MarkList(BaseModel):
+    items: list[MarkItem]
 
 
 class ReadyChain(BaseModel):

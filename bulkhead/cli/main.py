@@ -36,7 +36,7 @@ from bulkhead.cli.deploy import deploy as deploy_command
 from bulkhead.cli.feed import feed_app
 from bulkhead.cli.keys import keys_app
 from bulkhead.cli.topup import topup_app
-from shared.errors import InputError
+from shared.errors import InputError, OrchestratorError
 from shared.settings import Settings
 from workers.stores.pool import RedisSignaturePool
 from workers.stores.settlements import RedisSettlementStore
@@ -306,7 +306,8 @@ def price(
 @app.command("positions")
 def positions(as_json: JsonOpt = False) -> None:
     """Every open position backed by credited collateral: equity, initial and maintenance
-    margin (volatility buffer apart), margin ratio, liquidation and bankruptcy prices."""
+    margin (volatility buffer apart), margin ratio, liquidation and bankruptcy prices; then
+    the marks (``--json``: the positions alone, see ``bulkhead marks``)."""
     from orchestrator.actions.trading import position_rows
     from orchestrator.liquidation.keeper import Keeper
     from orchestrator.venues.registry import open_venue
@@ -332,7 +333,29 @@ def positions(as_json: JsonOpt = False) -> None:
         return asyncio.run(read([bytes.fromhex(k[2:]) for k in keys]))
 
     rows = guarded(run)
-    emit_json(rows) if as_json else out.print(views.positions_table(rows))
+    if as_json:  # a list, as ever: the marks have their own command
+        emit_json(rows)
+        return
+    out.print(views.positions_table(rows))
+    from bulkhead.api.readers import read_marks
+
+    try:
+        marks = asyncio.run(read_marks(cfg))
+    except (OrchestratorError, TimeoutError) as exc:  # the positions stand without the marks
+        err.print(f"marks unavailable: {exc}")
+    else:
+        out.print(views.marks_table(marks))
+
+
+@app.command("marks")
+def marks(as_json: JsonOpt = False) -> None:
+    """Every mark the venue reads: for a user action and for a liquidation, and each source's
+    price, age and verdict (the rows of /api/v1/marks)."""
+    from bulkhead.api.readers import read_marks
+
+    cfg = settings()
+    rows = guarded(lambda: asyncio.run(read_marks(cfg)))
+    emit_json(rows) if as_json else out.print(views.marks_table(rows))
 
 
 @app.command("locks")

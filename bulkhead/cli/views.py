@@ -17,6 +17,7 @@ __all__ = [
     "locks_table",
     "manifest_summary",
     "manifest_table",
+    "marks_table",
     "status_table",
 ]
 
@@ -127,6 +128,37 @@ def positions_table(rows: list[dict[str, Any]]) -> Table:
                       if r["liquidation_price_e8"] else "-",
                       format_amount(r["bankruptcy_price_e8"], 8)
                       if r["bankruptcy_price_e8"] else "-")
+    return table
+
+
+def _price(units: str | None) -> str:
+    return format_amount(int(units), 8) if units is not None else "-"
+
+
+def _mark(at: dict[str, Any]) -> str:
+    return f"{_price(at['mark_e8']) if at['mark_e8'] else 'none'} ({at['max_age_s']} s)"
+
+
+def marks_table(rows: list[dict[str, Any]]) -> Table:
+    """Each mark (rows as ``/api/v1/marks`` gives them) over its sources, one source a line:
+    the mark for a user action and for a liquidation ("none": too few valid sources, the
+    venue refuses that class), then each source's price, age and verdict for both."""
+    table = Table(title=f"marks ({len(rows)})")
+    for col in ("market", "user mark", "liq. mark", "valid", "source", "price", "age",
+                "verdict"):
+        table.add_column(col, no_wrap=True)
+    for r in rows:
+        head = [r["market"], _mark(r["user"]), _mark(r["liquidation"]),
+                f"{r['user']['valid_sources']} of {r['min_sources']}"
+                + ("" if r["user"]["quorum"] else " BELOW")]
+        for i, s in enumerate(r["sources"]):
+            verdict = s["reason"] if s["reason"] == s["reason_liquidation"] else (
+                f"{s['reason']} / liq. {s['reason_liquidation']}")
+            table.add_row(*(head if i == 0 else [""] * len(head)),
+                          f"{s['kind']} {_short(s['feed'], 6)}", _price(s["price_e8"]),
+                          "-" if s["age_s"] is None else f"{s['age_s']} s", verdict)
+        if not r["sources"]:
+            table.add_row(*head, "-", "-", "-", "-")
     return table
 
 

@@ -147,6 +147,34 @@ function renderLiquidations(data) {
   showEmpty("liquidations", data.items.length === 0);
 }
 
+function markText(at) {
+  return `${at.mark_e8 === null ? "none" : fixed(at.mark_e8, 8, 4)} (${at.max_age_s} s)`;
+}
+
+function renderMarks(data) {
+  // one row per source; the market's mark and count head its first source's row
+  const rows = [];
+  for (const m of data.items) {
+    m.sources.forEach((s, i) => {
+      const tr = el("tr", null, { "data-market": m.market, "data-source": s.source,
+                                  "data-kind": s.kind, "data-reason": s.reason,
+                                  "data-quorum": m.user.quorum });
+      if (s.reason !== "ok") tr.className = "off";
+      rows.push(cells(tr, [
+        ["market", i ? "" : m.market], ["mark", i ? "" : markText(m.user), "num"],
+        ["mark_liquidation", i ? "" : markText(m.liquidation), "num"],
+        ["valid", i ? "" : `${m.user.valid_sources} of ${m.min_sources}`, "num"],
+        ["kind", s.kind], ["feed", short(s.feed)], ["price", fixed(s.price_e8, 8, 4), "num"],
+        ["age", s.age_s === null ? "-" : `${s.age_s} s`, "num"],
+        ["verdict", s.reason === s.reason_liquidation ? s.reason
+          : `${s.reason} / liq. ${s.reason_liquidation}`, "verdict"],
+      ]));
+    });
+  }
+  $("#marks-table tbody").replaceChildren(...rows);
+  showEmpty("marks", data.items.length === 0);
+}
+
 function drawChart() {
   const canvas = $("#margin-chart");
   const ctx = canvas.getContext("2d");
@@ -219,6 +247,7 @@ async function poll() {
   const results = await Promise.all([
     section("chains", "/api/v1/chains", renderChains, now),
     section("pipeline", "/api/v1/pipeline", renderPipeline, now),
+    section("marks", "/api/v1/marks", renderMarks, now),
     section("locks", "/api/v1/locks?limit=20", renderLocks, now),
     section("positions", "/api/v1/positions?limit=100", renderPositions, now),
     section("liquidations", "/api/v1/liquidations?limit=20", renderLiquidations, now),

@@ -98,6 +98,19 @@ class FakeVenue:
         return self.events, self.final_height
 
 
+@dataclass
+class FakeMarks:
+    """The mark reader's one call: rows as ``rows.mark_row`` builds them, or a failure."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+    fail: Exception | None = None
+
+    async def rows(self) -> list[dict[str, Any]]:
+        if self.fail:
+            raise self.fail
+        return self.items
+
+
 def position_row(key: str, *, ratio: str = "2.5", liquidatable: bool = False) -> dict[str, Any]:
     """A row as ``trade.position_rows`` returns it."""
     return {"position": key, "size_e18": "1000000000000000000", "entry_e8": 300_000_000_000,
@@ -124,6 +137,7 @@ class Backends:
     store: MemoryLockStore = field(default_factory=MemoryLockStore)
     pool: FakePool = field(default_factory=FakePool)
     venue: FakeVenue = field(default_factory=FakeVenue)
+    marks: FakeMarks = field(default_factory=FakeMarks)
     chains: dict[str, FakeChain] = field(default_factory=lambda: {
         k: FakeChain(key=k) for k in ("evm-a", "evm-b", "solana")})
 
@@ -140,7 +154,7 @@ def client(tmp_path: Path, backends: Backends) -> Iterator[TestClient]:
     @asynccontextmanager
     async def factory(s: Settings, opts: ApiOptions) -> AsyncIterator[ApiState]:
         yield ApiState(s, opts, backends.store, backends.pool, FakeSettlements(), None,
-                       dict(backends.chains), backends.venue)
+                       dict(backends.chains), backends.venue, backends.marks)
 
     app = create_app(settings, options=ApiOptions(heads_ttl_s=0, venue_ttl_s=0,
                                                   max_finality_lag={"solana": 8}),

@@ -193,7 +193,8 @@ def test_dashboard_is_served_without_external_resources(client: TestClient) -> N
     assert client.get("/", follow_redirects=False).headers["location"] == "/dashboard"
     html = client.get("/dashboard").text
     for marker in ('id="chains-table"', 'id="positions-table"', 'id="locks-table"',
-                   'id="margin-chart"', 'id="liquidations-table"', 'id="pipeline"'):
+                   'id="margin-chart"', 'id="liquidations-table"', 'id="pipeline"',
+                   'id="marks-table"'):
         assert marker in html
     for asset in ("/static/dashboard.js", "/static/dashboard.css"):
         body = client.get(asset).text
@@ -208,5 +209,5 @@ def test_openapi_documents_every_endpoint(client: TestClient) -> None:
     assert paths == {"/healthz", "/readyz", "/metrics", "/api/v1/locks", "/api/v1/locks/{key}",
                      "/api/v1/pipeline", "/api/v1/attestations", "/api/v1/chains",
                      "/api/v1/positions", "/api/v1/liquidations", "/api/v1/deadletters",
-                     "/api/v1/operations"}
+                     "/api/v1/operations", "/api/v1/marks"}
     assert client.get("/docs").status_code == 200
