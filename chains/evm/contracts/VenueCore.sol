@@ -53,6 +53,8 @@ abstract contract VenueCore {
     /// @notice Bound on the locks backing one position, so a liquidation's loops stay bounded.
     uint256 public constant MAX_POSITION_LOCKS = 16;
     uint256 internal constant PPM = 1e6;
+    /// Tag of the transient per-transaction mark cache (`_warmPrice`, `_price`).
+    bytes32 private constant MARK_CACHE_TAG = keccak256("bulkhead.venue.markCache");
     uint256 internal constant PRICE_ONE = 1e8;
     /// @dev |size| must stay below 2^127 (int128 storage); with prices below 2^128 every product
     /// size * price fits in 256 bits.
@@ -322,10 +324,44 @@ abstract contract VenueCore {
 
     // ----- prices ---------------------------------------------------------------------------
 
+    /// @dev Transient slot of the mark of (oracle, id, maxAge) read earlier in this transaction.
+    function _markSlot(address o, bytes32 oracleId, uint256 maxAge)
+        private
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(MARK_CACHE_TAG, o, oracleId, maxAge));
+    }
+
+    /// @dev Read the mark of `oracleId` for `maxAge` into this transaction's transient cache
+    /// (nothing when it is there, or when the oracle refuses: `_price` then reads again and
+    /// reverts with the oracle's reason). Within one transaction the oracle's sources, the
+    /// block time and the oracle address cannot change under the venue (it calls nothing that
+    /// writes them), so a cached mark is exactly what a fresh read would return; a batch of
+    /// liquidations on one market reads its mark and each collateral price once, not per item.
+    function _warmPrice(bytes32 oracleId, uint256 maxAge) internal {
+        address o = oracle;
+        if (o == address(0) || oracleId == bytes32(0)) return;
+        bytes32 slot = _markSlot(o, oracleId, maxAge);
+        uint256 v;
+        assembly ("memory-safe") {
+            v := tload(slot)
+        }
+        if (v != 0) return;
+        try MarkOracle(o).getMark(oracleId, maxAge) returns (uint256 p, uint64 t, uint256) {
+            if (p == 0 || p >= 2 ** 192 || t == 0) return;
+            v = (p << 64) | t;
+            assembly ("memory-safe") {
+                tstore(slot, v)
+            }
+        } catch {}
+    }
+
     /// @dev The mark of `oracleId` for an operation whose freshness is `maxAge` (the median of
     /// the MarkOracle's valid sources, docs/mark.md), strictly inside (minPrice, maxPrice).
     /// Views pass maxAge = type(uint256).max and no bounds. The oracle's own refusals
-    /// (`TooFewSources`, `ReadGasTooLow`) are passed on unchanged, so callers see why.
+    /// (`TooFewSources`, `ReadGasTooLow`) are passed on unchanged, so callers see why. A mark
+    /// already read in this transaction (`_warmPrice`) is taken from the transient cache.
     function _price(bytes32 oracleId, uint256 maxAge, uint256 minPrice, uint256 maxPrice)
         internal
         view
@@ -333,12 +369,21 @@ abstract contract VenueCore {
     {
         address o = oracle;
         if (o == address(0)) revert OracleNotSet();
-        try MarkOracle(o).getMark(oracleId, maxAge) returns (uint256 p, uint64 t, uint256) {
-            (priceE8, publishTime) = (p, t);
-        } catch (bytes memory reason) {
-            if (reason.length < 4) revert PriceUnavailable(oracleId);
-            assembly ("memory-safe") {
-                revert(add(reason, 32), mload(reason))
+        bytes32 slot = _markSlot(o, oracleId, maxAge);
+        uint256 cached;
+        assembly ("memory-safe") {
+            cached := tload(slot)
+        }
+        if (cached != 0) {
+            (priceE8, publishTime) = (cached >> 64, uint64(cached));
+        } else {
+            try MarkOracle(o).getMark(oracleId, maxAge) returns (uint256 p, uint64 t, uint256) {
+                (priceE8, publishTime) = (p, t);
+            } catch (bytes memory reason) {
+                if (reason.length < 4) revert PriceUnavailable(oracleId);
+                assembly ("memory-safe") {
+                    revert(add(reason, 32), mload(reason))
+                }
             }
         }
         // INVARIANT (I9, ORA-01): stale or bound-stuck prices are never used. The oracle has

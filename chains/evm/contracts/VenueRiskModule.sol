@@ -259,6 +259,7 @@ contract VenueRiskModule is VenueCore {
         if (p.sizeE18 == 0) revert NoOpenTrade(positionKey);
         if (fractionPpm == 0 || fractionPpm > PPM) revert InvalidFraction(fractionPpm);
         MarketParams memory m = _markets[p.market];
+        _warmPrices(positionKey, m, m.maxAgeLiqS);
         (uint256 mark, uint64 tick) = _mark(m, m.maxAgeLiqS);
         Margin memory r = _margin(positionKey, p, m, mark, m.maxAgeLiqS);
         // INVARIANT (I8): liquidate iff E < MM at a valid price.
@@ -267,6 +268,17 @@ contract VenueRiskModule is VenueCore {
         }
         uint256 closeAbs = _plan(p, m, r, mark, fractionPpm);
         _execute(positionKey, p, m, r.collateral, mark, tick, closeAbs);
+    }
+
+    /// @dev Every price this liquidation reads (its market's mark, each collateral lane's),
+    /// once per transaction (`VenueCore._warmPrice`): a batch's later items find them cached.
+    function _warmPrices(bytes32 positionKey, MarketParams memory m, uint256 maxAge) private {
+        _warmPrice(m.oracleId, maxAge);
+        bytes32[] storage locks = _positionLocks[positionKey];
+        for (uint256 i = 0; i < locks.length; ++i) {
+            LockCredit storage c = _credits[locks[i]];
+            _warmPrice(_collateralConfigs[_pairKey(c.srcChainId, c.srcAsset)].oracleId, maxAge);
+        }
     }
 
     function _plan(
