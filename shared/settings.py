@@ -186,6 +186,11 @@ class RiskSettings(_Frozen):
     The local devnet opts in for its markets (its manifest's ``risk`` table)."""
 
     buffer_markets: list[Annotated[str, Field(min_length=1, max_length=32)]] = []
+    # Positions are split into this many shards by key; each tick a risk worker screens the
+    # shard screened longest ago that no other worker is screening, so several risk workers
+    # share the screen and a dead one's share is picked up by the others (one: one screen of
+    # everything per tick). Beat sends one tick per shard per period.
+    shards: Annotated[int, Field(ge=1, le=64)] = 1
 
 
 class AccountantSettings(_Frozen):

@@ -91,8 +91,10 @@ def beat_schedule(cfg: Settings) -> dict[str, dict[str, Any]]:
     schedule["poll-venue"] = {"task": "bulkhead.settle.poll_venue",
                               "schedule": cfg.chain(cfg.venue_chain).poll_interval_s,
                               "options": {"queue": f"watch.{cfg.venue_chain}"}}
-    schedule["risk-tick"] = {"task": "bulkhead.risk.tick", "schedule": RISK_TICK_S,
-                             "options": {"queue": "risk"}}
+    # One tick per shard per period: the risk workers share them (workers.tasks.risk.tick).
+    for i in range(cfg.risk.shards):
+        schedule["risk-tick" if i == 0 else f"risk-tick-{i}"] = {
+            "task": "bulkhead.risk.tick", "schedule": RISK_TICK_S, "options": {"queue": "risk"}}
     schedule["account"] = {"task": "bulkhead.account.check",
                            "schedule": cfg.accountant.interval_s,
                            "options": {"queue": "account"}}

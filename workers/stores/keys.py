@@ -45,6 +45,7 @@ Workers (:mod:`workers.mutex`, :mod:`workers.tasks`)::
     relay:dirty               flag    work arrived while a credit batch was in flight
     relay-settle:dirty        flag    the same for settlements
     risk:last_screen          hash    the last risk tick's screen figures
+    risk:shards               hash    shard -> Redis-clock ms its positions were last screened
     ticks:<market>            zset    oracle ticks by publish time; ``:cursor`` its scan cursor
     alive:<worker>            str     pid of a live worker (expires 10 s after its last beat)
     deadletters               hash    id -> a dead-letter record (JSON)
@@ -77,6 +78,7 @@ __all__ = [
     "ready_marker",
     "relay_dirty",
     "risk_last_screen",
+    "risk_shards",
     "run_lock",
     "settle_approvals",
     "settle_dirty",
@@ -187,6 +189,10 @@ def settle_dirty(p: str = PREFIX) -> str:
 
 def risk_last_screen(p: str = PREFIX) -> str:
     return f"{p}risk:last_screen"
+
+
+def risk_shards(p: str = PREFIX) -> str:
+    return f"{p}risk:shards"
 
 
 def ticks(p: str = PREFIX) -> str:

@@ -9,6 +9,12 @@ the same trigger is a typed no-op); seizures then settle through the bridge's se
 
 Each tick publishes its screen figures in the Redis hash ``risk:last_screen`` (integer fields
 ``duration_us``, ``positions``, ``candidates``, ``at_ms``; see :mod:`workers.stores.keys`).
+
+Several risk workers share the screen with ``risk.shards`` > 1 (:mod:`orchestrator.liquidation.
+shards`): beat sends one tick per shard per period, and each tick screens the shard screened
+longest ago (``risk:shards``) that no other worker is screening now (a per-shard mutex whose
+dead holder is taken over at once); a dead worker's shards are the stalest at the next tick of
+a live one. Buffers are pushed with shard 0's screen, top-ups with each shard's.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import structlog
 
 from orchestrator.liquidation.claims import LEASE_MS, batches, claim_new
 from orchestrator.liquidation.keeper import ScreenStats
+from orchestrator.liquidation.shards import keys_of, stalest_first
 from shared.errors import FeeBudgetExhausted, OrchestratorError, RetryableError
 from shared.locks import LockState
 from workers.celery_app import app
@@ -52,18 +59,39 @@ def publish_screen(client: redis.Redis, stats: ScreenStats, at_ms: int) -> None:
 @app.task(name="bulkhead.risk.tick", acks_late=True,
           autoretry_for=(RetryableError,), retry_backoff=True, max_retries=3)
 def tick() -> int:
-    """Top up, update buffers, screen and plan; enqueue each new plan once, in batches."""
+    """Top up, update buffers, screen and plan; enqueue each new plan once, in batches. With
+    ``risk.shards`` > 1 one tick screens one shard: the stalest one no other worker holds."""
     svc = services()
     if svc.redis.llen(f"liquidate.{svc.settings.venue_chain}"):
         # Batches still queued: a tick now would only re-plan claimed triggers and hold the
         # worker between them; the next tick after the queue drains screens everything.
         return 0
-    with only_one_running(svc.redis, "risk-tick", ttl_s=60) as held:
-        if not held:
-            return 0
-        keys_now = position_keys()
-        _before_screen(svc, keys_now)
-        result = svc.run(svc.keeper.plan(keys_now))
+    shards = svc.settings.risk.shards
+    if shards == 1:
+        with only_one_running(svc.redis, "risk-tick", ttl_s=60) as held:
+            if not held:
+                return 0
+            return _screen(svc, position_keys(), market_wide=True)
+    raw = svc.redis.hgetall(keys.risk_shards())
+    screened = {int(k): int(v) for k, v in raw.items()}
+    for shard in stalest_first(screened, shards):
+        with only_one_running(svc.redis, f"risk-tick:{shard}", ttl_s=60) as held:
+            if not held:
+                continue  # another worker is screening it now
+            mine = keys_of(shard, position_keys(), shards)
+            planned = _screen(svc, mine, market_wide=shard == 0)
+            svc.redis.hset(keys.risk_shards(), str(shard), _redis_ms(svc.redis))
+            log.info("risk_shard_screened", shard=shard, shards=shards, positions=len(mine),
+                     planned=planned)
+            return planned
+    return 0
+
+
+def _screen(svc: Services, keys_now: list[str], *, market_wide: bool) -> int:
+    """One screen of ``keys_now``: top-ups, the buffers (``market_wide``: once per round of
+    shards), the plan; every new plan claimed once and queued in batches."""
+    _before_screen(svc, keys_now, buffers=market_wide)
+    result = svc.run(svc.keeper.plan(keys_now))
     publish_screen(svc.redis, result.stats, at_ms=time.time_ns() // 1_000_000)
     fresh = claim_new(result.plans, RedisClaims(svc.redis))  # most under water first
     for batch in batches(fresh, BATCH):
@@ -71,7 +99,12 @@ def tick() -> int:
     return len(fresh)
 
 
-def _before_screen(svc: Services, keys_now: list[str]) -> None:
+def _redis_ms(client: redis.Redis) -> int:
+    seconds, micros = client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def _before_screen(svc: Services, keys_now: list[str], *, buffers: bool = True) -> None:
     """Owners' top-up rules first (a rescued position is then not liquidated), then the
     volatility buffer; a failure here is logged and never stops liquidations."""
     try:
@@ -81,7 +114,7 @@ def _before_screen(svc: Services, keys_now: list[str]) -> None:
             svc.run(svc.topups.run(targets))
     except OrchestratorError as exc:
         log.warning("topup_step_failed", error=str(exc))
-    if svc.settings.risk.buffer_markets:
+    if buffers and svc.settings.risk.buffer_markets:
         try:
             svc.run(svc.buffers.observe_and_update(list(svc.settings.risk.buffer_markets)))
         except OrchestratorError as exc:
