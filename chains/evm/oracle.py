@@ -20,13 +20,13 @@ from typing import Any, TypeVar
 from eth_abi.abi import decode as abi_decode
 from eth_utils.address import is_hex_address, to_checksum_address
 from eth_utils.crypto import keccak
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, Web3Exception
 
 from chains.evm.artifacts import load_artifact
 from chains.evm.codec import decode_revert
-from chains.evm.rpc import RpcEndpoints
+from chains.evm.rpc import TRANSIENT, RpcEndpoints
 from chains.evm.sender import TxSender
-from shared.errors import ConfigError, InputError, TxRejected
+from shared.errors import ConfigError, InputError, RpcUnavailable, TxRejected
 from shared.positions import market_id
 from shared.settings import RetrySettings, Settings
 
@@ -283,6 +283,10 @@ class OracleClient:
         except ContractLogicError as exc:
             abis = [self._feeds_abi, self._abi]
             raise TxRejected(self.chain, None, decode_revert(_revert_data(exc), abis)) from exc
+        except TRANSIENT as exc:
+            raise RpcUnavailable(self.chain, self.url, repr(exc)) from exc
+        except Web3Exception as exc:
+            raise TxRejected(self.chain, None, f"publish: {exc}") from exc
         return gas + gas // 5 + _POKE_GAS
 
     async def _per_source(self, market: str, price: int | Sequence[int],
