@@ -29,7 +29,7 @@ from shared.errors import ChainError, InputError, RetryableError
 from shared.settings import Settings
 
 __all__ = ["Feeder", "PushedTick", "devnet_feeds", "feed_scenario", "keep_fresh",
-           "load_scenario", "set_price", "show_mark"]
+           "load_scenario", "set_price"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,31 +156,6 @@ async def set_price(settings: Settings, feeder_key: str, *, market: str,
     finally:
         await oracle.aclose()
     return {"market": market, "price_e8": price_e8, "publish_time": tick.publish_time_s}
-
-
-_REASONS = ("ok", "stale", "future", "bound", "confidence", "deviation", "unreadable",
-            "nonpositive")  # MarkOracle.Reason
-
-
-async def show_mark(settings: Settings, *, market: str, max_age_s: int) -> dict[str, Any]:
-    """The mark of ``market`` for an operation of ``max_age_s`` and every source as judged
-    for it (kind, normalised price, age on the chain's clock, reason): what ``bulkhead price``
-    prints without ``--set``. ``mark_e8`` None: fewer valid sources than the minimum."""
-    oracle = await OracleClient.from_settings(settings)
-    try:
-        now = await oracle.chain_time()
-        mark = await oracle.mark_of(market, max_age_s)
-        rows = await oracle.source_states(market, max_age_s)
-    finally:
-        await oracle.aclose()
-    if not rows:
-        raise InputError("market", f"{market}: no sources configured on the oracle")
-    return {"market": market, "max_age_s": max_age_s,
-            "mark_e8": mark[0] if mark else None, "publish_time": mark[1] if mark else None,
-            "valid_sources": mark[2] if mark else sum(r.reason == 0 for r in rows),
-            "sources": [{"kind": "pyth" if r.kind == 1 else "chainlink", "feed": r.feed,
-                         "price_e8": r.price_e8, "age_s": now - r.time_s if r.time_s else None,
-                         "reason": _REASONS[r.reason]} for r in rows]}
 
 
 def devnet_feeds() -> list[str]:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import redis
+
 from workers.celery_app import app
 from workers.runtime import services
 from workers.stores import keys
 
 __all__ = [
     "ask_attesters", "ask_range", "ask_settlement", "ask_settlement_range", "hint_backlog", "nudge_relay", "nudge_settlement_relay",
-    "ran_recently", "send_liquidations",
+    "ran_recently", "redis_now_ms", "send_liquidations",
 ]
 
 ATTEST_LOCKS = "bulkhead.attest.attest_locks"
@@ -28,12 +30,17 @@ RELAY_SETTLEMENTS = "bulkhead.settle.relay_settlements"
 EXECUTE_LIQUIDATIONS = "bulkhead.risk.execute_liquidations"
 
 
+def redis_now_ms(client: redis.Redis) -> int:
+    """The Redis server's clock in ms: one clock for every worker host."""
+    seconds, micros = client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
 def ran_recently(job: str, interval_s: float) -> bool:
     """True if ``job`` ran less than half an interval ago, by the Redis server's clock (a
     backlog of beat ticks after a restart collapses instead of running N times)."""
     client = services().redis
-    seconds, micros = client.time()
-    now_ms = seconds * 1000 + micros // 1000
+    now_ms = redis_now_ms(client)
     last = client.getset(keys.last_run(job), now_ms)
     return last is not None and now_ms - int(last) < interval_s * 500
 

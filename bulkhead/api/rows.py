@@ -16,12 +16,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.risk.mark import SourceKind, SourceReason
 from shared.errors import ChainError
 from shared.locks import LockRecord, LockState
 from shared.positions import market_id
 
 __all__ = [
-    "MARK_REASONS",
     "MarkReading",
     "api_position_row",
     "decimal_to_units",
@@ -31,9 +31,6 @@ __all__ = [
     "pipeline_counts",
 ]
 
-MARK_REASONS = ("ok", "stale", "future", "bound", "confidence", "deviation", "unreadable",
-                "nonpositive")  # MarkOracle.Reason, by code
-SOURCE_KINDS = ("chainlink", "pyth")  # MarkOracle.SourceKind, by code
 PPM = 1_000_000
 
 _DECIMAL = re.compile(r"^(-?)([0-9]+)(?:\.([0-9]+))?$")
@@ -143,7 +140,18 @@ class MarkReading:
 
 
 def _reason(code: int) -> str:
-    return MARK_REASONS[code] if 0 <= code < len(MARK_REASONS) else f"unknown({code})"
+    """A source's verdict by the oracle's code (the core's :class:`SourceReason`)."""
+    try:
+        return SourceReason(code).name.lower()
+    except ValueError:
+        return f"unknown({code})"
+
+
+def _kind(code: int) -> str:
+    try:
+        return SourceKind(code).name.lower()
+    except ValueError:
+        return f"unknown({code})"
 
 
 def _mark_at(max_age_s: int, mark: Sequence[int] | None, states: Sequence[Sequence[int]],
@@ -173,7 +181,7 @@ def mark_row(r: MarkReading) -> dict[str, Any]:
         mark = int(user_mark[0]) if user_mark is not None else 0
         sources.append({
             "source": _source_label(kind, feed, pyth_id),
-            "kind": SOURCE_KINDS[kind] if 0 <= kind < len(SOURCE_KINDS) else f"unknown({kind})",
+            "kind": _kind(kind),
             "feed": feed, "pyth_id": "0x" + bytes(pyth_id).hex() if kind == 1 else None,
             "price_e8": str(price) if price else None, "time_s": time_s or None,
             "age_s": r.chain_time - time_s if time_s else None,

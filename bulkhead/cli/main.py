@@ -24,6 +24,7 @@ from bulkhead.cli.common import (
     emit_json,
     emit_row,
     err,
+    fail,
     feeder_key,
     guarded,
     out,
@@ -286,21 +287,24 @@ def price(
     value: Annotated[str | None, typer.Option(
         "--set", help="New price in USD, e.g. 1650.25, to every source (omit: show the mark)")
     ] = None,
-    max_age: Annotated[int, typer.Option(
-        help="Without --set: judge the sources for this max age in s (60: a user action)")] = 60,
     as_json: JsonOpt = False,
 ) -> None:
     """Publish a price to every source as the devnet's feeder, or (without ``--set``) show
-    the mark and each source's price, age and verdict."""
-    from devnet.feeder import set_price, show_mark
+    its mark: the row ``bulkhead marks`` prints for it."""
+    from bulkhead.api.readers import read_marks
+    from devnet.feeder import set_price
 
     cfg = settings()
-    if value is None:
-        row = guarded(lambda: asyncio.run(show_mark(cfg, market=market, max_age_s=max_age)))
-    else:
+    if value is not None:
         row = guarded(lambda: asyncio.run(set_price(cfg, feeder_key(cfg, None), market=market,
                                                     price=value)))
-    emit_row("price", row, as_json)
+        emit_row("price", row, as_json)
+        return
+    rows = {r["market"]: r for r in guarded(lambda: asyncio.run(read_marks(cfg)))}
+    if market not in rows:
+        fail(InputError("market", f"{market!r} is not priced by the venue; have "
+                                  f"{', '.join(sorted(rows))}"))
+    emit_json(rows[market]) if as_json else out.print(views.marks_table([rows[market]]))
 
 
 @app.command("positions")

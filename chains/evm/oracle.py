@@ -36,7 +36,7 @@ T = TypeVar("T")
 EMA_UPDATED_TOPIC0 = "0x" + keccak(text="EmaUpdated(bytes32,uint256,uint256,uint64)").hex()
 _U256 = 2**256 - 1
 _I64 = 2**63 - 1
-CHAINLINK, PYTH = 0, 1  # MarkOracle.SourceKind
+PYTH = 1  # MarkOracle.SourceKind.Pyth
 _POKE_GAS = 400_000  # a poke of up to 3 sources: ~125k used, ~107k free needed per read
 
 
@@ -77,7 +77,7 @@ class OracleClient:
                 raise ConfigError(f"chains.{chain}.contracts.{name}", f"not an address: {value!r}")
         self.chain, self.url, self.address = chain, rpc_url, to_checksum_address(oracle)
         self.feeds = to_checksum_address(feeds) if feeds is not None else None
-        self._retry, self._sender, self._conf_ppm = retry, sender, conf_ppm
+        self._sender, self._conf_ppm = sender, conf_ppm
         self._rpc = RpcEndpoints(chain, [rpc_url], retry)
         self._w3 = self._rpc.current
         self._abi = load_artifact("MarkOracle").abi

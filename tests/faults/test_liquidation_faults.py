@@ -18,7 +18,7 @@ from web3 import Web3
 from bulkhead.local.fleet import WorkerFleet
 from chains.evm.artifacts import load_artifact
 from tests.support.chain import key_for, rpc
-from tests.support.fleet import credited
+from tests.support.fleet import credited, open_longs
 from tests.support.stack import Cli, queues_drained, risk_ticks, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
@@ -119,13 +119,7 @@ def test_rt_03_risk_worker_killed_after_claiming_before_sending(
     holder's leases over at once and liquidates every position exactly once; the time from its
     start is printed (the bound the wait states)."""
     positions = [key_for(devnet, "alice", f"rt03-{i}".encode()) for i in range(3)]
-    locks = [cli.json("lock", "--chain", "evm-a", "--asset", "USDC", "--amount", "320",
-                      "--position", p) for p in positions]
-    credited(cli, {lock["tx_id"] for lock in locks}, fleet)
-    cli.json("price", "--market", "ETH-USD", "--set", "3000")
-    cli.json("price", "--market", "USDC", "--set", "1")
-    for position in positions:
-        cli.json("trade", "open", "--position", position, "--size", "1")
+    open_longs(cli, fleet, positions)
 
     fleet.kill("risk")
     fleet.start("risk-plan", "risk", "--pool", "solo", "--only-queue", "risk")

@@ -17,7 +17,7 @@ from bulkhead.local.fleet import WorkerFleet
 from chains.evm.artifacts import load_artifact
 from orchestrator.liquidation.shards import shard_of
 from tests.support.chain import key_for
-from tests.support.fleet import credited
+from tests.support.fleet import open_longs
 from tests.support.stack import Cli, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
@@ -60,13 +60,7 @@ def test_risk_01_two_risk_workers_share_the_screen_and_one_takes_over_the_dead_o
             by_shard[shard_of(key, SHARDS)].append(key)
         i += 1
     positions = [k for keys in by_shard.values() for k in keys]
-    locks = [cli.json("lock", "--chain", "evm-a", "--asset", "USDC", "--amount", "320",
-                      "--position", p) for p in positions]
-    credited(cli, {lock["tx_id"] for lock in locks}, fleet)
-    cli.json("price", "--market", "ETH-USD", "--set", "3000")
-    cli.json("price", "--market", "USDC", "--set", "1")
-    for position in positions:
-        cli.json("trade", "open", "--position", position, "--size", "1")
+    open_longs(cli, fleet, positions)
 
     # Both workers share the ticks: each has screened, and both shards were screened.
     logs = {label: fleet.logs / f"{label}.log" for label in ("risk", "risk-2")}

@@ -128,13 +128,15 @@ def test_price_command_publishes_once_at_chain_time(cli: Cli) -> None:  # noqa: 
     assert (price, published) == (row["price_e8"], row["publish_time"])
     assert published <= now
 
-    # without --set: the mark and every source as judged for a user action
+    # without --set: the mark (the row `bulkhead marks` prints) and every source's verdict
     shown = cli.json("price", "--market", ETH)
-    assert (shown["mark_e8"], shown["publish_time"]) == (row["price_e8"], row["publish_time"])
+    user = shown["user"]
+    assert (shown["market"], user["mark_e8"], user["publish_time"]) == (
+        ETH, str(row["price_e8"]), row["publish_time"])
     assert [(s["kind"], s["price_e8"], s["reason"]) for s in shown["sources"]] == [
-        ("chainlink", row["price_e8"], "ok"), ("chainlink", row["price_e8"], "ok"),
-        ("pyth", row["price_e8"], "ok")]
-    assert shown["valid_sources"] == 3 and all(s["age_s"] >= 0 for s in shown["sources"])
+        ("chainlink", str(row["price_e8"]), "ok"), ("chainlink", str(row["price_e8"]), "ok"),
+        ("pyth", str(row["price_e8"]), "ok")]
+    assert user["valid_sources"] == 3 and all(s["age_s"] >= 0 for s in shown["sources"])
     bad = cli.run("price", "--market", "NOPE-USD", "--json", ok=False)
     assert bad.returncode != 0 and "market" in bad.stderr + bad.stdout
 

@@ -75,7 +75,7 @@ def post_quorum(pool: RedisSignaturePool, nonce: int) -> str:
         src_chain_id=31337, src_vault=VAULT, lock_id=nonce.to_bytes(32, "big"),
         owner=bytes(12) + b"\x01" * 20, beneficiary="0x" + "01" * 20, src_asset=bytes(12) + b"\x02" * 20,
         amount=1_000_000, decimals=6, position_key=b"\x03" * 32, attester_set_index=0)
-    key = f"31337:0x{VAULT.hex()}:0x{nonce.to_bytes(32, 'big').hex()}"
+    key = post_key(nonce)
     dig = digest(att, DOMAIN)
     postings = [Posting(key, "0x" + dig.hex(), att, DOMAIN, Account.from_key(k).address,
                         sign_digest(dig, k)) for k in KEYS[:3]]

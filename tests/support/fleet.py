@@ -11,7 +11,7 @@ import pytest
 from bulkhead.local.fleet import WorkerFleet
 from tests.support.stack import Cli, wait_for
 
-__all__ = ["ATTESTERS", "credited", "fleet"]
+__all__ = ["ATTESTERS", "credited", "fleet", "open_longs"]
 
 ATTESTERS = ["att-1", "att-2", "att-3", "att-4"]
 
@@ -38,3 +38,16 @@ def credited(cli: Cli, tx_ids: set[str], fleet: WorkerFleet) -> list[dict[str, A
         for label in fleet.procs:
             print(f"--- {label}\n{fleet.log_tail(label)}")
         raise
+
+
+def open_longs(cli: Cli, fleet: WorkerFleet, positions: list[str], *, usdc: str = "320",
+               size: str = "1") -> None:
+    """Back each position with ``usdc`` USDC locked on evm-a, wait until all are credited,
+    then open a ``size`` ETH long on each at 3,000 USD (USDC at 1)."""
+    locks = [cli.json("lock", "--chain", "evm-a", "--asset", "USDC", "--amount", usdc,
+                      "--position", p) for p in positions]
+    credited(cli, {lock["tx_id"] for lock in locks}, fleet)
+    cli.json("price", "--market", "ETH-USD", "--set", "3000")
+    cli.json("price", "--market", "USDC", "--set", "1")
+    for position in positions:
+        cli.json("trade", "open", "--position", position, "--size", size)

@@ -31,7 +31,7 @@ from orchestrator.liquidation.shards import keys_of, stalest_first
 from shared.errors import FeeBudgetExhausted, OrchestratorError, RetryableError
 from shared.locks import LockState
 from workers.celery_app import app
-from workers.dispatch import send_liquidations
+from workers.dispatch import redis_now_ms, send_liquidations
 from workers.mutex import only_one_running
 from workers.runtime import Services, services
 from workers.stores import keys
@@ -80,7 +80,7 @@ def tick() -> int:
                 continue  # another worker is screening it now
             mine = keys_of(shard, position_keys(), shards)
             planned = _screen(svc, mine, market_wide=shard == 0)
-            svc.redis.hset(keys.risk_shards(), str(shard), _redis_ms(svc.redis))
+            svc.redis.hset(keys.risk_shards(), str(shard), redis_now_ms(svc.redis))
             log.info("risk_shard_screened", shard=shard, shards=shards, positions=len(mine),
                      planned=planned)
             return planned
@@ -97,11 +97,6 @@ def _screen(svc: Services, keys_now: list[str], *, market_wide: bool) -> int:
     for batch in batches(fresh, BATCH):
         send_liquidations([list(p) for p in batch])
     return len(fresh)
-
-
-def _redis_ms(client: redis.Redis) -> int:
-    seconds, micros = client.time()
-    return int(seconds) * 1000 + int(micros) // 1000
 
 
 def _before_screen(svc: Services, keys_now: list[str], *, buffers: bool = True) -> None:

@@ -456,6 +456,20 @@ def test_rpl01_batch_skips_a_replayed_item_and_credits_the_rest(chain: Chain) ->
         assert chain.venue.functions.collateralOf(k, SRC_CHAIN, USDC_A).call() == 2_500_000 * 10**12
 
 
+def short_then_enough(chain: Chain, batch: Any, abi: Any, *, short_by: int,
+                      refused: str) -> tuple[int, Any]:
+    """A batch called with ``short_by`` less than its estimate is refused before its last
+    item (``refused``, a prefix of the decoded revert), then sent with the estimate: returns
+    (estimate, receipt)."""
+    need = batch.estimate_gas({"from": DEPLOYER})
+    with pytest.raises(ContractLogicError) as info:
+        batch.call({"from": DEPLOYER, "gas": need - short_by})
+    assert decode_revert(info.value.data, [abi]).startswith(refused)
+    receipt = chain.w3.eth.wait_for_transaction_receipt(
+        batch.transact({"from": DEPLOYER, "gas": need}), timeout=10, poll_latency=0.02)
+    return need, receipt
+
+
 def test_a_batch_short_of_gas_for_its_next_item_reverts_whole_instead_of_skipping_it(
         chain: Chain) -> None:
     """With items in try/catch frames, an item that ran out of gas would be skipped and the
@@ -466,12 +480,8 @@ def test_a_batch_short_of_gas_for_its_next_item_reverts_whole_instead_of_skippin
     msgs = [attestation(bytes(k)) for k in keys]
     batch = chain.venue.functions.creditBatch(
         [as_tuple(m) for m in msgs], [sigs(m, domain, MEMBERS[:3]) for m in msgs])
-    need = batch.estimate_gas({"from": DEPLOYER})
-    with pytest.raises(ContractLogicError) as info:
-        batch.call({"from": DEPLOYER, "gas": need - 100_000})
-    assert decode_revert(info.value.data, [VENUE_ABI]).startswith("BatchOutOfGas(2, ")
-    receipt = chain.w3.eth.wait_for_transaction_receipt(
-        batch.transact({"from": DEPLOYER, "gas": need}), timeout=10, poll_latency=0.02)
+    need, receipt = short_then_enough(chain, batch, VENUE_ABI, short_by=100_000,
+                                      refused=f"BatchOutOfGas({len(msgs) - 1}, ")
     assert receipt["status"] == 1 and len(logs(chain.venue, "Credited", receipt)) == 3
     assert logs(chain.venue, "CreditSkipped", receipt) == []
     # What a credit batch used against its estimate: the limit a relayer must set is close.
@@ -759,12 +769,8 @@ def test_a_settle_batch_short_of_gas_for_its_next_item_reverts_whole(chain: Chai
         attester_set_index=0) for _ in range(2)]
     batch = vault.functions.settleBatch([as_tuple(x) for x in items],
                                         [sigs(x, domain, MEMBERS[:3]) for x in items])
-    need = batch.estimate_gas({"from": DEPLOYER})
-    with pytest.raises(ContractLogicError) as info:
-        batch.call({"from": DEPLOYER, "gas": need - 60_000})
-    assert decode_revert(info.value.data, [VAULT_ABI]).startswith("BatchOutOfGas(1, ")
-    receipt = chain.w3.eth.wait_for_transaction_receipt(
-        batch.transact({"from": DEPLOYER, "gas": need}), timeout=10, poll_latency=0.02)
+    _, receipt = short_then_enough(chain, batch, VAULT_ABI, short_by=60_000,
+                                   refused=f"BatchOutOfGas({len(items) - 1}, ")
     assert receipt["status"] == 1 and len(logs(vault, "Settled", receipt)) == 2
     assert logs(vault, "SettlementSkipped", receipt) == []
 
