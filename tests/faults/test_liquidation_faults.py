@@ -19,7 +19,7 @@ from bulkhead.local.fleet import WorkerFleet
 from chains.evm.artifacts import load_artifact
 from tests.support.chain import key_for, rpc
 from tests.support.fleet import credited, open_longs
-from tests.support.stack import Cli, queues_drained, risk_ticks, wait_for
+from tests.support.stack import Cli, publish_while_stalled, queues_drained, risk_ticks, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 
@@ -71,9 +71,11 @@ def test_rt_01_risk_pool_child_killed_mid_liquidation(devnet: dict[str, Any], cl
     url = devnet["chains"]["evm-b"]["rpc_urls"][0]
     v = venue(devnet).functions
     fund_before = v.insuranceFund().call()
-    cli.json("price", "--market", "ETH-USD", "--set", "2730")  # E < MM / 2: one full step
-    rpc(url, "evm_setIntervalMining", 0)  # the liquidation transaction will wait unmined
+    # The chain stalls first and mines only the crash price's block, so the liquidation
+    # transaction waits unmined however fast the worker sends it.
+    rpc(url, "evm_setIntervalMining", 0)
     try:
+        publish_while_stalled(cli, devnet, "ETH-USD", "2730")  # E < MM / 2: one full step
         sent = wait_for(lambda: pending_liquidations(devnet, position), 60,
                         "liquidation transaction in flight")
         children = fleet.children("risk")

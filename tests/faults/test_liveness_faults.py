@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -36,7 +33,7 @@ from shared.positions import market_id
 from shared.settings import RetrySettings
 from tests.support.chain import evm_balance, key_for, rpc, venue
 from tests.support.fleet import credited
-from tests.support.stack import Cli, wait_for
+from tests.support.stack import Cli, publish_while_stalled, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.slow]
 
@@ -109,32 +106,6 @@ def _pending_max_fee(url: str) -> int:
 
 def _stall(url: str) -> None:
     rpc(url, "evm_setIntervalMining", 0)
-
-
-def _publish_while_stalled(cli: Cli, devnet: dict[str, Any], market: str, price: str) -> None:
-    """``bulkhead price --set`` on the stalled venue chain: mine one block at a time until the
-    oracle reads the new price, then no more."""
-    b = devnet["chains"]["evm-b"]
-    w3 = Web3(Web3.HTTPProvider(b["rpc_urls"][0]))
-    oracle = w3.eth.contract(address=b["contracts"]["oracle"],
-                             abi=load_artifact("MarkOracle").abi)
-    want = int(Decimal(price) * 10**8)
-    proc = subprocess.Popen([sys.executable, "-m", "bulkhead", "price", "--market", market,
-                             "--set", price, "--json"], env=cli.env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        def landed() -> bool:
-            if oracle.functions.getMark(market_id(market), 2**256 - 1).call()[0] == want:
-                return True
-            rpc(b["rpc_urls"][0], "evm_mine")
-            return False
-
-        wait_for(landed, 60, f"{market} at {price} mined on the stalled chain")
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 def _congest_and_resume(url: str, *, gas_limit: int) -> int:
@@ -211,7 +182,7 @@ def test_live_02_liquidations_and_settlements_land_through_congestion(
     # by block only until the crash price has landed (a keeper fast enough to liquidate in the
     # price's own block interval would otherwise finish before the stall).
     _stall(url_b)
-    _publish_while_stalled(cli, devnet, "ETH-USD", "2730")  # every position: E < MM / 2
+    publish_while_stalled(cli, devnet, "ETH-USD", "2730")  # every position: E < MM / 2
     try:  # ... which then mines at six times the keepers' price, with a lower gas limit
         _congest_and_resume(url_b, gas_limit=8_000_000)
     finally:

@@ -14,12 +14,17 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from web3 import Web3
 
+from chains.evm.artifacts import load_artifact
 from devnet.stack import DevnetOptions, down, up
+from shared.positions import market_id
+from tests.support.chain import rpc
 
 # The e2e suites check liquidation arithmetic against the market's fixed maintenance rate, so
 # their devnet leaves the volatility buffer to the owner (0); the buffer is tested on its own
@@ -108,3 +113,29 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
 @pytest.fixture(scope="module")
 def cli(devnet: dict[str, Any]) -> Cli:
     return Cli(devnet["home"])
+
+
+def publish_while_stalled(cli: Cli, devnet: dict[str, Any], market: str, price: str) -> None:
+    """``bulkhead price --set`` on the stalled venue chain: mine one block at a time until the
+    oracle reads the new price, then no more."""
+    b = devnet["chains"]["evm-b"]
+    w3 = Web3(Web3.HTTPProvider(b["rpc_urls"][0]))
+    oracle = w3.eth.contract(address=b["contracts"]["oracle"],
+                             abi=load_artifact("MarkOracle").abi)
+    want = int(Decimal(price) * 10**8)
+    proc = subprocess.Popen([sys.executable, "-m", "bulkhead", "price", "--market", market,
+                             "--set", price, "--json"], env=cli.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        def landed() -> bool:
+            if oracle.functions.getMark(market_id(market), 2**256 - 1).call()[0] == want:
+                return True
+            rpc(b["rpc_urls"][0], "evm_mine")
+            return False
+
+        wait_for(landed, 60, f"{market} at {price} mined on the stalled chain")
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
