@@ -304,7 +304,8 @@ def contract_transactions(w3: Any, contract: Any, start: int, end: int, *,
                     reasons[label] = reasons.get(label, 0) + 1
             out.setdefault(name, []).append({
                 "hash": "0x" + bytes(tx["hash"]).hex(), "block": number,
-                "gas": int(receipt["gasUsed"]), "status": int(receipt["status"]),
+                "gas": int(receipt["gasUsed"]), "limit": int(tx["gas"]),
+                "block_gas_limit": int(block["gasLimit"]), "status": int(receipt["status"]),
                 "items": len(lists[0]) if lists else 1, "events": events,
                 "skip_reasons": reasons})
     return out
@@ -327,4 +328,26 @@ def tx_summary(rows: Sequence[Mapping[str, Any]], done_event: str) -> dict[str, 
             "items_per_tx_mean": round(items / len(rows), 1) if rows else None,
             "items_per_tx_max": max((r["items"] for r in rows), default=None),
             "gas_per_tx_max": max((r["gas"] for r in rows), default=None),
-            "blocks": len({r["block"] for r in rows})}
+            "blocks": len({r["block"] for r in rows}),
+            **_block_fill(rows)}
+
+
+def _block_fill(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """How full these transactions kept the blocks from the first one's to the last one's:
+    blocks in that span, and per block [number, txs, items, gas used, sum of gas limits] (a
+    block packs transactions by their limits, so the limits are what fills it)."""
+    if not rows:
+        return {}
+    first, last = min(r["block"] for r in rows), max(r["block"] for r in rows)
+    per: dict[int, list[int]] = {n: [n, 0, 0, 0, 0] for n in range(first, last + 1)}
+    for r in rows:
+        row = per[r["block"]]
+        row[1] += 1
+        row[2] += r["events"].get("Credited", 0) + r["events"].get("Liquidated", 0)
+        row[3] += r["gas"]
+        row[4] += r.get("limit", 0)
+    limit = max(r.get("block_gas_limit", 0) for r in rows)
+    return {"blocks_spanned": last - first + 1, "block_gas_limit": limit,
+            "gas_used_of_span_pct": round(100 * sum(r["gas"] for r in rows)
+                                          / max(1, limit * (last - first + 1)), 1),
+            "per_block": list(per.values())}

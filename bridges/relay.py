@@ -25,7 +25,7 @@ import structlog
 
 from bridges.live_sets import LiveSets
 from bridges.ports import ReadyEntry, SignaturePool
-from bridges.verifier import Verified, screen, verify
+from bridges.verifier import Verified, screen, verify_screened
 from chains.evm.bridge_codec import LockStatus, lock_key
 from shared.errors import (
     AlreadyConsumed,
@@ -102,15 +102,22 @@ class RelayService:
         return max(1, min(self.max_batch, self.batch_gas // max(1, self._gas_per_item)))
 
     async def stream(self, *, more: Callable[[], bool], poll_s: float = 0.2,
-                     max_in_flight: int = 8, count: int = 2_000) -> RelayReport:
+                     max_in_flight: int = 16, blocks_in_flight: float = 1.5,
+                     count: int = 2_000) -> RelayReport:
         """Send ready credits as they come, without waiting for earlier batches to be mined.
 
         Every ``poll_s`` (a fraction of a venue block) what became ready since is taken and
-        sent at once while up to ``max_in_flight`` earlier batches are still being mined, so a
-        quorum waits for the next block, not for the batches before it (a burst fills blocks
-        back to back). A lock already in flight is never taken again (a stream entry of ours
-        that idles while its batch is mined is re-claimed, not re-sent). Returns once nothing
-        is ready, nothing is in flight and ``more()`` says no new quorum was announced.
+        sent at once while earlier batches are still being mined, so a quorum waits for the
+        next block, not for the batches before it (a burst fills blocks back to back). What is
+        in flight is bounded by gas, not by count: about ``blocks_in_flight`` venue blocks'
+        worth (the block gas limit over the gas the last batches used per item). More than
+        that would only queue in the node's mempool behind our own nonces, where a batch
+        waits several blocks, gets fee-bumped and replaced for nothing, and cannot take the
+        quorums that arrive meanwhile; past the budget, ready items wait in the stream and go
+        out as soon as a block frees room. A lock already in flight is never taken again (a
+        stream entry of ours that idles while its batch is mined is re-claimed, not re-sent).
+        Returns once nothing is ready, nothing is in flight and ``more()`` says no new quorum
+        was announced.
 
         Raises:
             RpcUnavailable, ChainError: a batch failed; raised after every other batch in
@@ -119,11 +126,16 @@ class RelayService:
         report = RelayReport()
         in_flight: dict[asyncio.Task[None], set[str]] = {}
         failure: BaseException | None = None
+        budget_gas = int(await self.venue.block_gas_limit() * blocks_in_flight)
         while True:
             taken = False
-            if failure is None and len(in_flight) < max_in_flight:
+            room = self._room(budget_gas, sum(len(keys) for keys in in_flight.values()))
+            if failure is None and len(in_flight) < max_in_flight and (
+                    room >= self.batch_items() or not in_flight):
                 busy = set().union(*in_flight.values()) if in_flight else set()
-                for batch in await self._take(report, count=count, busy=busy):
+                want = room if in_flight else max(room, self.batch_items())
+                batches = await self._take(report, count=min(count, want), busy=busy)
+                for batch in batches:
                     task = asyncio.create_task(self._submit_acked(batch, report))
                     in_flight[task] = {key for key, _, _ in batch}
                     taken = True
@@ -143,6 +155,12 @@ class RelayService:
                 error = task.exception()
                 if error is not None and failure is None:
                     failure = error
+
+    def _room(self, budget_gas: int, items_in_flight: int) -> int:
+        """How many more items fit the in-flight gas budget now (at least one batch when
+        nothing is in flight, so a budget below one batch never stalls the stream)."""
+        per_item = max(1, self._gas_per_item)
+        return max(0, budget_gas // per_item - items_in_flight)
 
     async def _take(self, report: RelayReport, *, count: int,
                     busy: set[str]) -> list[list[tuple[str, Verified, list[str]]]]:
@@ -228,8 +246,7 @@ class RelayService:
                 log.warning("pool_entries_discarded", lock=key, digest=dig,
                             labels=list(screened.invalid))
             if found is None and len(screened.valid) >= attesters.threshold:
-                found = verify(message, domain, screened.valid.values(), attesters,
-                               dig=bytes.fromhex(dig[2:]))
+                found = verify_screened(message, domain, screened, attesters)
                 if stop:
                     return found
             elif len(screened.valid) < attesters.threshold:

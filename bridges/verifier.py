@@ -15,18 +15,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from eth_utils.address import to_checksum_address
+
 from bridges.codec import check_signature
 from bridges.quorum import AttesterSet
 from shared.errors import AttestationMalformed, QuorumNotReached
 from shared.messages import Domain, Message, digest, recover_digest
 
-__all__ = ["Screened", "Verified", "order_for_contract", "recover", "screen", "verify"]
+__all__ = ["Screened", "Verified", "order_for_contract", "recover", "screen", "verify",
+           "verify_screened"]
 
 
 @dataclass(frozen=True, slots=True)
 class Verified:
-    """A message with a quorum of member signatures, ordered by signer (the only way to get one
-    is :func:`verify`)."""
+    """A message with a quorum of member signatures, ordered by signer (the only ways to get one
+    are :func:`verify` and :func:`verify_screened`)."""
 
     message: Message
     domain: Domain
@@ -102,4 +105,24 @@ def verify(message: Message, domain: Domain, signatures: Iterable[bytes],
     if len(ordered) < attesters.threshold:
         raise QuorumNotReached(len(ordered), attesters.threshold)
     chosen = ordered[: attesters.threshold]  # exactly m: the least calldata and gas
+    return Verified(message, domain, tuple(s for _, s in chosen), tuple(a for a, _ in chosen))
+
+
+def verify_screened(message: Message, domain: Domain, screened: Screened,
+                    attesters: AttesterSet) -> Verified:
+    """:func:`verify` for entries :func:`screen` already recovered against ``attesters`` over
+    this message's digest: the same quorum without recovering each signature a second time
+    (the relayer screens every quorum it sends; one recovery per signature is enough).
+
+    Raises:
+        QuorumNotReached: another set than the message names, or fewer than its threshold.
+    """
+    if message.attester_set_index != attesters.index:
+        raise QuorumNotReached(0, attesters.threshold)
+    valid = [(to_checksum_address(signer), sig) for signer, sig in screened.valid.items()
+             if attesters.contains(signer)]
+    ordered = order_for_contract(valid)
+    if len(ordered) < attesters.threshold:
+        raise QuorumNotReached(len(ordered), attesters.threshold)
+    chosen = ordered[: attesters.threshold]
     return Verified(message, domain, tuple(s for _, s in chosen), tuple(a for a, _ in chosen))

@@ -19,8 +19,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Self, TypeVar
 
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_typing import HexStr
+from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types
 from eth_utils.address import is_hex_address, to_checksum_address
 from web3.exceptions import ContractLogicError, Web3Exception
 from web3.types import BlockIdentifier
@@ -43,6 +45,36 @@ E = TypeVar("E")
 _SIZE_LIMIT = 2**127  # |size_e18| must stay below it (the venue stores int128)
 _ERROR_ABIS = ("IsolatedMarginVenue", "CollateralVault", "MarkOracle")
 _GAS_LIMIT_TTL_S = 5.0  # a congested chain may lower its gas limit: re-read it often
+
+
+class EncodedCall:
+    """A contract call whose calldata is encoded once, with eth-abi.
+
+    web3's contract-function path re-encodes the arguments through its recursive normalizers
+    at every estimate, build and replay (about 14 ms for a 20-item credit batch, against about
+    1 ms here, and the relayer and keepers send many batches a block). It offers the three
+    methods the send path uses on a web3 contract function, with the same errors (a revert is
+    web3's ``ContractLogicError``, raised by the node call).
+    """
+
+    def __init__(self, w3: Any, address: str, data: str) -> None:
+        self.w3, self.address, self.data = w3, address, data
+
+    def _tx(self, tx: Mapping[str, Any]) -> dict[str, Any]:
+        return {**tx, "to": self.address, "data": self.data, "value": 0}
+
+    async def estimate_gas(self, tx: Mapping[str, Any]) -> int:
+        return int(await self.w3.eth.estimate_gas(self._tx(tx)))
+
+    async def build_transaction(self, tx: Mapping[str, Any]) -> dict[str, Any]:
+        out = self._tx(tx)
+        if "gas" not in out:
+            out["gas"] = await self.estimate_gas(tx)
+        return out
+
+    async def call(self, tx: Mapping[str, Any], block_identifier: BlockIdentifier = "latest",
+                   ) -> bytes:
+        return bytes(await self.w3.eth.call(self._tx(tx), block_identifier))
 
 
 class ContractClient:
@@ -75,6 +107,7 @@ class ContractClient:
         self._sender: TxSender | None = None
         self._send_lock = asyncio.Lock()
         self._gas_limit: tuple[int, float] | None = None  # (limit, monotonic time read)
+        self._selectors: dict[str, tuple[bytes, list[str]]] = {}
 
     @classmethod
     async def _open(cls, rpc_urls: Sequence[str], address: str, *, chain: ChainRef,
@@ -152,6 +185,21 @@ class ContractClient:
 
     # ----- sends ------------------------------------------------------------------------------
 
+    def _encoded(self, contract: Any, fn_name: str, args: Sequence[Any]) -> EncodedCall:
+        """``fn_name(*args)`` on ``contract`` (what ``_transact`` hands its ``build``), encoded
+        once; for the batch entries on the hot paths (see :class:`EncodedCall`)."""
+        found = self._selectors.get(fn_name)
+        if found is None:
+            abis: list[Any] = [f for f in self._abi
+                               if f.get("type") == "function" and f.get("name") == fn_name]
+            if len(abis) != 1:
+                raise ConfigError("abi", f"{fn_name}: expected one function, found {len(abis)}")
+            found = (function_abi_to_4byte_selector(abis[0]), get_abi_input_types(abis[0]))
+            self._selectors[fn_name] = found
+        selector, types = found
+        return EncodedCall(contract.w3, self.address,
+                           "0x" + (selector + abi_encode(types, list(args))).hex())
+
     async def _transact(self, op: str, build: Callable[[Any], Any], *, timeout_s: float,
                         extra_gas: Callable[[int], int] = lambda gas: gas // 5
                         ) -> Mapping[str, Any]:
@@ -203,6 +251,20 @@ class ContractClient:
         except Exception:  # noqa: BLE001 - a diagnosis only: the revert itself stands
             return exc.reason
         return exc.reason
+
+    async def block_gas_limit(self) -> int:
+        """The chain's block gas limit (what one block can hold; the relayer budgets by it).
+
+        Raises:
+            ConfigError: the client has no sender key. RpcUnavailable: the node is unreachable.
+        """
+        if self._key is None:
+            raise ConfigError("sender_key", "block_gas_limit reads through the sender")
+        sender = await self._get_sender()
+        try:
+            return await self._block_gas_limit(sender)
+        except TRANSIENT as exc:
+            raise RpcUnavailable(self.chain.key, str(sender.w3.provider), repr(exc)) from exc
 
     async def _block_gas_limit(self, sender: TxSender) -> int:
         """The latest block's gas limit, re-read at most every ``_GAS_LIMIT_TTL_S``."""

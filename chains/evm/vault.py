@@ -132,7 +132,7 @@ class VaultClient(ContractClient):
         args = [settlement_tuple(s) for s, _ in items]
         sigs = [[bytes(x) for x in bundle] for _, bundle in items]
         receipt = await self._transact(
-            "settleBatch", lambda c: c.functions.settleBatch(args, sigs), timeout_s=timeout_s,
+            "settleBatch", lambda c: self._encoded(c, "settleBatch", [args, sigs]), timeout_s=timeout_s,
             extra_gas=lambda gas: gas // 10 + 100_000)
         events = self._receipt_events(receipt)
         return SettleBatchOutcome(

@@ -103,7 +103,7 @@ class VenueClient(VenueTrading, VenueAdmin):
         # estimate covers every item and a small margin suffices (state may move a little
         # before the block); a small limit lets a block hold more batches (it packs by limit).
         receipt = await self._transact(
-            "creditBatch", lambda c: c.functions.creditBatch(atts, sigs), timeout_s=timeout_s,
+            "creditBatch", lambda c: self._encoded(c, "creditBatch", [atts, sigs]), timeout_s=timeout_s,
             extra_gas=lambda gas: gas // 10 + 100_000)
         outcome = self._outcome(receipt)
         if len(outcome.credited) + len(outcome.queued) + len(outcome.skipped) != len(items):

@@ -167,7 +167,7 @@ class VenueTrading(VenueContract):
         # The venue reverts a batch short of BATCH_ITEM_GAS before any item, so the estimate
         # covers every item; a small margin lets a block hold more batches.
         receipt = await self._transact(
-            "liquidateBatch", lambda c: c.functions.liquidateBatch(keys, fractions),
+            "liquidateBatch", lambda c: self._encoded(c, "liquidateBatch", [keys, fractions]),
             timeout_s=timeout_s, extra_gas=lambda gas: gas // 10 + 100_000)
         return BatchLiquidationOutcome(
             "0x" + bytes(receipt["transactionHash"]).hex(), int(receipt["blockNumber"]),

@@ -26,7 +26,9 @@ from solana.exceptions import SolanaRpcException
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment, Confirmed, Finalized, Processed
 from solana.rpc.core import RPCException
+from solders.commitment_config import CommitmentLevel
 from solders.pubkey import Pubkey
+from solders.rpc.config import RpcTransactionConfig
 from solders.rpc.errors import (
     BlockCleanedUpMessage,
     BlockNotAvailableMessage,
@@ -35,12 +37,14 @@ from solders.rpc.errors import (
     LongTermStorageSlotSkippedMessage,
     SlotSkippedMessage,
 )
+from solders.rpc.requests import GetTransaction, batch_to_json
 from solders.rpc.responses import (
     GetSignaturesForAddressResp,
+    GetTransactionResp,
     RpcConfirmedTransactionStatusWithSignature,
 )
 from solders.signature import Signature
-from solders.transaction_status import TransactionDetails
+from solders.transaction_status import TransactionDetails, UiTransactionEncoding
 
 from chains.retry import with_retries
 from chains.solana.codec import decode_lock_transaction
@@ -53,9 +57,14 @@ __all__ = ["SolanaAdapter"]
 
 T = TypeVar("T")
 _PAGE = 1000
-_FETCH_CONCURRENCY = 16  # transactions of one range fetched at once (a burst lands many)
+_FETCH_CONCURRENCY = 4  # JSON-RPC batches of one range in flight at once
+_TX_BATCH = 100  # getTransaction requests per JSON-RPC batch
 _COMMITMENT: dict[Finality, Commitment] = {
     Finality.LATEST: Processed, Finality.SAFE: Confirmed, Finality.FINALIZED: Finalized,
+}
+_LEVEL: dict[Commitment, CommitmentLevel] = {
+    Processed: CommitmentLevel.Processed, Confirmed: CommitmentLevel.Confirmed,
+    Finalized: CommitmentLevel.Finalized,
 }
 _NO_BLOCK = (BlockNotAvailableMessage, SlotSkippedMessage, LongTermStorageSlotSkippedMessage,
              BlockCleanedUpMessage, BlockStatusNotAvailableYetMessage)
@@ -66,6 +75,42 @@ async def _signatures_page(
 ) -> GetSignaturesForAddressResp:
     return await client.get_signatures_for_address(
         address, before=before, limit=_PAGE, commitment=commitment)
+
+
+class _BatchBody:
+    """A JSON-RPC batch as the provider's request body (it only needs ``to_json``)."""
+
+    def __init__(self, requests: Sequence[Any]) -> None:
+        self._json = batch_to_json(list(requests))
+
+    def to_json(self) -> str:
+        return self._json
+
+
+async def _transaction_batch(client: AsyncClient, *, signatures: Sequence[Signature], chain: str,
+                             commitment: Commitment) -> list[dict[str, Any]]:
+    """``getTransaction`` (json, v0) for each signature in one JSON-RPC batch request: the
+    same request solana-py sends one at a time, through the client's own provider."""
+    config = RpcTransactionConfig(encoding=UiTransactionEncoding.Json,
+                                  commitment=_LEVEL[commitment],
+                                  max_supported_transaction_version=0)
+    body = _BatchBody([GetTransaction(sig, config, id=i) for i, sig in enumerate(signatures)])
+    # solana-py has no batch call: the batch goes through the client's own provider
+    raw = await client._provider.make_request_unparsed(body)
+    answers = json.loads(raw)
+    if not isinstance(answers, list) or len(answers) != len(signatures):
+        raise RpcUnavailable(chain, str(client._provider), "getTransaction batch: malformed")
+    by_id = {a.get("id"): a for a in answers if isinstance(a, dict)}
+    out = []
+    for i, sig in enumerate(signatures):
+        parsed = GetTransactionResp.from_json(json.dumps(by_id.get(i, {})))
+        if not isinstance(parsed, GetTransactionResp):
+            raise RPCException(parsed)
+        if parsed.value is None:  # listed at this commitment but not served: node lagging
+            raise RpcUnavailable(chain, str(client._provider),
+                                 f"getTransaction {sig}: listed but not found")
+        out.append(json.loads(parsed.value.to_json()))
+    return out
 
 
 class _NoBlock(Exception):
@@ -184,22 +229,16 @@ class SolanaAdapter:
         transactions and outgoing transfers are not.
         """
         events: list[tuple[int, int, LockEvent]] = []
-        gate = asyncio.Semaphore(_FETCH_CONCURRENCY)
-
-        async def fetch(info: RpcConfirmedTransactionStatusWithSignature
-                        ) -> tuple[dict[str, Any], str]:
-            async with gate:
-                return (await self._transaction(info.signature),
-                        await self._cached_block_hash(info.slot))
-
         for vault in self.vaults:
             infos = [i for i in await self._signatures(vault, start, end) if i.err is None]
-            # A burst lands many locks per range: fetch them concurrently (bounded), keep order.
-            fetched = await asyncio.gather(*(fetch(i) for i in infos))
-            for order, (info, (tx, block_hash)) in enumerate(zip(infos, fetched, strict=True)):
+            # A burst lands many locks per range: their transactions are fetched in JSON-RPC
+            # batches (one request per _TX_BATCH), a few batches at once, in order.
+            txs = await self._transactions([i.signature for i in infos])
+            hashes = {slot: await self._cached_block_hash(slot) for slot in {i.slot for i in infos}}
+            for order, (info, tx) in enumerate(zip(infos, txs, strict=True)):
                 event = decode_lock_transaction(
                     tx, chain=self.chain.key, chain_id=self.chain.chain_id, vault=vault,
-                    assets=self.assets, block_hash=block_hash)
+                    assets=self.assets, block_hash=hashes[info.slot])
                 if event is not None:
                     events.append((info.slot, order, event))
         events.sort(key=lambda item: (item[0], item[1]))
@@ -263,15 +302,22 @@ class SolanaAdapter:
                 return found[::-1]
             before = page[-1].signature
 
-    async def _transaction(self, signature: Signature) -> dict[str, Any]:
-        resp = await self._call("getTransaction", lambda c: c.get_transaction(
-            signature, "json", commitment=self._history_commitment(),
-            max_supported_transaction_version=0))
-        if resp.value is None:  # listed at this commitment but not served: node lagging
-            raise RpcUnavailable(self.chain.key, self._urls[self._active],
-                                 f"getTransaction {signature}: listed but not found")
-        data: dict[str, Any] = json.loads(resp.value.to_json())
-        return data
+    async def _transactions(self, signatures: Sequence[Signature]) -> list[dict[str, Any]]:
+        """The transactions of ``signatures`` at the history commitment, in order.
+
+        Raises:
+            RpcUnavailable: one is listed but not served (the node lags), or the node failed.
+        """
+        chunks = [signatures[i:i + _TX_BATCH] for i in range(0, len(signatures), _TX_BATCH)]
+        gate = asyncio.Semaphore(_FETCH_CONCURRENCY)
+
+        async def one(chunk: Sequence[Signature]) -> list[dict[str, Any]]:
+            async with gate:
+                return await self._call("getTransaction", functools.partial(
+                    _transaction_batch, signatures=chunk, chain=self.chain.key,
+                    commitment=self._history_commitment()))
+
+        return [tx for part in await asyncio.gather(*(one(c) for c in chunks)) for tx in part]
 
     async def _cached_block_hash(self, slot: int) -> str:
         if slot not in self._block_hashes:

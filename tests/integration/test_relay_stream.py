@@ -37,7 +37,9 @@ VAULT = bytes(12) + bytes.fromhex("cd" * 20)
 class SlowVenue:
     """Holds every batch until :meth:`mine` releases it; credits every item."""
 
-    def __init__(self) -> None:
+    def __init__(self, gas_limit: int = 30_000_000) -> None:
+        self.gas_limit = gas_limit
+        self.unmined_peak = 0  # most items sent and not yet mined at any moment
         self.sent: list[list[bytes]] = []
         self.pending: list[asyncio.Future[None]] = []
         self.sent_event = asyncio.Event()
@@ -47,10 +49,15 @@ class SlowVenue:
         self.sent.append(keys)
         gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.pending.append(gate)
+        unmined = sum(len(k) for k, g in zip(self.sent, self.pending, strict=True) if not g.done())
+        self.unmined_peak = max(self.unmined_peak, unmined)
         self.sent_event.set()
         await gate
         return CreditOutcome(f"0x{len(self.sent):064x}", len(self.sent), 200_000 * len(keys),
                              keys, [], [], [])
+
+    async def block_gas_limit(self) -> int:
+        return self.gas_limit
 
     def mine(self) -> None:
         for gate in self.pending:
@@ -129,3 +136,52 @@ def test_a_quorum_ready_during_a_batch_in_flight_goes_out_without_waiting_for_it
 
 def post_key(nonce: int) -> str:
     return f"31337:0x{VAULT.hex()}:0x{nonce.to_bytes(32, 'big').hex()}"
+
+
+class CountingRelay(RelayService):
+    """The real relayer, counting its stream's passes (to wait on one having gone by)."""
+
+    passes = 0
+
+    def _room(self, budget_gas: int, items_in_flight: int) -> int:
+        self.passes += 1
+        return super()._room(budget_gas, items_in_flight)
+
+
+def test_what_is_in_flight_is_bounded_by_the_venue_block_gas_and_the_rest_waits_in_the_stream(
+        redis_url: str) -> None:
+    pool = EagerPool(redis_url, consumer="relay:test")
+    # 1.5 blocks of 2M gas: 3M in flight, 12 items at the assumed 250k (4 per 1M batch).
+    venue = SlowVenue(gas_limit=2_000_000)
+    relay = CountingRelay(venue, DOMAIN, LiveSets.fixed(SET), MemoryLockStore(), pool,
+                          max_batch=40, batch_gas=1_000_000)
+    locks = [post_quorum(pool, n) for n in range(1, 31)]
+
+    async def scenario() -> Any:
+        streaming = asyncio.create_task(relay.stream(more=lambda: False, poll_s=0.02))
+        while sum(map(len, venue.sent)) < 12:
+            await asyncio.wait_for(venue.sent_event.wait(), 10)
+            venue.sent_event.clear()
+        passes = relay.passes
+
+        async def passed_again() -> None:
+            while relay.passes < passes + 3:
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(passed_again(), 10)
+        assert sum(map(len, venue.sent)) == 12  # the other 18 wait in the stream, not the mempool
+        while not streaming.done():
+            venue.mine()
+            await asyncio.sleep(0.01)
+        return await streaming
+
+    try:
+        report = asyncio.run(scenario())
+        assert sorted(report.credited) == sorted(locks)
+        assert sorted(k for batch in venue.sent for k in batch) == sorted(
+            venue_lock_key(k) for k in locks)  # each sent exactly once
+        # After the first receipts (200k per item) the budget is 3M / ~200k = 15 items.
+        assert 12 <= venue.unmined_peak <= 15
+        assert pool.read_ready() == []
+    finally:
+        pool._redis.flushdb()

@@ -226,3 +226,29 @@ def test_head_and_block_hash(solana_env: SolanaEnv) -> None:
             await adapter.aclose()
 
     asyncio.run(check())
+
+
+def test_a_range_of_many_locks_is_read_in_batches_in_chain_order(solana_env: SolanaEnv) -> None:
+    """More locks in one range than one JSON-RPC batch of transactions holds: every one is read
+    once, decoded with its own amount, in chain order."""
+    env, trader = solana_env, solana_env.traders[0]
+    amounts = [3_000_000 + i for i in range(230)]
+
+    async def burst() -> list[str]:
+        async with AsyncClient(env.url) as client:
+            async def one(amount: int) -> str:
+                return await send_instructions(client, trader, lock_instructions(
+                    trader=trader, trader_token_account=env.token_account(trader),
+                    vault_token_account=env.vault, mint=env.mint, decimals=6, amount=amount,
+                    dst_chain_id=31338, dst_venue=VENUE, position_key=POSITION_KEY,
+                    beneficiary=BENEFICIARY))
+            return list(await asyncio.gather(*(one(a) for a in amounts)))
+
+    signatures = asyncio.run(burst())
+    slots = [asyncio.run(_slot_of(env, s)) for s in signatures]
+    events = [e for e in asyncio.run(env.adapter(Finality.SAFE).lock_events(min(slots), max(slots)))
+              if e.tx_id in set(signatures)]
+    assert sorted(e.tx_id for e in events) == sorted(signatures)  # each once
+    by_tx = dict(zip(signatures, amounts, strict=True))
+    assert all(e.amount == by_tx[e.tx_id] and e.attributed for e in events)
+    assert [e.height for e in events] == sorted(e.height for e in events)

@@ -7,7 +7,7 @@ from eth_account import Account
 
 from bridges.observation import attestation_for
 from bridges.quorum import AttesterSet
-from bridges.verifier import verify
+from bridges.verifier import screen, verify, verify_screened
 from chains.testing import make_event
 from shared.errors import AttestationMalformed, QuorumNotReached
 from shared.messages import Domain, LockAttestation, sign
@@ -76,3 +76,33 @@ def test_unattributed_lock_is_never_attested() -> None:
     event = replace(make_event("solana", 1, 5), unattributed_reason="no memo")
     with pytest.raises(AttestationMalformed):
         attestation_for(event, 0)
+
+
+def labelled(keys: list[bytes] = KEYS, msg: LockAttestation = MSG) -> dict[str, bytes]:
+    """Pool entries as the attesters file them: signer label -> signature."""
+    return {Account.from_key(k).address: sign(msg, DOMAIN, k) for k in keys}
+
+
+def test_verify_screened_gives_what_verify_gives_with_one_recovery_per_signature() -> None:
+    entries = labelled()
+    screened = screen(MSG, DOMAIN, entries, SET)
+    assert verify_screened(MSG, DOMAIN, screened, SET) == verify(MSG, DOMAIN, entries.values(),
+                                                                 SET)
+
+
+def test_verify_screened_counts_only_what_screening_proved() -> None:
+    # att-4's label carries att-1's signature: screened out, so two valid members remain.
+    entries = labelled(KEYS[:2])
+    entries[Account.from_key(KEYS[3]).address] = sign(MSG, DOMAIN, KEYS[0])
+    screened = screen(MSG, DOMAIN, entries, SET)
+    assert len(screened.invalid) == 1
+    with pytest.raises(QuorumNotReached) as err:
+        verify_screened(MSG, DOMAIN, screened, SET)
+    assert (err.value.have, err.value.need) == (2, 3)
+
+
+def test_verify_screened_refuses_a_message_for_another_set() -> None:
+    other = AttesterSet.of(1, SET.members)
+    screened = screen(MSG, DOMAIN, labelled(), other)
+    with pytest.raises(QuorumNotReached):
+        verify_screened(MSG, DOMAIN, screened, other)
