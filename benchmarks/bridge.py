@@ -55,7 +55,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -379,10 +379,12 @@ class Stack:
 
 
 @contextmanager
-def bridge_stack(prefix: str = "bh-bench-bridge-") -> Iterator[Stack]:
-    """Its own devnet (``FAST`` clocks) and the whole worker fleet, ready; both stopped after."""
+def bridge_stack(prefix: str = "bh-bench-bridge-",
+                 venue_gas_limit: int | None = None) -> Iterator[Stack]:
+    """Its own devnet (``FAST`` clocks; the venue chain's block gas limit lifted when given)
+    and the whole worker fleet, ready; both stopped after."""
     home = Path(tempfile.mkdtemp(prefix=prefix))
-    manifest = up(home, FAST)
+    manifest = up(home, replace(FAST, venue_gas_limit=venue_gas_limit))
     fleet = WorkerFleet(home, home / "worker-logs",
                         env={"BULKHEAD_CONFIG": str(home / "none.toml")})
     try:
@@ -880,10 +882,11 @@ def analyse(stack: Stack, burst: dict[str, Any], records: list[LockRecord],
 # ----- main -------------------------------------------------------------------------------------
 
 
-def main(locks: int = N_LOCKS, fault: bool = False) -> dict[str, Any]:
+def main(locks: int = N_LOCKS, fault: bool = False,
+         venue_gas_limit: int | None = None) -> dict[str, Any]:
     n_evm, n_sol = locks - locks // 2, locks // 2
     check_amounts(max(n_evm, n_sol))
-    with bridge_stack() as stack:
+    with bridge_stack(venue_gas_limit=venue_gas_limit) as stack:
         manifest, fleet = stack.manifest, stack.fleet
         position_cap = check_position_cap(manifest)
         start_block_b = stack.venue_head()
@@ -920,7 +923,10 @@ def main(locks: int = N_LOCKS, fault: bool = False) -> dict[str, Any]:
                                               "credited"], "rows": timeline}
         finally:
             store.close()
-    return {"benchmark": "bridge_fault" if fault else "bridge", **result,
+    name = "bridge_fault" if fault else "bridge"
+    if venue_gas_limit:
+        name += f"_venue_gas_{venue_gas_limit // 1_000_000}m"
+    return {"benchmark": name, **result,
             "workers_ready_s": round(stack.ready_s, 1),
             "positions_per_trader": positions_for(max(n_evm, n_sol)),
             "venue_max_position_locks": position_cap,
@@ -933,9 +939,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="locks in the burst, half on evm-a and half on solana")
     parser.add_argument("--fault", action="store_true",
                         help="kill the relayer and one attester and FLUSHALL mid-burst")
+    parser.add_argument("--venue-gas-limit", type=int, default=None,
+                        help="the venue chain's block gas limit (anvil's 30M by default)")
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
     opts = parse_args(sys.argv[1:])
-    print(json.dumps(main(opts.locks, opts.fault), indent=2))
+    print(json.dumps(main(opts.locks, opts.fault, opts.venue_gas_limit), indent=2))

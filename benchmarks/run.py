@@ -1,7 +1,7 @@
 """Run benchmarks and write one JSON document (stdout and benchmarks/out/results.json).
 
 ``python -m benchmarks.run [name ...] [--repeat N] [--locks N] [--positions N] [--singles N]
-[--fault]``: every benchmark when no name is given (``bridge_single`` included, the fault run
+[--fault] [--venue-gas-limit N]``: every benchmark when no name is given (``bridge_single`` included, the fault run
 not). Each benchmark runs ``--repeat`` times (default 3), one run after the other; its entry in
 ``results`` holds:
 
@@ -15,7 +15,9 @@ not). Each benchmark runs ``--repeat`` times (default 3), one run after the othe
 ``--locks`` sizes the bridge burst (default 2,000), ``--positions`` the liquidation figure
 (default 1,000), ``--singles`` the single-lock figure (locks per source chain, default 5).
 ``--fault`` turns the bridge burst into the fault run (relayer and one attester killed, Redis
-flushed mid-burst), stored as ``bridge_fault``. Results of benchmarks not run this time are
+flushed mid-burst), stored as ``bridge_fault``. ``--venue-gas-limit`` lifts the venue chain's
+block gas limit for the bridge burst (stored as ``bridge_venue_gas_<N>m``): how the figure grows
+when the venue chain's capacity, its bound on this machine, does. Results of benchmarks not run this time are
 kept from the previous results.json.
 """
 
@@ -37,7 +39,8 @@ from benchmarks import bridge, bridge_single, foundation, liquidations, risk_scr
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "foundation": lambda _opts: foundation.main(),
-    "bridge": lambda opts: bridge.main(locks=opts.locks, fault=opts.fault),
+    "bridge": lambda opts: bridge.main(locks=opts.locks, fault=opts.fault,
+                                       venue_gas_limit=opts.venue_gas_limit),
     "bridge_single": lambda opts: bridge_single.main(singles=opts.singles),
     "risk_screen": lambda _opts: risk_screen.main(),
     "liquidations": lambda opts: liquidations.main(n=opts.positions),
@@ -109,6 +112,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault", action="store_true",
                         help="bridge: kill the relayer and one attester and FLUSHALL mid-burst "
                              "(stored as bridge_fault)")
+    parser.add_argument("--venue-gas-limit", type=int, default=None,
+                        help="bridge: lift the venue chain's block gas limit (anvil's 30M by "
+                             "default) to see how the burst grows with the venue's capacity "
+                             "(stored as bridge_venue_gas_<N>m)")
     parser.add_argument("--singles", type=int, default=bridge_single.SINGLES,
                         help="bridge_single: single locks per source chain")
     parser.add_argument("--positions", type=int, default=liquidations.N_POSITIONS,
@@ -129,6 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     failed = 0
     for name in opts.names or list(BENCHMARKS):
         key = "bridge_fault" if name == "bridge" and opts.fault else name
+        if name == "bridge" and opts.venue_gas_limit:
+            key += f"_venue_gas_{opts.venue_gas_limit // 1_000_000}m"
         results["results"][key] = run_one(name, opts)
         failed += results["results"][key]["failed_runs"]
         path.write_text(json.dumps(results, indent=2) + "\n")  # keep what is done so far

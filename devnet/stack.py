@@ -47,6 +47,9 @@ class DevnetOptions:
     # the manifest): every devnet market. Suites that check liquidation arithmetic against a
     # fixed maintenance rate pass () and test the buffer on its own.
     buffer_markets: tuple[str, ...] = ("ETH-USD",)
+    # The venue chain's block gas limit (anvil's default, 30M, when None): the benchmarks lift
+    # it to show how the credit burst grows when the venue chain's capacity does.
+    venue_gas_limit: int | None = None
 
 
 def devnet_dir(home: Path) -> Path:
@@ -117,9 +120,12 @@ def _start_processes(root: Path, opts: DevnetOptions,
                                 detach=opts.detach))
     for key in (EVM_A, EVM_B):
         progress(f"starting anvil {key} (chain id {CHAIN_IDS[key]})")
+        extra = ("--gas-limit", str(opts.venue_gas_limit)) \
+            if key == EVM_B and opts.venue_gas_limit else ()
         record(key, start_anvil(CHAIN_IDS[key], log_path=logs / f"{key}.log",
                                 block_time_s=opts.block_time_s,
-                                slots_in_an_epoch=opts.slots_in_an_epoch, detach=opts.detach))
+                                slots_in_an_epoch=opts.slots_in_an_epoch, detach=opts.detach,
+                                extra_args=extra))
     progress("starting the local Solana RPC")
     record(SOLANA, start_local_solana(log_path=logs / "solana.log", slot_ms=opts.slot_ms,
                                       finality_lag=opts.solana_finality_lag, detach=opts.detach))

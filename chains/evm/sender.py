@@ -147,6 +147,7 @@ class TxSender:
         self._spent: deque[tuple[float, int]] = deque()  # (monotonic time, wei)
         self._block: tuple[int, float] | None = None
         self._block_poll: asyncio.Future[int] | None = None
+        self._nonce_at: tuple[int, int] | None = None  # (head, the key's nonce at that head)
 
     @classmethod
     async def connect(cls, rpc_url: str, private_key: str, *, chain: str | None = None,
@@ -381,7 +382,9 @@ class TxSender:
                 receipt = await self._any_receipt(pending)
                 if receipt is not None:
                     return self._settle(pending, receipt)
-                if head - pending.sent_block >= self.fees.replace_after_blocks:
+                if await self._waiting_in_line(pending, head):
+                    pending.sent_block = head
+                elif head - pending.sent_block >= self.fees.replace_after_blocks:
                     pending = await self._replace_or_detect(pending, head)
             if time.monotonic() > deadline:
                 raise ChainError(f"{self.chain}: {tx_hash} not mined within {timeout_s}s "
@@ -416,8 +419,7 @@ class TxSender:
         """Replace a transaction not mined for ``replace_after_blocks`` blocks; if another
         process with this key had a transaction mined at its nonce instead, ours never ran:
         send the same call again at a fresh nonce. Returns what to wait for now."""
-        mined_nonce = int(await self._guard(self.w3.eth.get_transaction_count(self.address,
-                                                                                "latest")))
+        mined_nonce = await self._mined_nonce(head)
         if mined_nonce > pending.nonce:
             receipt = await self._any_receipt(pending)
             if receipt is not None:
@@ -470,6 +472,31 @@ class TxSender:
         self._emit("replaced", pending.nonce, new_hash, max_fee, tip,
                    f"not mined after {self.fees.replace_after_blocks} blocks")
         return pending
+
+    async def _waiting_in_line(self, pending: _Pending, head: int) -> bool:
+        """Whether ``pending`` waits behind an earlier transaction of ours at a fair price.
+
+        A block takes a key's transactions in nonce order, so while one still bids what the
+        market asks, a higher bid cannot get it in sooner (a relayer with several batches in
+        flight would only churn replacements): its clock restarts each block it waits in line
+        and runs once it is first. A bid the market has passed is not waiting in line: it is
+        bumped on the usual clock wherever it stands, so a fee spike re-prices the whole line.
+        """
+        if not any(p.nonce < pending.nonce for p in self._pending.values()):
+            return False
+        mined_nonce = await self._mined_nonce(head)
+        if not any(mined_nonce <= p.nonce < pending.nonce for p in self._pending.values()):
+            return False
+        base, tip = await self._guard(self._market_price())
+        return pending.max_fee >= base + tip and pending.tip >= tip
+
+    async def _mined_nonce(self, head: int) -> int:
+        """The key's nonce in the latest block, read once per head (every waiter asks)."""
+        if self._nonce_at is None or self._nonce_at[0] != head:
+            nonce = int(await self._guard(self.w3.eth.get_transaction_count(self.address,
+                                                                             "latest")))
+            self._nonce_at = (head, nonce)
+        return self._nonce_at[1]
 
     async def _cancel(self, pending: _Pending, head: int) -> None:
         """Replace a transaction that can never be mined (it no longer fits a block) with a

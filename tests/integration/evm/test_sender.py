@@ -49,13 +49,14 @@ class _Transfer:
         return {**tx, "to": self.to, "value": self.value, "gas": tx.get("gas", 21_000)}
 
 
-async def _mine_until(url: str, done: asyncio.Future[Any], max_blocks: int = 30) -> None:
-    """Mine a block every 50 ms until ``done`` resolves (the sender watches the head)."""
+async def _mine_until(url: str, done: asyncio.Future[Any], max_blocks: int = 30,
+                      every_s: float = 0.05) -> None:
+    """Mine a block every ``every_s`` until ``done`` resolves (the sender watches the head)."""
     for _ in range(max_blocks):
         if done.done():
             return
         rpc(url, "evm_mine")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(every_s)
 
 
 def _sink() -> str:
@@ -110,6 +111,35 @@ def test_a_dropped_transaction_is_replaced_with_bumped_fees(anvil: ManagedProces
     assert replaced and replaced[0].max_fee_wei > sent.max_fee_wei
     assert replaced[0].tip_wei > sent.tip_wei
     assert replaced[0].nonce == sent.nonce
+
+
+def test_transactions_waiting_in_line_behind_their_own_key_are_not_bumped(
+        anvil: ManagedProcess) -> None:
+    """A key's transactions are mined in nonce order: while blocks take them one at a time,
+    the ones further back wait longer than ``replace_after_blocks`` in line, at a fair price;
+    re-bidding them could not get them in sooner, so none is replaced and all land in order."""
+    events: list[SendEvent] = []
+
+    async def body() -> list[int]:
+        sender = await TxSender.connect(anvil.url, KEY, fees=FeePolicy(replace_after_blocks=2),
+                                        on_event=events.append)
+        try:
+            hashes = [await sender.send(_Transfer(_sink())) for _ in range(4)]
+            waiters = asyncio.ensure_future(asyncio.gather(
+                *(sender.wait(h, timeout_s=20) for h in hashes)))
+            # Blocks slower than the sender polls the head, as on a chain: it sees every one.
+            await _mine_until(anvil.url, waiters, every_s=0.25)
+            return [int(r["blockNumber"]) for r in await waiters]
+        finally:
+            await sender.aclose()
+
+    rpc(anvil.url, "evm_setBlockGasLimit", hex(40_000))  # one transfer per block
+    try:
+        blocks = asyncio.run(body())
+    finally:
+        rpc(anvil.url, "evm_setBlockGasLimit", hex(30_000_000))
+    assert blocks == sorted(blocks) and len(set(blocks)) == 4  # one per block: a line of four
+    assert [e.kind for e in events if e.kind == "replaced"] == []
 
 
 def test_another_process_on_the_same_key_costs_a_resync_not_a_failure(
