@@ -119,7 +119,7 @@ class Services:
         """Every sending-layer decision: a log line, and a counter per chain and kind that
         ``/metrics`` exports (replacements, re-pricings, budget exhaustion...)."""
         level = "error" if event.kind == "budget_exhausted" else (
-            "warning" if event.kind in ("replaced", "repriced", "gap_filled",
+            "warning" if event.kind in ("replaced", "repriced", "gap_filled", "rebroadcast",
                                         "replace_refused", "displaced") else "debug")
         getattr(log, level)(f"tx_{event.kind}", chain=event.chain, sender=event.sender,
                             nonce=event.nonce, tx=event.tx_hash, max_fee_wei=event.max_fee_wei,

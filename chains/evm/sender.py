@@ -84,6 +84,7 @@ class FeePolicy:
 @dataclass(frozen=True, slots=True)
 class SendEvent:
     """One decision of the sending layer: ``kind`` is ``sent``, ``repriced``, ``replaced``,
+    ``rebroadcast`` (the node had lost it: the same bytes sent again),
     ``nonce_resync``, ``gap_filled``, ``cancelled``, ``mined`` or ``budget_exhausted``."""
 
     kind: str
@@ -148,6 +149,7 @@ class TxSender:
         self._block: tuple[int, float] | None = None
         self._block_poll: asyncio.Future[int] | None = None
         self._nonce_at: tuple[int, int] | None = None  # (head, the key's nonce at that head)
+        self._raw: dict[str, bytes] = {}  # signed bytes of every hash still pending
 
     @classmethod
     async def connect(cls, rpc_url: str, private_key: str, *, chain: str | None = None,
@@ -311,6 +313,7 @@ class TxSender:
     async def _raw_send(self, tx: Mapping[str, Any]) -> str:
         signed = self._account.sign_transaction(tx)
         tx_hash = "0x" + bytes(signed.hash).hex()
+        self._raw[tx_hash] = bytes(signed.raw_transaction)  # to broadcast again if lost
         try:
             sent = await self.w3.eth.send_raw_transaction(signed.raw_transaction)
         except TRANSIENT as exc:
@@ -362,7 +365,10 @@ class TxSender:
     async def wait(self, tx_hash: str, *, timeout_s: float = 60.0) -> Mapping[str, Any]:
         """Wait for the transaction (or a replacement of it) to be mined; its receipt.
 
-        Replaces it with bumped fees every ``replace_after_blocks`` blocks it is not mined.
+        Looks at every new head: a transaction the next base fee prices out is bumped at once;
+        one the node lost is broadcast again as it was; one waiting in line behind this key's
+        earlier transactions at a fair price waits (a higher bid cannot pass them); any other
+        is bumped every ``replace_after_blocks`` blocks it is not mined.
 
         Raises:
             TxRejected: mined and reverted (``tx_id`` set), or its nonce was consumed by a
@@ -382,7 +388,11 @@ class TxSender:
                 receipt = await self._any_receipt(pending)
                 if receipt is not None:
                     return self._settle(pending, receipt)
-                if await self._waiting_in_line(pending, head):
+                if await self._priced_out(pending):
+                    pending = await self._replace_or_detect(pending, head, "priced out")
+                elif await self._lost(pending):
+                    await self._broadcast_again(pending)
+                elif await self._waiting_in_line(pending, head):
                     pending.sent_block = head
                 elif head - pending.sent_block >= self.fees.replace_after_blocks:
                     pending = await self._replace_or_detect(pending, head)
@@ -406,6 +416,7 @@ class TxSender:
     def _settle(self, pending: _Pending, receipt: Mapping[str, Any]) -> Mapping[str, Any]:
         for h in pending.hashes:
             self._pending.pop(h, None)
+            self._raw.pop(h, None)
         price = int(receipt.get("effectiveGasPrice") or 0)
         self._spent.append((time.monotonic(), int(receipt.get("gasUsed") or 0) * price))
         tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
@@ -415,7 +426,8 @@ class TxSender:
             raise TxRejected(self.chain, tx_hash, "reverted on chain")
         return receipt
 
-    async def _replace_or_detect(self, pending: _Pending, head: int) -> _Pending:
+    async def _replace_or_detect(self, pending: _Pending, head: int,
+                                 why: str = "") -> _Pending:
         """Replace a transaction not mined for ``replace_after_blocks`` blocks; if another
         process with this key had a transaction mined at its nonce instead, ours never ran:
         send the same call again at a fresh nonce. Returns what to wait for now."""
@@ -426,6 +438,7 @@ class TxSender:
                 return pending
             for h in pending.hashes:
                 self._pending.pop(h, None)
+                self._raw.pop(h, None)
             if pending.resent >= _MAX_RESENDS:
                 raise TxRejected(self.chain, pending.hashes[-1],
                                  f"nonce {pending.nonce} was used by another transaction")
@@ -470,8 +483,46 @@ class TxSender:
                 pending.hashes.append(new_hash)
             self._pending[new_hash] = pending
         self._emit("replaced", pending.nonce, new_hash, max_fee, tip,
-                   f"not mined after {self.fees.replace_after_blocks} blocks")
+                   why or f"not mined after {self.fees.replace_after_blocks} blocks")
         return pending
+
+    async def _priced_out(self, pending: _Pending) -> bool:
+        """Whether the next block's base fee is above what ``pending`` may pay: it cannot be
+        mined at all (nor anything of ours behind it), so it is bumped at once rather than
+        after ``replace_after_blocks`` (a burst that fills blocks raises the base fee 12.5 % a
+        block; left alone, the key's whole line stops and blocks go empty)."""
+        base, _ = await self._guard(self._market_price())
+        return pending.max_fee < base and pending.max_fee < self.fees.max_fee_wei
+
+    async def _lost(self, pending: _Pending) -> bool:
+        """Whether the node no longer knows ``pending``'s latest transaction (and it is not
+        mined: the caller found no receipt). Nodes drop transactions; anvil drops the ones
+        queued behind a transaction of the same key that did not fit a full block."""
+        try:
+            await self.w3.eth.get_transaction(HexStr(pending.hashes[-1]))
+        except TransactionNotFound:
+            return True
+        except TRANSIENT as exc:
+            raise RpcUnavailable(self.chain, str(self.w3.provider), repr(exc)) from exc
+        return False
+
+    async def _broadcast_again(self, pending: _Pending) -> None:
+        """Send the same signed bytes again (same hash, same price): what was lost is back in
+        the pool at once, without waiting ``replace_after_blocks`` or paying a bump. Refusals
+        are left to the usual clock (mined meanwhile: the next poll finds the receipt)."""
+        raw = self._raw.get(pending.hashes[-1])
+        if raw is None:
+            return
+        try:
+            await self.w3.eth.send_raw_transaction(raw)
+        except TRANSIENT as exc:
+            raise RpcUnavailable(self.chain, str(self.w3.provider), repr(exc)) from exc
+        except (Web3Exception, ValueError) as exc:
+            self._emit("rebroadcast_refused", pending.nonce, pending.hashes[-1],
+                       pending.max_fee, pending.tip, _message(exc))
+            return
+        self._emit("rebroadcast", pending.nonce, pending.hashes[-1], pending.max_fee,
+                   pending.tip, "the node had lost it")
 
     async def _waiting_in_line(self, pending: _Pending, head: int) -> bool:
         """Whether ``pending`` waits behind an earlier transaction of ours at a fair price.
@@ -515,6 +566,7 @@ class TxSender:
                 tx_hash = None
             for h in pending.hashes:
                 self._pending.pop(h, None)
+                self._raw.pop(h, None)
         self._emit("cancelled", pending.nonce, tx_hash, max_fee, tip,
                    f"gas {pending.gas} no longer fits a block")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account import Account
 from eth_utils import to_checksum_address
 
 from chains.evm.sender import FeePolicy, SendEvent, TxSender
@@ -89,28 +90,106 @@ def test_a_send_refused_for_its_fee_is_repriced_and_lands(anvil: ManagedProcess)
     assert any(e.kind == "repriced" for e in events), [e.kind for e in events]
 
 
-def test_a_dropped_transaction_is_replaced_with_bumped_fees(anvil: ManagedProcess) -> None:
+def test_a_transaction_the_base_fee_prices_out_is_bumped_at_the_next_block(
+        anvil: ManagedProcess) -> None:
+    """Its bid is below what any block now charges: it cannot be mined (nor anything behind
+    it), so waiting ``replace_after_blocks`` (50 here) would only leave blocks empty."""
     events: list[SendEvent] = []
 
-    async def body() -> dict[str, Any]:
-        policy = FeePolicy(replace_after_blocks=2)
-        sender = await TxSender.connect(anvil.url, KEY, fees=policy, on_event=events.append)
+    async def body() -> tuple[int, int]:
+        sender = await TxSender.connect(anvil.url, KEY, fees=FeePolicy(replace_after_blocks=50),
+                                        on_event=events.append)
         try:
+            rpc(anvil.url, "evm_mine")
+            sent_at = int(rpc(anvil.url, "eth_blockNumber"), 16)
             tx_hash = await sender.send(_Transfer(_sink()))
-            rpc(anvil.url, "anvil_dropTransaction", tx_hash)  # the node forgets it
+            sent = next(e for e in events if e.kind == "sent")
+            rpc(anvil.url, "anvil_setNextBlockBaseFeePerGas", hex(sent.max_fee_wei * 2))
             waiter = asyncio.ensure_future(sender.wait(tx_hash, timeout_s=20))
-            await _mine_until(anvil.url, waiter)
-            return dict(await waiter)
+            await _mine_until(anvil.url, waiter, max_blocks=10, every_s=0.25)
+            return sent_at, int((await waiter)["blockNumber"])
         finally:
             await sender.aclose()
 
+    sent_at, mined_at = asyncio.run(body())
+    assert mined_at - sent_at <= 4
+    replaced = [e for e in events if e.kind == "replaced"]
+    assert replaced and replaced[0].detail == "priced out"
+
+
+def test_a_transaction_the_node_lost_is_broadcast_again_as_it_was(
+        anvil: ManagedProcess) -> None:
+    """The node forgot it (nodes drop transactions; anvil drops the ones queued behind one of
+    the same key that did not fit a full block): the same signed bytes go out again at the
+    next block, same hash, same price, whatever ``replace_after_blocks`` says (50 here)."""
+    events: list[SendEvent] = []
+
+    async def body() -> tuple[int, int, str]:
+        sender = await TxSender.connect(anvil.url, KEY, fees=FeePolicy(replace_after_blocks=50),
+                                        on_event=events.append)
+        try:
+            sent_at = int(rpc(anvil.url, "eth_blockNumber"), 16)
+            tx_hash = await sender.send(_Transfer(_sink()), gas=21_000)
+            rpc(anvil.url, "anvil_dropTransaction", tx_hash)
+            waiter = asyncio.ensure_future(sender.wait(tx_hash, timeout_s=20))
+            await _mine_until(anvil.url, waiter, max_blocks=10, every_s=0.25)
+            receipt = await waiter
+            return sent_at, int(receipt["blockNumber"]), "0x" + bytes(
+                receipt["transactionHash"]).hex()
+        finally:
+            await sender.aclose()
+
+    sent_at, mined_at, mined_hash = asyncio.run(body())
+    assert mined_at - sent_at <= 3
+    sent = next(e for e in events if e.kind == "sent")
+    assert mined_hash == sent.tx_hash  # the very transaction that was sent, not a new bid
+    assert [e.kind for e in events if e.kind in ("rebroadcast", "replaced")] == ["rebroadcast"]
+
+
+def test_a_transaction_no_block_takes_is_replaced_with_bumped_fees(
+        anvil: ManagedProcess) -> None:
+    """The node holds it but blocks keep leaving it out (each block here has room for one
+    transfer, and another key outbids it for that room): after ``replace_after_blocks`` it is
+    bid again higher, and lands once a block takes it."""
+    events: list[SendEvent] = []
+    rival = Account.from_key(bytes([7]) * 32)
+    rpc(anvil.url, "anvil_setBalance", rival.address, hex(10**20))
+
+    def outbid(nonce: int) -> None:
+        tx = {"to": _sink(), "value": 1, "gas": 21_000, "nonce": nonce, "chainId": 31399,
+              "maxFeePerGas": 200 * GWEI, "maxPriorityFeePerGas": 100 * GWEI}
+        rpc(anvil.url, "eth_sendRawTransaction",
+            "0x" + bytes(rival.sign_transaction(tx).raw_transaction).hex())
+
+    async def body() -> dict[str, Any]:
+        sender = await TxSender.connect(anvil.url, KEY, fees=FeePolicy(replace_after_blocks=2),
+                                        on_event=events.append)
+        try:
+            rival_nonce = int(rpc(anvil.url, "eth_getTransactionCount", rival.address,
+                                  "latest"), 16)
+            tx_hash = await sender.send(_Transfer(_sink()))
+            waiter = asyncio.ensure_future(sender.wait(tx_hash, timeout_s=20))
+            for _ in range(20):
+                if any(e.kind == "replaced" for e in events):
+                    break
+                outbid(rival_nonce)
+                rival_nonce += 1
+                rpc(anvil.url, "evm_mine")
+                await asyncio.sleep(0.25)
+            rpc(anvil.url, "evm_setBlockGasLimit", hex(30_000_000))
+            await _mine_until(anvil.url, waiter)
+            return dict(await waiter)
+        finally:
+            rpc(anvil.url, "evm_setBlockGasLimit", hex(30_000_000))
+            await sender.aclose()
+
+    rpc(anvil.url, "evm_setBlockGasLimit", hex(40_000))  # one transfer per block
     receipt = asyncio.run(body())
     assert receipt["status"] == 1
     replaced = [e for e in events if e.kind == "replaced"]
     sent = next(e for e in events if e.kind == "sent")
-    assert replaced and replaced[0].max_fee_wei > sent.max_fee_wei
-    assert replaced[0].tip_wei > sent.tip_wei
-    assert replaced[0].nonce == sent.nonce
+    assert replaced and replaced[0].nonce == sent.nonce
+    assert replaced[0].max_fee_wei > sent.max_fee_wei and replaced[0].tip_wei > sent.tip_wei
 
 
 def test_transactions_waiting_in_line_behind_their_own_key_are_not_bumped(
