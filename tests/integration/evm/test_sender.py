@@ -117,7 +117,7 @@ def test_a_transaction_the_base_fee_prices_out_is_bumped_at_the_next_block(
     assert replaced and replaced[0].detail == "priced out"
 
 
-def test_a_transaction_the_node_lost_is_broadcast_again_as_it_was(
+def test_live_03_a_transaction_the_node_lost_is_broadcast_again_as_it_was(
         anvil: ManagedProcess) -> None:
     """The node forgot it (nodes drop transactions; anvil drops the ones queued behind one of
     the same key that did not fit a full block): the same signed bytes go out again at the
@@ -192,7 +192,7 @@ def test_a_transaction_no_block_takes_is_replaced_with_bumped_fees(
     assert replaced[0].max_fee_wei > sent.max_fee_wei and replaced[0].tip_wei > sent.tip_wei
 
 
-def test_transactions_waiting_in_line_behind_their_own_key_are_not_bumped(
+def test_live_03_transactions_waiting_in_line_behind_their_own_key_are_not_bumped(
         anvil: ManagedProcess) -> None:
     """A key's transactions are mined in nonce order: while blocks take them one at a time,
     the ones further back wait longer than ``replace_after_blocks`` in line, at a fair price;
