@@ -38,7 +38,7 @@ from shared.lock_store import LockStore
 from shared.locks import LockState
 from shared.messages import Domain, LockAttestation
 
-__all__ = ["RelayReport", "RelayService", "split_lock_key"]
+__all__ = ["BATCH_RESERVE", "RelayReport", "RelayService", "split_lock_key"]
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +66,9 @@ def split_lock_key(key: str) -> tuple[int, bytes, bytes]:
 
 def venue_lock_key(key: str) -> bytes:
     return lock_key(*split_lock_key(key))
+
+
+BATCH_RESERVE = 600_000  # the venue's BATCH_ITEM_GAS (500k) before the last item, plus 100k
 
 
 def _now_ms() -> int:
@@ -96,6 +99,22 @@ class RelayService:
         # used per item (a block packs transactions by their limit, so several mid-sized
         # batches in flight fill a block better than one or two large ones).
         self.batch_gas, self._gas_per_item = batch_gas, 250_000
+        # The costliest item a receipt has shown (gas over items): once known, a batch goes out
+        # with a limit from it instead of the node's estimate, which executes the whole batch
+        # once more on the venue chain for every batch the relayer sends.
+        self._item_gas_max: int | None = None
+
+    def batch_limit(self, items: int) -> int | None:
+        """The gas limit to send ``items`` credits with, or None to ask the node's estimate
+        (before any receipt). The costliest item seen plus 15 %, and the reserve the venue
+        requires before each item (``BATCH_ITEM_GAS``, 500k) plus 100k for the call itself:
+        an item to a fresh position costs more than the average, and the reserve before the
+        last item is mostly slack, so a batch is short only if every item costs about a fifth
+        more than the costliest yet (then it reverts whole and is sent again with an estimate).
+        """
+        if self._item_gas_max is None:
+            return None
+        return items * (self._item_gas_max * 115 // 100) + BATCH_RESERVE
 
     def batch_items(self) -> int:
         """Items per batch now: ``batch_gas`` over the observed gas per item, 1..max_batch."""
@@ -322,11 +341,24 @@ class RelayService:
 
     async def _submit(self, batch: Sequence[tuple[str, Verified]], report: RelayReport) -> None:
         by_venue_key = {venue_lock_key(k): (k, v) for k, v in batch}
-        outcome = await self.venue.credit_batch([(v.message, v.signatures) for _, v in batch])
+        items = [(v.message, v.signatures) for _, v in batch]
+        limit = self.batch_limit(len(items))
+        try:
+            outcome = await self.venue.credit_batch(items, gas_limit=limit)
+        except TxRejected as exc:
+            if limit is None or exc.tx_id is None:
+                raise
+            # Mined and reverted whole under our own limit (short of gas): nothing of it was
+            # consumed; the same credits once more, with the node's estimate.
+            log.warning("credit_batch_resent_with_estimate", credits=len(items), limit=limit,
+                        tx=exc.tx_id, reason=exc.reason)
+            outcome = await self.venue.credit_batch(items)
         report.tx_hashes.append(outcome.tx_hash)
         done = len(outcome.credited) + len(outcome.queued)
         if done and outcome.gas_used:
             self._gas_per_item = (self._gas_per_item + outcome.gas_used // done) // 2
+            if done == len(items) >= 5:  # a batch's own overhead weighs little; no skips
+                self._item_gas_max = max(self._item_gas_max or 0, outcome.gas_used // done)
         now = _now_ms()
         moves = [(by_venue_key[k][0], LockState.CREDITED, outcome.block_number, now)
                  for k in outcome.credited]

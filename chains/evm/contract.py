@@ -201,9 +201,10 @@ class ContractClient:
                            "0x" + (selector + abi_encode(types, list(args))).hex())
 
     async def _transact(self, op: str, build: Callable[[Any], Any], *, timeout_s: float,
-                        extra_gas: Callable[[int], int] = lambda gas: gas // 5
-                        ) -> Mapping[str, Any]:
+                        extra_gas: Callable[[int], int] = lambda gas: gas // 5,
+                        gas: int | None = None) -> Mapping[str, Any]:
         """Estimate, sign, send and wait for one call on this contract; the receipt if mined.
+        ``gas`` given: sent with that limit, without an estimate (the caller knows its cost).
 
         Raises:
             ConfigError: the client has no sender key.
@@ -218,17 +219,19 @@ class ContractClient:
         call = build(sender.w3.eth.contract(address=self.address, abi=self._abi))
         # The estimate runs before the sender's lock: concurrent calls (a batch of liquidations
         # or settlements) estimate in parallel; only pricing, the nonce and the send serialize.
-        try:
-            gas = await call.estimate_gas({"from": sender.address})
-        except ContractLogicError as exc:
-            raise TxRejected(self.chain.key, None, self._reason(exc)) from exc
-        except TRANSIENT as exc:
-            raise RpcUnavailable(self.chain.key, str(sender.w3.provider), repr(exc)) from exc
-        except Web3Exception as exc:
-            raise TxRejected(self.chain.key, None, f"{op}: {exc}") from exc
+        if gas is None:
+            try:
+                estimate = await call.estimate_gas({"from": sender.address})
+            except ContractLogicError as exc:
+                raise TxRejected(self.chain.key, None, self._reason(exc)) from exc
+            except TRANSIENT as exc:
+                raise RpcUnavailable(self.chain.key, str(sender.w3.provider), repr(exc)) from exc
+            except Web3Exception as exc:
+                raise TxRejected(self.chain.key, None, f"{op}: {exc}") from exc
+            gas = estimate + extra_gas(estimate)
         # INVARIANT: never above the block gas limit: such a transaction is never mined and
         # its nonce would block every later one from this sender.
-        limit = min(gas + extra_gas(gas), await self._block_gas_limit(sender))
+        limit = min(gas, await self._block_gas_limit(sender))
         tx_hash = await sender.send(call, gas=limit)
         try:
             return await sender.wait(tx_hash, timeout_s=timeout_s)

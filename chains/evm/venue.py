@@ -87,8 +87,11 @@ class VenueClient(VenueTrading, VenueAdmin):
         return lock_credit_from_tuple(await self._view("lockCredit", b32(lock_key, "lock_key")))
 
     async def credit_batch(self, items: Sequence[tuple[LockAttestation, Sequence[bytes]]], *,
-                           timeout_s: float = 60) -> CreditOutcome:
+                           timeout_s: float = 60, gas_limit: int | None = None) -> CreditOutcome:
         """Send ``creditBatch``: refused items are skipped on chain, the rest credited/queued.
+        ``gas_limit`` given: sent with it, without the node's estimate (the relayer's bound
+        from what batches cost; a batch short of gas reverts whole, ``TxRejected`` with its
+        transaction id, and nothing of it is consumed).
 
         Raises:
             InputError: no items. AttestationMalformed: a field out of range (nothing sent).
@@ -103,8 +106,8 @@ class VenueClient(VenueTrading, VenueAdmin):
         # estimate covers every item and a small margin suffices (state may move a little
         # before the block); a small limit lets a block hold more batches (it packs by limit).
         receipt = await self._transact(
-            "creditBatch", lambda c: self._encoded(c, "creditBatch", [atts, sigs]), timeout_s=timeout_s,
-            extra_gas=lambda gas: gas // 10 + 100_000)
+            "creditBatch", lambda c: self._encoded(c, "creditBatch", [atts, sigs]),
+            timeout_s=timeout_s, extra_gas=lambda gas: gas // 10 + 100_000, gas=gas_limit)
         outcome = self._outcome(receipt)
         if len(outcome.credited) + len(outcome.queued) + len(outcome.skipped) != len(items):
             raise ChainError(f"{self.chain.key}: creditBatch receipt does not account for "

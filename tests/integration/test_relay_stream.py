@@ -22,6 +22,7 @@ from bridges.quorum import AttesterSet
 from bridges.relay import RelayService, venue_lock_key
 from chains.evm.bridge_codec import lock_key
 from chains.evm.venue_base import CreditOutcome
+from shared.errors import TxRejected
 from shared.lock_store import MemoryLockStore
 from shared.messages import Domain, LockAttestation, digest, sign_digest
 from workers.stores.pool import RedisSignaturePool
@@ -182,6 +183,50 @@ def test_what_is_in_flight_is_bounded_by_the_venue_block_gas_and_the_rest_waits_
             venue_lock_key(k) for k in locks)  # each sent exactly once
         # After the first receipts (200k per item) the budget is 3M / ~200k = 15 items.
         assert 12 <= venue.unmined_peak <= 15
+        assert pool.read_ready() == []
+    finally:
+        pool._redis.flushdb()
+
+
+class MeteredVenue:
+    """Credits every item at 210k gas each; the first batch sent under the relayer's own limit
+    while ``short`` is set reverts whole (as a batch short of gas does on chain)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int | None]] = []
+        self.short = False
+
+    async def block_gas_limit(self) -> int:
+        return 30_000_000
+
+    async def credit_batch(self, items: Any, *, gas_limit: int | None = None,
+                           **_: Any) -> CreditOutcome:
+        self.calls.append((len(items), gas_limit))
+        if gas_limit is not None and self.short:
+            self.short = False
+            raise TxRejected("evm-b", "0x" + "ee" * 32, "reverted on chain")
+        keys = [lock_key(a.src_chain_id, a.src_vault, a.lock_id) for a, _ in items]
+        return CreditOutcome(f"0x{len(self.calls):064x}", len(self.calls), 210_000 * len(keys),
+                             keys, [], [], [])
+
+
+def test_batches_go_out_with_a_limit_from_receipts_and_one_that_reverts_is_resent_estimated(
+        redis_url: str) -> None:
+    pool = RedisSignaturePool(redis_url, consumer="relay:test")
+    venue = MeteredVenue()
+    relay = RelayService(venue, DOMAIN, LiveSets.fixed(SET), MemoryLockStore(), pool,
+                         max_batch=40, batch_gas=5_000_000)
+    try:
+        first = [post_quorum(pool, n) for n in range(1, 7)]
+        report = asyncio.run(relay.stream(more=lambda: False, poll_s=0.02))
+        assert sorted(report.credited) == sorted(first)
+        assert venue.calls == [(6, None)]  # no receipt yet: the node estimates
+        venue.short = True
+        second = [post_quorum(pool, n) for n in range(7, 13)]
+        report = asyncio.run(relay.stream(more=lambda: False, poll_s=0.02))
+        # 6 x (210k + 15 %) + the venue's 500k reserve + 100k; reverted, then estimated.
+        assert venue.calls[1:] == [(6, 6 * 241_500 + 600_000), (6, None)]
+        assert sorted(report.credited) == sorted(second)
         assert pool.read_ready() == []
     finally:
         pool._redis.flushdb()

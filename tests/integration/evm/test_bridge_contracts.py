@@ -24,6 +24,7 @@ from web3.contract import Contract
 from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 
+from bridges.relay import BATCH_RESERVE
 from chains.evm.artifacts import load_artifact
 from chains.evm.bridge_codec import struct_tuple as as_tuple
 from chains.evm.codec import decode_revert
@@ -486,6 +487,8 @@ def test_a_batch_short_of_gas_for_its_next_item_reverts_whole_instead_of_skippin
     assert logs(chain.venue, "CreditSkipped", receipt) == []
     # What a credit batch used against its estimate: the limit a relayer must set is close.
     assert receipt["gasUsed"] <= need < receipt["gasUsed"] + 2 * 500_000
+    # The relayer's own limits reserve exactly this before the last item (bridges.relay).
+    assert chain.venue.functions.BATCH_ITEM_GAS().call() == BATCH_RESERVE - 100_000
 
 
 def test_beneficiary_must_own_the_position(chain: Chain, position: bytes) -> None:
