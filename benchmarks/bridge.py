@@ -53,7 +53,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -160,24 +160,62 @@ async def approve_evm(manifest: dict[str, Any]) -> None:
         await sender.aclose()
 
 
-async def send_evm(manifest: dict[str, Any], n: int, offset: int,
-                   start_position: int = 0) -> tuple[list[str], int]:
-    """``n`` pipelined locks from alice; returns the tx hashes and when the last one mined."""
+def evm_locks(manifest: dict[str, Any], vault: Any, n: int, offset: int,
+              start_position: int = 0) -> Callable[[int], Any]:
+    """Alice's i-th ``lock`` call of a run of ``n`` on ``vault`` (the CollateralVault contract
+    of the w3 that will send it): amount AMOUNT + offset + i, positions round robin."""
     chain = manifest["chains"]["evm-a"]
     alice = manifest["devnet"]["traders"]["alice"]
     venue = manifest["chains"]["evm-b"]["contracts"]["venue"]
     positions = trader_positions(manifest, "alice", positions_for(n), start_position)
-    sender = await TxSender.connect(chain["rpc_urls"][0], alice["evm_key"])
+    usdc = chain["assets"]["USDC"]["address"]
+
+    def call(i: int) -> Any:
+        return vault.functions.lock(usdc, AMOUNT + offset + i,
+                                    bytes.fromhex(positions[i % len(positions)][2:]), 31338,
+                                    venue, alice["evm_address"])
+
+    return call
+
+
+def solana_locks(manifest: dict[str, Any], n: int, offset: int,
+                 start_position: int = 0) -> tuple[Any, Callable[[int], list[Any]]]:
+    """Bob's keypair and the instructions of his i-th lock of a run of ``n`` (TransferChecked
+    + memo, amount AMOUNT + offset + i, positions round robin)."""
+    from solders.keypair import Keypair
+    from solders.pubkey import Pubkey
+
+    from chains.solana.locker import lock_instructions
+
+    sol = manifest["chains"]["solana"]
+    bob = manifest["devnet"]["traders"]["bob"]
+    trader = Keypair.from_bytes(bytes(bob["solana_secret"]))
+    mint = Pubkey.from_string(sol["assets"]["USDC"]["address"])
+    source = Pubkey.from_string(bob["solana_token_accounts"]["USDC"])
+    vault = Pubkey.from_string(sol["vaults"][0])
+    venue = manifest["chains"]["evm-b"]["contracts"]["venue"]
+    positions = trader_positions(manifest, "bob", positions_for(n), start_position)
+
+    def instructions(i: int) -> list[Any]:
+        return lock_instructions(
+            trader=trader, trader_token_account=source, vault_token_account=vault, mint=mint,
+            decimals=int(sol["assets"]["USDC"]["decimals"]), amount=AMOUNT + offset + i,
+            dst_chain_id=31338, dst_venue=venue, position_key=positions[i % len(positions)],
+            beneficiary=bob["evm_address"])
+
+    return trader, instructions
+
+
+async def send_evm(manifest: dict[str, Any], n: int, offset: int,
+                   start_position: int = 0) -> tuple[list[str], int]:
+    """``n`` pipelined locks from alice; returns the tx hashes and when the last one mined."""
+    chain = manifest["chains"]["evm-a"]
+    sender = await TxSender.connect(chain["rpc_urls"][0],
+                                    manifest["devnet"]["traders"]["alice"]["evm_key"])
     try:
-        usdc = chain["assets"]["USDC"]["address"]
         vault = sender.w3.eth.contract(address=chain["vaults"][0],
                                        abi=load_artifact("CollateralVault").abi)
-
-        def call(i: int) -> Any:
-            return vault.functions.lock(usdc, AMOUNT + offset + i,
-                                        bytes.fromhex(positions[i % len(positions)][2:]), 31338,
-                                        venue, alice["evm_address"])
-
+        call = evm_locks(manifest, vault, n, offset, start_position)
         gas = int(await call(0).estimate_gas({"from": sender.address}) * 3 // 2)
         hashes = []
         for i in range(n):
@@ -194,28 +232,15 @@ async def send_solana(manifest: dict[str, Any], n: int, offset: int,
                       start_position: int = 0) -> tuple[list[str], int]:
     """``n`` locks from bob, ``SOLANA_IN_FLIGHT`` at a time, each awaited to ``confirmed``."""
     from solana.rpc.async_api import AsyncClient
-    from solders.keypair import Keypair
-    from solders.pubkey import Pubkey
 
-    from chains.solana.locker import lock_instructions, send_instructions
+    from chains.solana.locker import send_instructions
 
-    sol = manifest["chains"]["solana"]
-    bob = manifest["devnet"]["traders"]["bob"]
-    trader = Keypair.from_bytes(bytes(bob["solana_secret"]))
-    mint = Pubkey.from_string(sol["assets"]["USDC"]["address"])
-    source = Pubkey.from_string(bob["solana_token_accounts"]["USDC"])
-    vault = Pubkey.from_string(sol["vaults"][0])
-    venue = manifest["chains"]["evm-b"]["contracts"]["venue"]
-    positions = trader_positions(manifest, "bob", positions_for(n), start_position)
+    trader, instructions = solana_locks(manifest, n, offset, start_position)
     gate = asyncio.Semaphore(SOLANA_IN_FLIGHT)
 
-    async with AsyncClient(sol["rpc_urls"][0], timeout=60) as client:
+    async with AsyncClient(manifest["chains"]["solana"]["rpc_urls"][0], timeout=60) as client:
         async def one(i: int) -> str:
-            ixs = lock_instructions(
-                trader=trader, trader_token_account=source, vault_token_account=vault,
-                mint=mint, decimals=int(sol["assets"]["USDC"]["decimals"]),
-                amount=AMOUNT + offset + i, dst_chain_id=31338, dst_venue=venue,
-                position_key=positions[i % len(positions)], beneficiary=bob["evm_address"])
+            ixs = instructions(i)
             async with gate:
                 return await send_instructions(client, trader, ixs)
 
@@ -247,56 +272,30 @@ def presign_evm(manifest: dict[str, Any], n: int, offset: int) -> list[bytes]:
 
     chain = manifest["chains"]["evm-a"]
     alice = manifest["devnet"]["traders"]["alice"]
-    venue = manifest["chains"]["evm-b"]["contracts"]["venue"]
-    positions = trader_positions(manifest, "alice", positions_for(n))
     w3 = Web3(Web3.HTTPProvider(chain["rpc_urls"][0]))
-    usdc = chain["assets"]["USDC"]["address"]
     vault = w3.eth.contract(address=chain["vaults"][0], abi=load_artifact("CollateralVault").abi)
+    call = evm_locks(manifest, vault, n, offset)
     sender = Web3.to_checksum_address(alice["evm_address"])
-
-    def call(i: int) -> Any:
-        return vault.functions.lock(usdc, AMOUNT + offset + i,
-                                    bytes.fromhex(positions[i % len(positions)][2:]), 31338,
-                                    venue, alice["evm_address"])
-
     gas = int(call(0).estimate_gas({"from": sender}) * 3 // 2)
     nonce = w3.eth.get_transaction_count(sender, "pending")
     base = int(w3.eth.get_block("latest")["baseFeePerGas"])
     tx = {"from": sender, "gas": gas, "maxFeePerGas": 2 * base + 10**9,
           "maxPriorityFeePerGas": 10**9, "chainId": int(chain["chain_id"])}
-    key = alice["evm_key"]
     return [bytes(Account.sign_transaction(call(i).build_transaction({**tx, "nonce": nonce + i}),
-                                           key).raw_transaction) for i in range(n)]
+                                           alice["evm_key"]).raw_transaction)
+            for i in range(n)]
 
 
 def presign_solana(manifest: dict[str, Any], n: int, offset: int, blockhash: Any) -> list[Any]:
     """``n`` signed lock transactions from bob over one recent blockhash (each its own
     amount, so each its own signature)."""
-    from solders.keypair import Keypair
     from solders.message import MessageV0
-    from solders.pubkey import Pubkey
     from solders.transaction import VersionedTransaction
 
-    from chains.solana.locker import lock_instructions
-
-    sol = manifest["chains"]["solana"]
-    bob = manifest["devnet"]["traders"]["bob"]
-    trader = Keypair.from_bytes(bytes(bob["solana_secret"]))
-    mint = Pubkey.from_string(sol["assets"]["USDC"]["address"])
-    source = Pubkey.from_string(bob["solana_token_accounts"]["USDC"])
-    vault = Pubkey.from_string(sol["vaults"][0])
-    venue = manifest["chains"]["evm-b"]["contracts"]["venue"]
-    positions = trader_positions(manifest, "bob", positions_for(n))
-    out = []
-    for i in range(n):
-        ixs = lock_instructions(
-            trader=trader, trader_token_account=source, vault_token_account=vault, mint=mint,
-            decimals=int(sol["assets"]["USDC"]["decimals"]), amount=AMOUNT + offset + i,
-            dst_chain_id=31338, dst_venue=venue, position_key=positions[i % len(positions)],
-            beneficiary=bob["evm_address"])
-        message = MessageV0.try_compile(trader.pubkey(), ixs, [], blockhash)
-        out.append(VersionedTransaction(message, [trader]))
-    return out
+    trader, instructions = solana_locks(manifest, n, offset)
+    return [VersionedTransaction(MessageV0.try_compile(trader.pubkey(), instructions(i), [],
+                                                       blockhash), [trader])
+            for i in range(n)]
 
 
 async def burst_evm(url: str, raws: Sequence[bytes]) -> tuple[list[str], int]:

@@ -101,11 +101,7 @@ def verify(message: Message, domain: Domain, signatures: Iterable[bytes],
             valid[signer.lower()] = (signer, sig)
             if len(valid) == attesters.threshold:
                 break  # enough: recovering more signatures only costs time
-    ordered = order_for_contract(valid.values())
-    if len(ordered) < attesters.threshold:
-        raise QuorumNotReached(len(ordered), attesters.threshold)
-    chosen = ordered[: attesters.threshold]  # exactly m: the least calldata and gas
-    return Verified(message, domain, tuple(s for _, s in chosen), tuple(a for a, _ in chosen))
+    return _quorum(message, domain, valid.values(), attesters)
 
 
 def verify_screened(message: Message, domain: Domain, screened: Screened,
@@ -119,9 +115,16 @@ def verify_screened(message: Message, domain: Domain, screened: Screened,
     """
     if message.attester_set_index != attesters.index:
         raise QuorumNotReached(0, attesters.threshold)
-    valid = [(to_checksum_address(signer), sig) for signer, sig in screened.valid.items()
-             if attesters.contains(signer)]
-    ordered = order_for_contract(valid)
+    return _quorum(message, domain, [(to_checksum_address(signer), sig)
+                                      for signer, sig in screened.valid.items()
+                                      if attesters.contains(signer)], attesters)
+
+
+def _quorum(message: Message, domain: Domain, pairs: Iterable[tuple[str, bytes]],
+            attesters: AttesterSet) -> Verified:
+    """Exactly m of the valid (signer, signature) pairs, in the contracts' order (the least
+    calldata and gas). Raises QuorumNotReached with fewer than m distinct signers."""
+    ordered = order_for_contract(pairs)
     if len(ordered) < attesters.threshold:
         raise QuorumNotReached(len(ordered), attesters.threshold)
     chosen = ordered[: attesters.threshold]

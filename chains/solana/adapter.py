@@ -27,6 +27,7 @@ from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment, Confirmed, Finalized, Processed
 from solana.rpc.core import RPCException
 from solders.commitment_config import CommitmentLevel
+from solders.errors import SerdeJSONError
 from solders.pubkey import Pubkey
 from solders.rpc.config import RpcTransactionConfig
 from solders.rpc.errors import (
@@ -97,19 +98,23 @@ async def _transaction_batch(client: AsyncClient, *, signatures: Sequence[Signat
     body = _BatchBody([GetTransaction(sig, config, id=i) for i, sig in enumerate(signatures)])
     # solana-py has no batch call: the batch goes through the client's own provider
     raw = await client._provider.make_request_unparsed(body)
-    answers = json.loads(raw)
-    if not isinstance(answers, list) or len(answers) != len(signatures):
-        raise RpcUnavailable(chain, str(client._provider), "getTransaction batch: malformed")
-    by_id = {a.get("id"): a for a in answers if isinstance(a, dict)}
+    node = str(client._provider)
+    try:
+        answers = json.loads(raw)
+        by_id = {a.get("id"): a for a in answers if isinstance(a, dict)} \
+            if isinstance(answers, list) else {}
+        parsed = [GetTransactionResp.from_json(json.dumps(by_id[i]))
+                  for i in range(len(signatures))]
+    except (ValueError, KeyError, SerdeJSONError) as exc:  # SECURITY: answers are input
+        raise RpcUnavailable(chain, node, f"getTransaction batch: malformed answer ({exc})") \
+            from exc
     out = []
-    for i, sig in enumerate(signatures):
-        parsed = GetTransactionResp.from_json(json.dumps(by_id.get(i, {})))
-        if not isinstance(parsed, GetTransactionResp):
-            raise RPCException(parsed)
-        if parsed.value is None:  # listed at this commitment but not served: node lagging
-            raise RpcUnavailable(chain, str(client._provider),
-                                 f"getTransaction {sig}: listed but not found")
-        out.append(json.loads(parsed.value.to_json()))
+    for sig, answer in zip(signatures, parsed, strict=True):
+        if not isinstance(answer, GetTransactionResp):
+            raise RPCException(answer)
+        if answer.value is None:  # listed at this commitment but not served: node lagging
+            raise RpcUnavailable(chain, node, f"getTransaction {sig}: listed but not found")
+        out.append(json.loads(answer.value.to_json()))
     return out
 
 

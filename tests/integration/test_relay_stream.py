@@ -77,6 +77,13 @@ class EagerPool(RedisSignaturePool):
         return super().read_ready(count, 0)
 
 
+def relay_on(venue: Any, pool: RedisSignaturePool, *, batch_gas: int = 5_000_000,
+             kind: type[RelayService] = RelayService) -> Any:
+    """The real relayer over ``venue`` and the real pool, the test set and a memory store."""
+    return kind(venue, DOMAIN, LiveSets.fixed(SET), MemoryLockStore(), pool, max_batch=40,
+                batch_gas=batch_gas)
+
+
 def post_quorum(pool: RedisSignaturePool, nonce: int) -> str:
     """Three of four members sign lock ``nonce``; returns its lock key."""
     att = LockAttestation(
@@ -95,8 +102,7 @@ def test_a_quorum_ready_during_a_batch_in_flight_goes_out_without_waiting_for_it
         redis_url: str) -> None:
     pool = EagerPool(redis_url, consumer="relay:test")
     venue = SlowVenue()
-    relay = RelayService(venue, DOMAIN, LiveSets.fixed(SET), MemoryLockStore(), pool,
-                         max_batch=40, batch_gas=5_000_000)
+    relay = relay_on(venue, pool)
     assert relay.batch_items() == 20  # 5M over the assumed 250k per item, before any receipt
     first = [post_quorum(pool, n) for n in range(1, 4)]
     announced = {"more": True}
@@ -154,8 +160,7 @@ def test_what_is_in_flight_is_bounded_by_the_venue_block_gas_and_the_rest_waits_
     pool = EagerPool(redis_url, consumer="relay:test")
     # 1.5 blocks of 2M gas: 3M in flight, 12 items at the assumed 250k (4 per 1M batch).
     venue = SlowVenue(gas_limit=2_000_000)
-    relay = CountingRelay(venue, DOMAIN, LiveSets.fixed(SET), MemoryLockStore(), pool,
-                          max_batch=40, batch_gas=1_000_000)
+    relay = relay_on(venue, pool, batch_gas=1_000_000, kind=CountingRelay)
     locks = [post_quorum(pool, n) for n in range(1, 31)]
 
     async def scenario() -> Any:
@@ -214,8 +219,7 @@ def test_batches_go_out_with_a_limit_from_receipts_and_one_that_reverts_is_resen
         redis_url: str) -> None:
     pool = RedisSignaturePool(redis_url, consumer="relay:test")
     venue = MeteredVenue()
-    relay = RelayService(venue, DOMAIN, LiveSets.fixed(SET), MemoryLockStore(), pool,
-                         max_batch=40, batch_gas=5_000_000)
+    relay = relay_on(venue, pool)
     try:
         first = [post_quorum(pool, n) for n in range(1, 7)]
         report = asyncio.run(relay.stream(more=lambda: False, poll_s=0.02))

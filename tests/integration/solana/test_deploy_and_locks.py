@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from aiohttp import ClientSession, web
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solders.keypair import Keypair
@@ -15,6 +16,7 @@ from spl.token._layouts import ACCOUNT_LAYOUT, MINT_LAYOUT, MULTISIG_LAYOUT
 from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import create_associated_token_account, get_associated_token_address
 
+from chains.solana.adapter import SolanaAdapter
 from chains.solana.codec import lock_id_for_signature
 from chains.solana.locker import (
     lock_instructions,
@@ -23,7 +25,9 @@ from chains.solana.locker import (
     transfer_with_memo_text,
     transfer_without_memo,
 )
+from devnet.process import free_port
 from shared.chain import Finality
+from shared.errors import RpcUnavailable
 from shared.events import LockEvent
 from shared.ids import ZERO32, bytes32_hex
 from shared.settings import ChainSettings
@@ -252,3 +256,43 @@ def test_a_range_of_many_locks_is_read_in_batches_in_chain_order(solana_env: Sol
     by_tx = dict(zip(signatures, amounts, strict=True))
     assert all(e.amount == by_tx[e.tx_id] and e.attributed for e in events)
     assert [e.height for e in events] == sorted(e.height for e in events)
+
+
+def test_a_node_answering_a_transaction_batch_with_junk_is_a_typed_rpc_failure(
+        solana_env: SolanaEnv) -> None:
+    """The node's answers are input: a batch of transactions answered with junk (here by a
+    proxy in front of the real node that rewrites batch answers) is ``RpcUnavailable`` naming
+    the batch, never a parser's exception and never a decoded lock."""
+    env = solana_env
+    signature = asyncio.run(_lock(env, env.traders[0], 7_000_000))
+    slot = asyncio.run(_slot_of(env, signature))
+
+    async def scenario() -> str:
+        async def forward(request: web.Request) -> web.Response:
+            body = await request.json()
+            async with ClientSession() as session, session.post(env.url, json=body) as up:
+                answer = await up.json()
+            if isinstance(body, list):  # the batch of getTransaction: junk for each
+                answer = [{"jsonrpc": "2.0", "id": a["id"], "result": "junk"} for a in answer]
+            return web.json_response(answer)
+
+        app = web.Application()
+        app.router.add_post("/", forward)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        adapter = env.adapter(Finality.SAFE)
+        hostile = SolanaAdapter(adapter.chain, [f"http://127.0.0.1:{port}"],
+                                vaults=adapter.vaults, assets=adapter.assets,
+                                finality=Finality.SAFE, retry=adapter.retry)
+        try:
+            with pytest.raises(RpcUnavailable) as err:
+                await hostile.lock_events(slot, slot)
+            return str(err.value)
+        finally:
+            await hostile.aclose()
+            await adapter.aclose()
+            await runner.cleanup()
+
+    assert "getTransaction batch: malformed answer" in asyncio.run(scenario())
